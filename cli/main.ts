@@ -1,0 +1,112 @@
+import yargs, { type Argv } from 'yargs';
+import { hideBin } from 'yargs/helpers';
+import { ConfigError } from '../engine/errors.ts';
+import { toDot, toMermaid } from '../engine/graph.ts';
+import { parseOverrides } from '../engine/pipeline-file.ts';
+import { loadPlan } from '../engine/validate.ts';
+import { EXIT, reportError } from './exit.ts';
+import { listNodes } from './list-nodes.ts';
+import { runPhase } from './run-phase.ts';
+import { runPipelineFile, type DisplayOptions } from './run-pipeline.ts';
+
+const EPILOG = `Exit codes: 0 ok, 1 data or runtime error, 2 usage or config error, 130 interrupted.
+Data goes to stdout only when a sink writes to '-'; logs and progress always go to stderr.`;
+
+const displayOptions = <T>(y: Argv<T>) =>
+  y
+    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or log lines (errors still print)' })
+    .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'log lines as text or as JSON objects (one per line)' })
+    .option('progress', {
+      choices: ['auto', 'bars', 'lines'] as const,
+      default: 'auto' as const,
+      describe: 'bars on a terminal, periodic log lines otherwise (auto)',
+    });
+
+const setOption = <T>(y: Argv<T>) =>
+  y.option('set', { type: 'string', array: true, default: [] as string[], describe: 'override a pipeline parameter: --set name=value (repeatable)' });
+
+const display = (argv: { quiet: boolean; 'log-format': 'text' | 'json'; progress: 'auto' | 'bars' | 'lines' }): DisplayOptions => ({
+  quiet: argv.quiet,
+  logFormat: argv['log-format'],
+  progress: argv.progress,
+});
+
+async function main(): Promise<number> {
+  let code: number = EXIT.ok;
+  const act = (fn: () => Promise<number | void>) => async () => {
+    code = (await fn()) ?? EXIT.ok;
+  };
+  const parser = yargs(hideBin(process.argv))
+    .scriptName('animind')
+    .usage('$0 <command>\n\nTeach an LLM to recommend anime by semantic IDs: streaming prep pipelines and a LoRA trainer.')
+    .command('pipeline', 'run, check or draw a YAML pipeline', (y) =>
+      y
+        .command(
+          'run <file>',
+          'validate a pipeline, then run it',
+          (c) => displayOptions(setOption(c.positional('file', { type: 'string', demandOption: true, describe: 'pipeline YAML file' }))),
+          (argv) => act(async () => void (await runPipelineFile(argv.file, parseOverrides(argv.set), display(argv))))(),
+        )
+        .command(
+          'validate <file>',
+          'check a pipeline without reading any data; every problem is listed with its line',
+          (c) => setOption(c.positional('file', { type: 'string', demandOption: true })),
+          (argv) =>
+            act(async () => {
+              const plan = await loadPlan(argv.file, parseOverrides(argv.set));
+              process.stderr.write(`${argv.file}: ok (${plan.nodes.length} nodes)\n`);
+            })(),
+        )
+        .command(
+          'graph <file>',
+          'print the pipeline graph as Graphviz dot or Mermaid',
+          (c) =>
+            setOption(c.positional('file', { type: 'string', demandOption: true })).option('format', {
+              choices: ['dot', 'mermaid'] as const,
+              default: 'dot' as const,
+            }),
+          (argv) =>
+            act(async () => {
+              const plan = await loadPlan(argv.file, parseOverrides(argv.set));
+              const nodes = plan.nodes.map((n) => ({ id: n.spec.id, type: n.def.type, kind: n.def.kind, inputs: n.inputs }));
+              process.stdout.write(argv.format === 'dot' ? toDot(plan.spec.name, nodes) : toMermaid(nodes));
+            })(),
+        )
+        .demandCommand(1, 'name a pipeline command: run, validate or graph'),
+    )
+    .command(
+      'nodes',
+      'list every built-in node type with its inputs, options and defaults',
+      (y) => y.option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
+      (argv) => act(async () => void process.stdout.write(listNodes(argv.json)))(),
+    )
+    .command(
+      'run',
+      "run a phase from a TOML config, as the original tool did (same graph as 'pipeline run')",
+      (y) =>
+        displayOptions(
+          y
+            .option('phase', { choices: ['prep', 'train'] as const, demandOption: true, describe: 'which phase to run' })
+            .option('config', { type: 'string', default: 'config/recommender.toml', describe: 'TOML config with [prep] and [train] sections' }),
+        ),
+      (argv) => act(async () => runPhase(argv.phase, argv.config, display(argv)))(),
+    )
+    .demandCommand(1, 'name a command')
+    .strict()
+    .epilog(EPILOG)
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .fail((message, error) => {
+      throw error ?? new ConfigError(message);
+    });
+  await parser.parseAsync();
+  return code;
+}
+
+process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+  if (error.code === 'EPIPE') process.exit(EXIT.ok);
+});
+
+main().then(
+  (code) => process.exit(code),
+  (error) => process.exit(reportError(error)),
+);

@@ -1,0 +1,40 @@
+import { createReadStream } from 'node:fs';
+import type { Readable } from 'node:stream';
+
+export interface Line {
+  /** 1-based line number in the file, for error messages. */
+  number: number;
+  text: string;
+}
+
+/**
+ * Yields a file's lines in batches (`-` reads standard input). Splitting chunks by hand keeps
+ * one allocation per line and gives exact line numbers, which a JSON-lines parser would lose.
+ */
+export async function* readLineBatches(file: string, batchSize: number, signal?: AbortSignal): AsyncGenerator<Line[]> {
+  const input: Readable = file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
+  if (file === '-') input.setEncoding('utf8');
+  let rest = '';
+  let number = 0;
+  let batch: Line[] = [];
+  try {
+    for await (const chunk of input as AsyncIterable<string>) {
+      if (signal?.aborted) return;
+      const text = rest + chunk;
+      let start = 0;
+      for (let end = text.indexOf('\n', start); end !== -1; end = text.indexOf('\n', start)) {
+        batch.push({ number: ++number, text: text.slice(start, end) });
+        start = end + 1;
+        if (batch.length >= batchSize) {
+          yield batch;
+          batch = [];
+        }
+      }
+      rest = text.slice(start);
+    }
+    if (rest.length) batch.push({ number: ++number, text: rest });
+    if (batch.length) yield batch;
+  } finally {
+    if (file !== '-') input.destroy();
+  }
+}

@@ -1,0 +1,43 @@
+import { Readable } from 'node:stream';
+import highland from 'highland';
+
+/** The stream type every node consumes and produces (highland 2, with backpressure). */
+export type Stream<T> = Highland.Stream<T>;
+export const _ = highland;
+
+/**
+ * A highland stream from an async iterable. highland 2.13 does not take async iterables itself;
+ * `Readable.from` pulls one item per read, so backpressure reaches the generator.
+ */
+export function fromAsync<T>(iterable: AsyncIterable<T>, onClose: (fn: () => void) => void): Stream<T> {
+  const readable = Readable.from(iterable, { objectMode: true, highWaterMark: 1 });
+  onClose(() => {
+    readable.destroy();
+  });
+  return highland<T>(readable);
+}
+
+/** A highland stream from a synchronous generator, pulled one value per demand. */
+export function fromGenerator<T>(make: () => Iterator<T>): Stream<T> {
+  let iterator: Iterator<T> | undefined;
+  return highland<T>((push, next) => {
+    try {
+      iterator ??= make();
+      const step = iterator.next();
+      if (step.done) push(null, highland.nil);
+      else {
+        push(null, step.value);
+        next();
+      }
+    } catch (error) {
+      push(error as Error);
+      push(null, highland.nil);
+    }
+  });
+}
+
+/** Every row of a stream of batches, for small tables (side inputs). */
+export async function collectRows<T>(stream: Stream<T[]>): Promise<T[]> {
+  const batches = await stream.collect().toPromise(Promise);
+  return batches.flat();
+}

@@ -1,0 +1,187 @@
+import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import type { z } from 'zod';
+import { ConfigError, ValidationError } from './errors.ts';
+import type { NodeDefinition } from './node.ts';
+import { pathOptions, resolvePaths } from './options.ts';
+import { readPipelineFile, type NodeSpec, type PipelineSpec } from './pipeline-file.ts';
+import { resolveNodeType } from './registry.ts';
+import { findCycle, topologicalOrder } from './graph.ts';
+
+export interface PlannedInput {
+  port: string;
+  node: string;
+}
+
+export interface PlannedNode {
+  spec: NodeSpec;
+  def: NodeDefinition;
+  options: Record<string, unknown>;
+  inputs: PlannedInput[];
+}
+
+export interface Plan {
+  spec: PipelineSpec;
+  /** In an order where every node comes after its inputs. */
+  nodes: PlannedNode[];
+}
+
+/**
+ * Reads and checks a pipeline without touching any data. Every problem found is collected and
+ * thrown together as a ValidationError, each with its YAML line.
+ */
+export async function loadPlan(file: string, overrides: Record<string, string> = {}): Promise<Plan> {
+  const { spec, problems } = readPipelineFile(file, overrides);
+  const at = (line: number, message: string, node?: string) =>
+    problems.push(new ConfigError(message, { file: spec.file, line, ...(node ? { node } : {}) }));
+
+  const ids = new Set(spec.nodes.map((n) => n.id));
+  const planned: PlannedNode[] = [];
+  for (const node of spec.nodes) {
+    if (!node.use) continue;
+    const def = await resolveNodeType(node.use, spec.dir);
+    if (typeof def === 'string') {
+      at(node.line, `node '${node.id}': ${def}`);
+      continue;
+    }
+    const before = problems.length;
+    const options = checkOptions(node, def, spec, at);
+    const inputs = checkInputs(node, def, ids, at);
+    if (options && inputs) {
+      const entry = { spec: node, def, options, inputs };
+      if (problems.length === before) await runChecks(entry, (line, message) => at(line, message));
+      planned.push(entry);
+    }
+  }
+
+  const consumers = new Map<string, number>();
+  for (const node of spec.nodes) for (const edge of node.from) consumers.set(edge.node, (consumers.get(edge.node) ?? 0) + 1);
+  for (const node of planned)
+    if (node.def.kind !== 'sink' && !consumers.has(node.spec.id))
+      at(node.spec.line, `node '${node.spec.id}': its output is not used by any node (a pipeline ends in sinks)`);
+  if (!planned.some((n) => n.def.kind === 'sink') && problems.length === 0)
+    at(1, 'the pipeline has no sink: nothing would be written');
+
+  const edges = new Map(spec.nodes.map((n) => [n.id, n.from.map((e) => e.node).filter((id) => ids.has(id))]));
+  const cycle = findCycle(edges);
+  if (cycle) {
+    const first = spec.nodes.find((n) => n.id === cycle[0]);
+    at(first?.line ?? 1, `cycle between nodes: ${cycle.join(' -> ')}`);
+  }
+  if (problems.length) throw problems.length === 1 ? problems[0]! : new ValidationError(problems);
+
+  const order = topologicalOrder(edges);
+  const byId = new Map(planned.map((n) => [n.spec.id, n]));
+  return { spec, nodes: order.map((id) => byId.get(id)!) };
+}
+
+function checkOptions(
+  node: NodeSpec,
+  def: NodeDefinition,
+  spec: PipelineSpec,
+  at: (line: number, message: string, node?: string) => void,
+): Record<string, unknown> | undefined {
+  const schema = def.options as z.ZodType;
+  const parsed = schema.safeParse(node.options);
+  if (!parsed.success) {
+    for (const issue of parsed.error.issues) {
+      const keys = issue.code === 'unrecognized_keys' ? issue.keys : [String(issue.path[0] ?? '')];
+      for (const key of keys) {
+        const line = node.optionLines[key] ?? node.line;
+        const where = issue.path.length ? issue.path.join('.') : key;
+        const message =
+          issue.code === 'unrecognized_keys'
+            ? `unknown option '${key}' for ${def.type}; its options are ${Object.keys(
+                (schema as unknown as { shape?: object }).shape ?? {},
+              ).join(', ')}`
+            : `option '${where}': ${issue.message}`;
+        at(line, `node '${node.id}': ${message}`);
+      }
+    }
+    return undefined;
+  }
+  const options = resolvePaths(schema, parsed.data as Record<string, unknown>, spec.dir, node.fromCommandLine);
+  for (const [key, role] of pathOptions(schema)) {
+    const value = options[key];
+    if (typeof value !== 'string' || value === '-') continue;
+    const line = node.optionLines[key] ?? node.line;
+    if (role === 'input' && !existsSync(value)) at(line, `node '${node.id}': option '${key}': file ${value} does not exist`);
+    if (role === 'output') {
+      const problem = unwritable(value);
+      if (problem) at(line, `node '${node.id}': option '${key}': cannot write ${value}: ${problem}`);
+    }
+  }
+  if (def.files)
+    for (const ref of def.files(options)) {
+      if (ref.role === 'input' && ref.path !== '-' && !existsSync(ref.path))
+        at(node.optionLines[ref.option] ?? node.line, `node '${node.id}': option '${ref.option}': file ${ref.path} does not exist`);
+    }
+  return options;
+}
+
+async function runChecks(planned: PlannedNode, at: (line: number, message: string) => void): Promise<void> {
+  if (!planned.def.check) return;
+  const found = await planned.def.check(planned.options as never);
+  for (const problem of found)
+    at(planned.spec.optionLines[problem.option] ?? planned.spec.line, `node '${planned.spec.id}': ${problem.message}`);
+}
+
+/** Why a path cannot be written, judged by its nearest existing ancestor; undefined when it can. */
+function unwritable(target: string): string | undefined {
+  let dir = path.dirname(target);
+  while (!existsSync(dir)) {
+    const parent = path.dirname(dir);
+    if (parent === dir) return 'no existing parent folder';
+    dir = parent;
+  }
+  if (!statSync(dir).isDirectory()) return `${dir} is not a folder`;
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch {
+    return `folder ${dir} is not writable`;
+  }
+  return undefined;
+}
+
+function checkInputs(
+  node: NodeSpec,
+  def: NodeDefinition,
+  ids: Set<string>,
+  at: (line: number, message: string, node?: string) => void,
+): PlannedInput[] | undefined {
+  let ok = true;
+  const fail = (line: number, message: string) => {
+    ok = false;
+    at(line, `node '${node.id}': ${message}`);
+  };
+  for (const edge of node.from)
+    if (!ids.has(edge.node)) fail(edge.line, `input '${edge.node}' is not a node in this pipeline`);
+  if (def.kind === 'source') {
+    if (node.from.length) fail(node.from[0]!.line, `${def.type} is a source and takes no 'from'`);
+    return ok ? [] : undefined;
+  }
+  const { ports, variadic } = def.inputs;
+  if (node.from.length === 0) {
+    fail(node.line, `missing 'from': ${def.type} needs input${ports.length > 1 ? 's' : ''} ${ports.join(', ')}`);
+    return undefined;
+  }
+  const inputs: PlannedInput[] = [];
+  if (variadic) {
+    for (const edge of node.from) {
+      if (edge.port !== null && edge.port !== ports[0]) fail(edge.line, `unknown input port '${edge.port}' (expected '${ports[0]}')`);
+      inputs.push({ port: ports[0]!, node: edge.node });
+    }
+  } else if (!node.namedFrom) {
+    if (node.from.length !== ports.length)
+      fail(node.from[0]!.line, `expected ${ports.length} input${ports.length > 1 ? 's' : ''} (${ports.join(', ')}), got ${node.from.length}`);
+    node.from.forEach((edge, i) => ports[i] !== undefined && inputs.push({ port: ports[i]!, node: edge.node }));
+  } else {
+    for (const edge of node.from) {
+      if (!ports.includes(edge.port!)) fail(edge.line, `unknown input port '${edge.port}' (expected ${ports.join(', ')})`);
+      else inputs.push({ port: edge.port!, node: edge.node });
+    }
+    for (const port of ports)
+      if (!node.from.some((e) => e.port === port)) fail(node.line, `missing input for port '${port}'`);
+  }
+  return ok ? inputs : undefined;
+}

@@ -1,0 +1,35 @@
+import Database from 'better-sqlite3';
+import type { OptionProblem } from '../engine/node.ts';
+
+/** Opens a database read-only; the caller must close it. */
+export function openReadOnly(file: string): Database.Database {
+  return new Database(file, { readonly: true, fileMustExist: true });
+}
+
+/** The columns of a table, or undefined when the table does not exist. */
+export function tableColumns(db: Database.Database, table: string): Set<string> | undefined {
+  const rows = db.prepare('SELECT name FROM pragma_table_info(?)').all(table) as { name: string }[];
+  return rows.length ? new Set(rows.map((r) => r.name)) : undefined;
+}
+
+/**
+ * Schema problems as one message each, naming database, table and column, so a user can tell
+ * a wrong file from a wrong schema at a glance.
+ */
+export function schemaProblems(file: string, table: string, required: readonly string[], option = 'table'): OptionProblem[] {
+  let db: Database.Database | undefined;
+  try {
+    db = openReadOnly(file);
+    const columns = tableColumns(db, table);
+    if (!columns) return [{ option, message: `database ${file} has no table '${table}' (expected table '${table}')` }];
+    return required
+      .filter((c) => !columns.has(c))
+      .map((c) => ({ option, message: `database ${file}, table '${table}': missing required column '${c}'` }));
+  } catch (error) {
+    return [{ option: 'database', message: `cannot open ${file} as a SQLite database: ${(error as Error).message}` }];
+  } finally {
+    db?.close();
+  }
+}
+
+export const quoteIdent = (name: string) => `"${name.replace(/"/g, '""')}"`;

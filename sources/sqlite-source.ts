@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { defineSource } from '../engine/node.ts';
+import { inputPath } from '../engine/options.ts';
+import { fromGenerator } from '../engine/stream.ts';
+import { openReadOnly, quoteIdent, schemaProblems, tableColumns } from './sqlite-schema.ts';
+
+const options = z.strictObject({
+  database: inputPath('SQLite database file (opened read-only)'),
+  table: z.string().min(1).describe('table to read'),
+  columns: z.array(z.string().min(1)).min(1).describe('required columns; a missing one is an error'),
+  optional_columns: z.array(z.string().min(1)).default([]).describe('columns read when present, null otherwise'),
+  order_by: z.array(z.string().min(1)).default([]).describe('columns to order by (ascending); empty = table order'),
+  batch_size: z.number().int().positive().default(2048).describe('rows per batch handed downstream'),
+});
+
+/** Streams a table's rows in batches through a read-only cursor; the table is never held in memory. */
+export default defineSource({
+  type: 'sqlite-source',
+  kind: 'source',
+  description: 'Streams rows of a SQLite table (read-only cursor, batched), checking its schema first.',
+  options,
+  check: (o) => schemaProblems(o.database, o.table, [...o.columns, ...o.order_by]),
+  create(ctx) {
+    const { database, table, columns, optional_columns, order_by, batch_size } = ctx.options;
+    const db = openReadOnly(database);
+    const present = tableColumns(db, table)!;
+    const names = [...columns, ...optional_columns];
+    const select = names.map((c) => (present.has(c) ? quoteIdent(c) : `NULL AS ${quoteIdent(c)}`)).join(', ');
+    const order = order_by.length ? ` ORDER BY ${order_by.map(quoteIdent).join(', ')}` : '';
+    const statement = db.prepare(`SELECT ${select} FROM ${quoteIdent(table)}${order}`).raw(true);
+    const total = (db.prepare(`SELECT count(*) FROM ${quoteIdent(table)}`).pluck().get() as number) ?? 0;
+    const counter = ctx.progress.counter(table, { unit: 'rows', total });
+    let cursor: IterableIterator<unknown[]> | undefined;
+    ctx.onClose(() => {
+      cursor?.return?.();
+      db.close();
+    });
+    return fromGenerator(function* () {
+      cursor = statement.iterate() as IterableIterator<unknown[]>;
+      let batch: Record<string, unknown>[] = [];
+      let count = 0;
+      for (const values of cursor) {
+        const row: Record<string, unknown> = {};
+        for (let i = 0; i < names.length; i++) row[names[i]!] = values[i];
+        batch.push(row);
+        if (batch.length >= batch_size) {
+          count += batch.length;
+          counter.add(batch.length);
+          yield batch;
+          batch = [];
+        }
+      }
+      count += batch.length;
+      counter.add(batch.length);
+      if (batch.length) yield batch;
+      ctx.stats.rows = count;
+      counter.done();
+    });
+  },
+});

@@ -1,0 +1,18 @@
+import { z } from 'zod';
+import { defineTransform } from '../engine/node.ts';
+import { _ } from '../engine/stream.ts';
+
+/**
+ * Concatenates its inputs in the order `from` lists them. Interleaving by arrival would make the
+ * output depend on timing; concatenation keeps it deterministic.
+ */
+export default defineTransform({
+  type: 'merge',
+  kind: 'transform',
+  description: 'Concatenates several inputs in the order listed in from (deterministic fan-in).',
+  options: z.strictObject({}),
+  inputs: { ports: ['in'], variadic: true },
+  create(_ctx, inputs) {
+    return _(inputs.list as Highland.Stream<unknown[]>[]).sequence();
+  },
+});
