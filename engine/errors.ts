@@ -22,7 +22,7 @@ export class AnimindError extends Error {
     const { file, line, node, key } = this.location;
     const where = [file && (line ? `${file}:${line}` : file), node && `node '${node}'`, key && `key '${key}'`]
       .filter(Boolean)
-      .join(', ');
+      .join(': ');
     const text = this.message.replace(/\s*\n\s*/g, ' ');
     return where && !text.includes(where) ? `${where}: ${text}` : text;
   }

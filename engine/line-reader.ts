@@ -11,8 +11,13 @@ export interface Line {
  * Yields a file's lines in batches (`-` reads standard input). Splitting chunks by hand keeps
  * one allocation per line and gives exact line numbers, which a JSON-lines parser would lose.
  */
-export async function* readLineBatches(file: string, batchSize: number, signal?: AbortSignal): AsyncGenerator<Line[]> {
-  const input: Readable = file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8', highWaterMark: 1 << 20 });
+export async function* readLineBatches(
+  file: string,
+  batchSize: number,
+  signal?: AbortSignal,
+  chunkBytes = 1 << 20,
+): AsyncGenerator<Line[]> {
+  const input: Readable = file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8', highWaterMark: chunkBytes });
   if (file === '-') input.setEncoding('utf8');
   let rest = '';
   let number = 0;

@@ -98,9 +98,9 @@ export function readPipelineFile(
         }
     }
   }
-  for (const [name, value] of Object.entries(overrides)) spec.params[name] = value;
-  for (const name of Object.keys(overrides)) {
-    if (!(name in spec.params)) fail(`--set ${name}: no such parameter`, 1);
+  for (const [name, value] of Object.entries(overrides)) {
+    if (name in spec.params) spec.params[name] = value;
+    else fail(`--set ${name}: no such parameter; declared parameters are ${Object.keys(spec.params).join(', ') || 'none'}`, 1);
   }
 
   const nodesPair = root.items.find((p) => scalarValue(p.key) === 'nodes');

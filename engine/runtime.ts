@@ -97,21 +97,19 @@ export async function runPlan(plan: Plan, options: RunOptions): Promise<RunResul
         planned.def.kind === 'source'
           ? (planned.def.create(ctx as never) as Stream<Batch>)
           : (planned.def.create(ctx as never, inputs) as Stream<Batch>);
-      const guarded = produced
-        .errors((error, push) => {
+      const guarded = produced.consume<Batch>((error, batch, push, next) => {
+        if (error) {
+          // The first error fails the whole run; ending this stream here stops pulling from upstream.
           fail(error, id);
-          push(null, _.nil as never);
-        })
-        .consume<Batch>((error, batch, push, next) => {
-          if (error) push(error);
-          else if (_.isNil(batch)) {
-            stageTracker.done(id);
-            push(null, batch);
-          } else {
-            push(null, batch);
-            next();
-          }
-        });
+          push(null, _.nil);
+        } else if (_.isNil(batch)) {
+          stageTracker.done(id);
+          push(null, batch);
+        } else {
+          push(null, batch);
+          next();
+        }
+      });
       streams.push(produced as Stream<unknown>, guarded as Stream<unknown>);
       outputsOf.set(id, fanOut(guarded, consumers.get(id) ?? { count: 0, side: false }, streams));
     } catch (error) {

@@ -68,6 +68,7 @@ export async function loadPlan(file: string, overrides: Record<string, string> =
     const first = spec.nodes.find((n) => n.id === cycle[0]);
     at(first?.line ?? 1, `cycle between nodes: ${cycle.join(' -> ')}`);
   }
+  problems.sort((a, b) => (a.location.line ?? 0) - (b.location.line ?? 0));
   if (problems.length) throw problems.length === 1 ? problems[0]! : new ValidationError(problems);
 
   const order = topologicalOrder(edges);
@@ -83,6 +84,8 @@ function checkOptions(
 ): Record<string, unknown> | undefined {
   const schema = def.options as z.ZodType;
   const parsed = schema.safeParse(node.options);
+  const raw = resolvePaths(schema, parsed.success ? (parsed.data as Record<string, unknown>) : node.options, spec.dir, node.fromCommandLine);
+  checkPaths(node, schema, raw, at);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const keys = issue.code === 'unrecognized_keys' ? issue.keys : [String(issue.path[0] ?? '')];
@@ -100,17 +103,7 @@ function checkOptions(
     }
     return undefined;
   }
-  const options = resolvePaths(schema, parsed.data as Record<string, unknown>, spec.dir, node.fromCommandLine);
-  for (const [key, role] of pathOptions(schema)) {
-    const value = options[key];
-    if (typeof value !== 'string' || value === '-') continue;
-    const line = node.optionLines[key] ?? node.line;
-    if (role === 'input' && !existsSync(value)) at(line, `node '${node.id}': option '${key}': file ${value} does not exist`);
-    if (role === 'output') {
-      const problem = unwritable(value);
-      if (problem) at(line, `node '${node.id}': option '${key}': cannot write ${value}: ${problem}`);
-    }
-  }
+  const options = raw;
   if (def.files)
     for (const ref of def.files(options)) {
       if (ref.role === 'input' && ref.path !== '-' && !existsSync(ref.path))
@@ -124,6 +117,25 @@ async function runChecks(planned: PlannedNode, at: (line: number, message: strin
   const found = await planned.def.check(planned.options as never);
   for (const problem of found)
     at(planned.spec.optionLines[problem.option] ?? planned.spec.line, `node '${planned.spec.id}': ${problem.message}`);
+}
+
+/** Input files must exist and outputs must be writable, checked even when other options are wrong. */
+function checkPaths(
+  node: NodeSpec,
+  schema: z.ZodType,
+  options: Record<string, unknown>,
+  at: (line: number, message: string, node?: string) => void,
+): void {
+  for (const [key, role] of pathOptions(schema)) {
+    const value = options[key];
+    if (typeof value !== 'string' || value === '-') continue;
+    const line = node.optionLines[key] ?? node.line;
+    if (role === 'input' && !existsSync(value)) at(line, `node '${node.id}': option '${key}': file ${value} does not exist`);
+    if (role === 'output') {
+      const problem = unwritable(value);
+      if (problem) at(line, `node '${node.id}': option '${key}': cannot write ${value}: ${problem}`);
+    }
+  }
 }
 
 /** Why a path cannot be written, judged by its nearest existing ancestor; undefined when it can. */

@@ -17,6 +17,8 @@ export function writeBatches(input: Stream<Batch>, out: Writable, render: (batch
       if (settled) return;
       settled = true;
       out.off('error', onError);
+      // A stream destroyed by a cancelled run may still report the write it refused; by now that is moot.
+      out.on('error', () => {});
       if (error) reject(error);
       else resolve(rows);
     };

@@ -7,7 +7,8 @@ import { fromAsync } from '../engine/stream.ts';
 
 const options = z.strictObject({
   path: inputPath('JSON-lines file to read; - reads standard input'),
-  batch_size: z.number().int().positive().default(1024).describe('rows per batch handed downstream'),
+  batch_size: z.coerce.number().int().positive().default(1024).describe('rows per batch handed downstream'),
+  read_chunk_bytes: z.coerce.number().int().positive().default(1 << 20).describe('bytes per file read (buffer size)'),
 });
 
 /** Each non-blank line of a JSON-lines file as one row. */
@@ -17,12 +18,12 @@ export default defineSource({
   description: 'Reads a JSON-lines file (or stdin) into rows; invalid JSON is an error naming file and line.',
   options,
   create(ctx) {
-    const { path, batch_size } = ctx.options;
+    const { path, batch_size, read_chunk_bytes } = ctx.options;
     const where = path === '-' ? '<stdin>' : path;
     const counter = ctx.progress.counter('read', { unit: 'rows' });
     async function* rows() {
       let count = 0;
-      for await (const lines of readLineBatches(path, batch_size, ctx.signal)) {
+      for await (const lines of readLineBatches(path, batch_size, ctx.signal, read_chunk_bytes)) {
         const batch: unknown[] = [];
         for (const line of lines) {
           if (!line.text.trim()) continue;

@@ -17,7 +17,7 @@ export interface SemanticIdRow {
 
 const options = z.strictObject({
   path: inputPath('semantic_ids.jsonl: one {anime_id, semantic_id, …} object per line'),
-  batch_size: z.number().int().positive().default(1024).describe('rows per batch handed downstream'),
+  batch_size: z.coerce.number().int().positive().default(1024).describe('rows per batch handed downstream'),
 });
 
 const optionalText = (value: unknown): string | null => (typeof value === 'string' ? value : value == null ? null : String(value));

@@ -10,7 +10,7 @@ const options = z.strictObject({
   columns: z.array(z.string().min(1)).min(1).describe('required columns; a missing one is an error'),
   optional_columns: z.array(z.string().min(1)).default([]).describe('columns read when present, null otherwise'),
   order_by: z.array(z.string().min(1)).default([]).describe('columns to order by (ascending); empty = table order'),
-  batch_size: z.number().int().positive().default(2048).describe('rows per batch handed downstream'),
+  batch_size: z.coerce.number().int().positive().default(2048).describe('rows per batch handed downstream'),
 });
 
 /** Streams a table's rows in batches through a read-only cursor; the table is never held in memory. */

@@ -1,0 +1,88 @@
+import { createWriteStream } from 'node:fs';
+import parquet from '@dsnp/parquetjs';
+import { z } from 'zod';
+import { DataError } from '../engine/errors.ts';
+import { defineSink } from '../engine/node.ts';
+import { outputPath } from '../engine/options.ts';
+import { forEachBatch } from './for-each-batch.ts';
+
+const COMPRESSIONS = ['UNCOMPRESSED', 'SNAPPY', 'GZIP', 'BROTLI'] as const;
+type Compression = (typeof COMPRESSIONS)[number];
+
+/**
+ * The prep row as Parquet. `meta` differs by task (A, B and C carry different fields), so it is one
+ * JSON text column rather than a struct whose shape would have to be the union of all of them.
+ */
+export function prepRowSchema(compression: Compression) {
+  const text = { type: 'UTF8', compression } as const;
+  return new parquet.ParquetSchema({
+    example_id: text,
+    task: text,
+    input: text,
+    output: text,
+    // parquetjs applies a LIST's compression per leaf, so it goes on the element, not on the list.
+    anime_ids: parquet.ParquetFieldBuilder.createListField('INT64', false, { optional: false, compression }),
+    user_id: { type: 'INT64', optional: true, compression },
+    meta: text,
+  });
+}
+
+interface PrepRow {
+  example_id: string;
+  task: string;
+  input: string;
+  output: string;
+  anime_ids: number[];
+  user_id: number | null;
+  meta: unknown;
+}
+
+function toRecord(row: PrepRow): Record<string, unknown> {
+  const problem =
+    (['example_id', 'task', 'input', 'output'] as const).find((key) => typeof row[key] !== 'string') ??
+    (!Array.isArray(row.anime_ids) || !row.anime_ids.every(Number.isSafeInteger) ? 'anime_ids' : undefined) ??
+    (row.user_id != null && !Number.isSafeInteger(row.user_id) ? 'user_id' : undefined);
+  if (problem)
+    throw new DataError(
+      `row ${JSON.stringify(row.example_id)}: field '${problem}' does not fit the prep row format ` +
+        '(strings example_id, task, input, output; integer list anime_ids; integer or null user_id)',
+    );
+  return {
+    example_id: row.example_id,
+    task: row.task,
+    input: row.input,
+    output: row.output,
+    anime_ids: { list: row.anime_ids.map((element) => ({ element })) },
+    user_id: row.user_id ?? null,
+    meta: JSON.stringify(row.meta ?? {}),
+  };
+}
+
+/** Prep rows as one Parquet file, for readers such as pandas, DuckDB or Hugging Face datasets. */
+export default defineSink({
+  type: 'parquet-sink',
+  kind: 'sink',
+  description: 'Writes prep rows (example_id, task, input, output, anime_ids, user_id, meta) to a Parquet file.',
+  options: z.strictObject({
+    path: outputPath('Parquet file to write (temporary file, renamed on success)'),
+    row_group_size: z.coerce.number().int().positive().default(16384).describe('rows per row group (rows held in memory before a write)'),
+    compression: z.enum(COMPRESSIONS).default('SNAPPY').describe('codec for every column'),
+  }),
+  inputs: { ports: ['in'] },
+  async create(ctx, inputs) {
+    const { path, row_group_size, compression } = ctx.options;
+    const out = createWriteStream(ctx.output(path));
+    ctx.onClose(() => void out.destroy());
+    const writer = await parquet.ParquetWriter.openStream(prepRowSchema(compression), out, { rowGroupSize: row_group_size });
+    const counter = ctx.progress.counter('written', { unit: 'rows' });
+    const rows = await forEachBatch(inputs.ports.in!, async (batch) => {
+      // One at a time: appends that overlap a row-group flush are written twice.
+      for (const row of batch as PrepRow[]) await writer.appendRow(toRecord(row));
+      counter.add(batch.length);
+    });
+    // Resolves once the footer is flushed, so the manifest hashes the final bytes.
+    await writer.close();
+    ctx.stats.rows = rows;
+    counter.done();
+  },
+});

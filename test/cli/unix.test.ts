@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { test } from 'node:test';
+import { animindBin, repoRoot, runCli } from '../helpers/cli.ts';
+
+test('`animind pipeline run … | head -3` ends quietly with exit 0', () => {
+  const script = `node ${animindBin} pipeline run test/engine/pipelines/numbers.yaml --set count=2000000 | head -3; echo "status=\${PIPESTATUS[0]}" >&2`;
+  const result = spawnSync('bash', ['-c', script], { cwd: repoRoot, encoding: 'utf8' });
+  assert.deepEqual(result.stdout.trim().split('\n'), ['{"n":0,"key":"k0"}', '{"n":1,"key":"k1"}', '{"n":2,"key":"k2"}']);
+  assert.match(result.stderr, /status=0/);
+  assert.doesNotMatch(result.stderr, /EPIPE|Error|error:/);
+});
+
+test('stdout carries only data; logs go to stderr', async () => {
+  const { code, stdout, stderr } = await runCli(['pipeline', 'run', 'test/engine/pipelines/numbers.yaml', '--set', 'count=10']);
+  assert.equal(code, 0);
+  assert.equal(stdout.trim().split('\n').length, 10);
+  for (const line of stdout.trim().split('\n')) JSON.parse(line);
+  assert.match(stderr, /1\/2 Count/);
+  assert.match(stderr, /numbers: done in/);
+});
+
+test('a JSON-lines source reading - takes stdin (jq … | animind pipeline run …)', async () => {
+  const input = ['{"key":"a","n":1}', '', '{"key":"b","n":2}'].join('\n') + '\n';
+  const { code, stdout } = await runCli(['pipeline', 'run', 'test/engine/pipelines/relay.yaml', '--quiet'], { input });
+  assert.equal(code, 0);
+  const rows = stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.deepEqual(rows.map((r) => r.key), ['a', 'b']);
+  assert.ok(rows.every((r) => Number.isInteger(r.draw)));
+});
+
+test('invalid JSON on stdin is one line naming <stdin> and the line', async () => {
+  const { code, stdout, stderr } = await runCli(['pipeline', 'run', 'test/engine/pipelines/relay.yaml', '--quiet'], { input: '{"key":"a"}\n{oops\n' });
+  assert.equal(code, 1);
+  assert.equal(stdout, '');
+  assert.match(stderr, /^error: <stdin>:2: node 'rows': invalid JSON .*expected one JSON object per line\n$/);
+});
+
+test('--log-format json writes one JSON object per log line', async () => {
+  const { code, stderr } = await runCli(['pipeline', 'run', 'test/engine/pipelines/numbers.yaml', '--set', 'count=10', '--set', 'out=/dev/null', '--log-format', 'json']);
+  assert.equal(code, 0);
+  const lines = stderr.trim().split('\n').slice(0, -1);
+  assert.ok(lines.length > 2);
+  for (const line of lines) assert.ok(JSON.parse(line).message);
+});

@@ -1,0 +1,18 @@
+import { z } from 'zod';
+import { defineTransform } from '../../../engine/node.ts';
+import { DataError } from '../../../engine/errors.ts';
+
+/** Throws when it meets row number `at`, as a node with bad data would. */
+export default defineTransform({
+  type: 'fail-transform',
+  kind: 'transform',
+  description: 'test transform: fails on a given row',
+  options: z.strictObject({ at: z.coerce.number().int() }),
+  inputs: { ports: ['in'] },
+  create(ctx, inputs) {
+    return inputs.ports.in!.map((batch) => {
+      for (const row of batch) if (row.n === ctx.options.at) throw new DataError(`row ${row.n} is bad`);
+      return batch;
+    });
+  },
+});

@@ -1,0 +1,14 @@
+import { z } from 'zod';
+import { defineTransform } from '../../../engine/node.ts';
+
+/** Tags each row with a keyed random draw: the value must not depend on batch boundaries. */
+export default defineTransform({
+  type: 'keyed-sample',
+  kind: 'transform',
+  description: 'test transform: keyed randomness',
+  options: z.strictObject({}),
+  inputs: { ports: ['in'] },
+  create(ctx, inputs) {
+    return inputs.ports.in!.map((batch) => batch.map((row: { key: string }) => ({ ...row, draw: ctx.keyed.int(row.key, 1000) })));
+  },
+});
