@@ -136,8 +136,8 @@ class BarReporter implements Reporter {
   stage(index: number, total: number, name: string) {
     if (!this.stageBar)
       this.stageBar = this.bars.create(total, 0, { name }, { format: ' {value}/{total} {name} |{bar}|', barsize: 16 });
-    this.stageBar.update(index - 1, { name });
     this.stageBar.setTotal(total);
+    this.stageBar.update(index, { name });
   }
 
   forNode(node: string): Progress {
@@ -171,7 +171,6 @@ class BarReporter implements Reporter {
   }
 
   stop() {
-    if (this.stageBar) this.stageBar.update(this.stageBar.getTotal());
     this.bars.stop();
   }
 }

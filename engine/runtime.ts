@@ -1,6 +1,6 @@
 import { mkdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { attributeToNode, type AnimindError } from './errors.ts';
+import { AnimindError, attributeToNode } from './errors.ts';
 import type { Batch, Inputs, NodeContext, Stats } from './node.ts';
 import type { Reporter } from './progress.ts';
 import { KeyedRandom, nodeGenerator } from './random.ts';
@@ -41,7 +41,8 @@ export async function runPlan(plan: Plan, options: RunOptions): Promise<RunResul
   };
   const onOuterAbort = () => {
     if (!failure) {
-      failure = attributeToNode(options.signal!.reason, 'pipeline');
+      const reason = options.signal!.reason;
+      failure = reason instanceof AnimindError ? reason : attributeToNode(reason, 'pipeline');
       controller.abort(failure);
     }
   };
@@ -171,6 +172,8 @@ export interface RuntimeContext<O> extends NodeContext<O> {
   /** Resolves once every sink other than the caller has finished; the manifest waits on it. */
   otherSinksDone(): Promise<void>;
   readonly outputFiles: readonly OutputFile[];
+  /** The whole validated plan: the manifest records its params and fingerprints every node's input files. */
+  readonly plan: Plan;
 }
 
 function makeContext(planned: PlannedNode, plan: Plan, deps: ContextDeps): RuntimeContext<unknown> {
@@ -200,6 +203,7 @@ function makeContext(planned: PlannedNode, plan: Plan, deps: ContextDeps): Runti
       return deps.outputs.map((o) => ({ node: o.node, path: o.path }));
     },
     outputFiles: deps.outputs,
+    plan,
     otherSinksDone() {
       pendingSinks ??= otherSinks(id, deps);
       return pendingSinks;
