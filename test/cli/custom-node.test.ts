@@ -1,0 +1,25 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { repoRoot, runCli } from '../helpers/cli.ts';
+
+test("the README's custom transform loads from its .ts path without a build step", async () => {
+  const input = ['{"task":"A","n":1}', '{"task":"B","n":2}', '{"task":"C","n":3}', '{"task":"B","n":4}'].join('\n');
+  const { code, stdout, stderr } = await runCli(['pipeline', 'run', 'pipelines/examples/task-b-only.yaml', '--quiet'], { input });
+  assert.equal(code, 0, stderr);
+  assert.deepEqual(
+    stdout.trim().split('\n').map((l) => JSON.parse(l).n),
+    [2, 4],
+  );
+});
+
+test('a custom node with a bad option is caught by validation like a built-in', async () => {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'animind-custom-')), 'p.yaml');
+  const node = path.join(repoRoot, 'pipelines/examples/keep-task.ts');
+  writeFileSync(file, `name: p\nnodes:\n  rows:\n    use: jsonl-source\n    path: "-"\n  keep:\n    use: ${node}\n    from: rows\n    tasks: [D]\n  write:\n    use: jsonl-sink\n    from: keep\n    path: "-"\n`);
+  const { code, stderr } = await runCli(['pipeline', 'validate', file]);
+  assert.equal(code, 2);
+  assert.match(stderr, /p\.yaml:9: node 'keep': option 'tasks\.0': Invalid option: expected one of "A"\|"B"\|"C"/);
+});
