@@ -1,4 +1,4 @@
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, type WriteStream } from 'node:fs';
 import parquet from '@dsnp/parquetjs';
 import { z } from 'zod';
 import { DataError } from '../engine/errors.ts';
@@ -58,6 +58,36 @@ function toRecord(row: PrepRow): Record<string, unknown> {
   };
 }
 
+/**
+ * The file as parquetjs sees it. parquetjs leaves some writes unawaited (the header, page indexes),
+ * so a failed write would surface as an unhandled rejection; here it never fails a write callback,
+ * and the sink checks `error` at each step it does await instead. parquetjs only calls the
+ * callback forms of write and end, hence the cast where it is handed over.
+ */
+class FileTarget {
+  error: Error | undefined;
+
+  constructor(private readonly out: WriteStream) {
+    out.on('error', (error) => (this.error ??= error));
+  }
+
+  write(buf: Buffer, done: (error?: Error | null) => void): void {
+    if (this.error) return done();
+    this.out.write(buf, (error) => {
+      if (error) this.error ??= error;
+      done();
+    });
+  }
+
+  end(done: (error?: Error | null) => void): void {
+    this.out.end(() => done());
+  }
+
+  check(): void {
+    if (this.error) throw this.error;
+  }
+}
+
 /** Prep rows as one Parquet file, for readers such as pandas, DuckDB or Hugging Face datasets. */
 export default defineSink({
   type: 'parquet-sink',
@@ -73,15 +103,19 @@ export default defineSink({
     const { path, row_group_size, compression } = ctx.options;
     const out = createWriteStream(ctx.output(path));
     ctx.onClose(() => void out.destroy());
-    const writer = await parquet.ParquetWriter.openStream(prepRowSchema(compression), out, { rowGroupSize: row_group_size });
+    const target = new FileTarget(out);
+    const writer = await parquet.ParquetWriter.openStream(prepRowSchema(compression), target as unknown as WriteStream, { rowGroupSize: row_group_size });
     const counter = ctx.progress.counter('written', { unit: 'rows' });
     const rows = await forEachBatch(inputs.ports.in!, async (batch) => {
+      ctx.signal.throwIfAborted();
       // One at a time: appends that overlap a row-group flush are written twice.
       for (const row of batch as PrepRow[]) await writer.appendRow(toRecord(row));
+      target.check();
       counter.add(batch.length);
     });
     // Resolves once the footer is flushed, so the manifest hashes the final bytes.
     await writer.close();
+    target.check();
     ctx.stats.rows = rows;
     counter.done();
   },

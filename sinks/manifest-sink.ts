@@ -1,0 +1,125 @@
+import { readFileSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { z } from 'zod';
+import { ConfigError } from '../engine/errors.ts';
+import { defineSink } from '../engine/node.ts';
+import { outputPath, pathOptions } from '../engine/options.ts';
+import type { RuntimeContext } from '../engine/runtime.ts';
+import type { Plan } from '../engine/validate.ts';
+import { fileDigest, type FileDigest } from './file-digest.ts';
+import { forEachBatch } from './for-each-batch.ts';
+
+export interface ManifestInput extends FileDigest {
+  /** Relative to the manifest's folder, so a copied output folder still points at its inputs. */
+  path: string;
+  /** `node.option` of every option that names this file. */
+  used_by: string[];
+}
+
+export interface ManifestOutput extends FileDigest {
+  path: string;
+  node: string;
+  /** Rows the producing sink reported; null for a sink that does not count rows. */
+  rows: number | null;
+}
+
+export interface Manifest {
+  tool: { name: string; version: string };
+  generated_at: string;
+  pipeline: string;
+  seed: number;
+  /** Every pipeline parameter after `--set` overrides: together with the inputs, what the outputs were built from. */
+  params: Record<string, string>;
+  config: Record<string, unknown>;
+  inputs: ManifestInput[];
+  outputs: ManifestOutput[];
+}
+
+const toolVersion = (): string =>
+  (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+const isoTime = z.iso.datetime({ offset: true });
+
+function generatedAt(pinned: string): string {
+  const fixed = pinned || process.env.ANIMIND_FIXED_TIME || '';
+  if (!fixed) return new Date().toISOString();
+  if (!isoTime.safeParse(fixed).success)
+    throw new ConfigError(`${pinned ? 'pin_time' : 'ANIMIND_FIXED_TIME'} '${fixed}': expected an ISO 8601 time such as 2024-01-01T00:00:00Z`);
+  return fixed;
+}
+
+/** Every file the plan's nodes read (input path options and declared input files), grouped by path. */
+export function planInputFiles(plan: Plan): Map<string, string[]> {
+  const files = new Map<string, string[]>();
+  const add = (file: unknown, use: string) => {
+    if (typeof file !== 'string' || file === '-' || file === '') return;
+    files.set(file, [...(files.get(file) ?? []), use]);
+  };
+  for (const { spec, def, options } of plan.nodes) {
+    for (const [option, role] of pathOptions(def.options)) if (role === 'input') add(options[option], `${spec.id}.${option}`);
+    for (const ref of def.files?.(options as never) ?? []) if (ref.role === 'input') add(ref.path, `${spec.id}.${ref.option}`);
+  }
+  return files;
+}
+
+export const relativeTo = (folder: string, file: string) => path.relative(folder, file).split(path.sep).join('/');
+
+/**
+ * What a run read and wrote, so a later run (`rebuild = false`) or a person can tell whether the
+ * outputs still match their inputs. It takes one input only because a sink must have one: the
+ * stream is drained, not recorded, so any node will do (the prep pipeline feeds it the final rows).
+ */
+export default defineSink({
+  type: 'manifest-sink',
+  kind: 'sink',
+  description:
+    'Writes a JSON manifest once every other sink is done: params, seed, config, input files (size, sha256) and outputs (rows, size, sha256).',
+  options: z.strictObject({
+    path: outputPath('manifest file to write (JSON)'),
+    config: z.record(z.string(), z.unknown()).default({}).describe('settings recorded verbatim (animind run puts its TOML section here)'),
+    pin_time: z
+      .union([z.literal(''), isoTime])
+      .default('')
+      .describe('ISO time written as generated_at, for reproducible files (env ANIMIND_FIXED_TIME does the same)'),
+  }),
+  inputs: { ports: ['in'] },
+  async create(ctx, inputs) {
+    const runtime = ctx as RuntimeContext<typeof ctx.options>;
+    const target = ctx.options.path;
+    const folder = path.dirname(target);
+    const time = generatedAt(ctx.options.pin_time);
+    // Drained before waiting on the other sinks: they may share this stream, and an unread fork holds them back.
+    await forEachBatch(inputs.ports.in!, () => undefined);
+    await runtime.otherSinksDone();
+
+    const inputFiles: ManifestInput[] = [];
+    for (const [file, used_by] of planInputFiles(runtime.plan))
+      inputFiles.push({ path: relativeTo(folder, file), used_by, ...(await fileDigest(file)) });
+    const outputs: ManifestOutput[] = [];
+    // The temporary files hold the final bytes; the paths recorded are where the runtime will rename them.
+    for (const file of runtime.outputFiles) {
+      if (file.node === ctx.id) continue;
+      const rows = ctx.allStats[file.node]?.rows;
+      outputs.push({
+        path: relativeTo(folder, file.path),
+        node: file.node,
+        rows: typeof rows === 'number' ? rows : null,
+        ...(await fileDigest(file.tmpPath)),
+      });
+    }
+    const manifest: Manifest = {
+      tool: { name: 'animind', version: toolVersion() },
+      generated_at: time,
+      pipeline: ctx.pipeline.name,
+      seed: ctx.pipeline.seed,
+      params: runtime.plan.spec.params,
+      config: ctx.options.config,
+      inputs: inputFiles,
+      outputs,
+    };
+    await writeFile(ctx.output(target), JSON.stringify(manifest, null, 2) + '\n');
+    ctx.stats.inputs = inputFiles.length;
+    ctx.stats.outputs = outputs.length;
+  },
+});

@@ -1,0 +1,90 @@
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
+import { DataError } from '../../engine/errors.ts';
+import { prepRows, runYaml, tempDir, writeJsonl } from './prep-rows.ts';
+
+const pipeline = (rowGroupSize: number) => `
+name: parquet-test
+seed: 1
+nodes:
+  rows:
+    use: jsonl-source
+    path: rows.jsonl
+  parquet:
+    use: parquet-sink
+    from: rows
+    path: out/rows.parquet
+    row_group_size: ${rowGroupSize}
+`;
+
+// DuckDB is an independent reader: agreeing with it means the file follows the Parquet spec, not just parquetjs.
+describe('parquet-sink', () => {
+  let instance: DuckDBInstance;
+  let db: DuckDBConnection;
+  before(async () => {
+    instance = await DuckDBInstance.create(':memory:');
+    db = await instance.connect();
+  });
+  after(() => {
+    db.closeSync();
+    instance.closeSync();
+  });
+  const query = async (sql: string, file: string) => (await db.runAndReadAll(sql, [file])).getRowObjectsJS();
+
+  test('writes prep rows that DuckDB reads back with the expected types and values', async () => {
+    const dir = tempDir('parquet');
+    const rows = prepRows(2500);
+    writeJsonl(path.join(dir, 'rows.jsonl'), rows);
+    const result = await runYaml(dir, pipeline(1000));
+    const file = path.join(dir, 'out/rows.parquet');
+    assert.deepEqual(result.outputs, [file]);
+    assert.equal(result.stats.parquet!.rows, 2500);
+
+    const types = Object.fromEntries(
+      (await query('DESCRIBE SELECT * FROM read_parquet(?)', file)).map((r) => [r.column_name, r.column_type]),
+    );
+    assert.deepEqual(types, {
+      example_id: 'VARCHAR',
+      task: 'VARCHAR',
+      input: 'VARCHAR',
+      output: 'VARCHAR',
+      anime_ids: 'BIGINT[]',
+      user_id: 'BIGINT',
+      meta: 'VARCHAR',
+    });
+    const groups = await query('SELECT count(DISTINCT row_group_id) AS n FROM parquet_metadata(?)', file);
+    assert.equal(groups[0]!.n, 3n);
+    const codecs = await query('SELECT DISTINCT compression FROM parquet_metadata(?)', file);
+    assert.deepEqual(codecs.map((r) => r.compression), ['SNAPPY']);
+
+    const read = await query('SELECT * FROM read_parquet(?) ORDER BY example_id', file);
+    assert.equal(read.length, rows.length);
+    assert.equal(read.filter((r) => r.user_id === null).length, rows.filter((r) => r.user_id === null).length);
+    const back = read.map((r) => ({
+      example_id: r.example_id,
+      task: r.task,
+      input: r.input,
+      output: r.output,
+      anime_ids: (r.anime_ids as bigint[]).map(Number),
+      user_id: r.user_id === null ? null : Number(r.user_id),
+      meta: JSON.parse(r.meta as string),
+    }));
+    assert.deepEqual(back, rows);
+  });
+
+  test('a row outside the prep format fails the run, naming the field, and leaves no file', async () => {
+    const dir = tempDir('parquet-bad');
+    const rows: unknown[] = prepRows(10);
+    rows[4] = { ...(rows[4] as object), anime_ids: ['x'] };
+    writeJsonl(path.join(dir, 'rows.jsonl'), rows);
+    await assert.rejects(runYaml(dir, pipeline(4)), (error: unknown) => {
+      assert.ok(error instanceof DataError);
+      assert.match(error.oneLine(), /node 'parquet'.*prep_000000005.*'anime_ids'/);
+      return true;
+    });
+    assert.equal(existsSync(path.join(dir, 'out')), false, `left behind: ${existsSync(path.join(dir, 'out')) ? readdirSync(path.join(dir, 'out')) : ''}`);
+  });
+});
