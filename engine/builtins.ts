@@ -7,6 +7,40 @@ import merge from '../transforms/merge.ts';
 import jsonlSink from '../sinks/jsonl-sink.ts';
 import parquetSink from '../sinks/parquet-sink.ts';
 import manifestSink from '../sinks/manifest-sink.ts';
+import prepCleanAnime from '../transforms/prep/clean-anime.ts';
+import prepCatalog from '../transforms/prep/catalog.ts';
+import prepTaskA from '../transforms/prep/task-a.ts';
+import prepGroupUsers from '../transforms/prep/group-users.ts';
+import prepHistory from '../transforms/prep/history.ts';
+import prepMask from '../transforms/prep/mask.ts';
+import prepTaskB from '../transforms/prep/task-b.ts';
+import prepSeeds from '../transforms/prep/seeds.ts';
+import prepTaskC from '../transforms/prep/task-c.ts';
+import prepSample from '../transforms/prep/sample.ts';
+import prepShuffle from '../transforms/prep/shuffle.ts';
+import prepSummarySink from '../sinks/summary-sink.ts';
 
 /** Every built-in node type; they use the same interface a user's own node module does. */
-export const builtinNodes: NodeDefinition[] = [jsonlSource, semanticIdsSource, sqliteSource, join, merge, jsonlSink, parquetSink, manifestSink] as NodeDefinition[];
+export const builtinNodes: NodeDefinition[] = [
+  jsonlSource,
+  semanticIdsSource,
+  sqliteSource,
+  join,
+  merge,
+  jsonlSink,
+  parquetSink,
+  manifestSink,
+  // The prep phase (spec: shared/spec/prep.md), in pipeline order.
+  prepCleanAnime,
+  prepCatalog,
+  prepTaskA,
+  prepGroupUsers,
+  prepHistory,
+  prepMask,
+  prepTaskB,
+  prepSeeds,
+  prepTaskC,
+  prepSample,
+  prepShuffle,
+  prepSummarySink,
+] as NodeDefinition[];

@@ -1,0 +1,100 @@
+import { z } from 'zod';
+import { DataError } from '../../engine/errors.ts';
+import { defineTransform } from '../../engine/node.ts';
+import { _, type Stream } from '../../engine/stream.ts';
+import { BottomK } from './bottom-k.ts';
+import { intOption, numberOption } from './options.ts';
+import { quotas, splitsProblem } from './quotas.ts';
+import type { PoolItem, Task } from './types.ts';
+
+const PORTS = [
+  ['a', 'A'],
+  ['b', 'B'],
+  ['c', 'C'],
+] as const;
+
+const WHY_EMPTY: Record<Task, string> = {
+  A: 'no anime has both a semantic id and a usable metadata field',
+  B: 'no user has task_b_min_history rows with an allowed status and a semantic id',
+  C: 'no user has a liked anime (score >= task_b_positive_score_min) with a semantic id',
+};
+
+const OUT_BATCH = 1024;
+
+/**
+ * A pool smaller than its quota, repeated: each pass visits the whole pool in a fresh keyed
+ * order (priority by key and pass) until the quota is filled. Repeats get `#<pass>` keys so
+ * every sampled row keeps a unique key for the shuffle.
+ */
+export function fillByPasses(pool: readonly PoolItem[], quota: number, priority: (key: string, pass: number) => number): PoolItem[] {
+  const out: PoolItem[] = [];
+  for (let pass = 0; out.length < quota; pass++) {
+    const order = pool.map((item) => ({ p: priority(item.key, pass), item })).sort((x, y) => x.p - y.p || (x.item.key < y.item.key ? -1 : 1));
+    for (const { item } of order) {
+      if (out.length === quota) break;
+      out.push(pass === 0 ? item : { key: `${item.key}#${pass}`, row: item.row });
+    }
+  }
+  return out;
+}
+
+/**
+ * Samples each task's pool to its quota while the pools stream in: a bottom-k sample on a keyed
+ * priority, so memory is O(quota) and the result is the same for any order or batching.
+ */
+export default defineTransform({
+  type: 'prep-sample',
+  kind: 'transform',
+  description: 'Samples the Task A/B/C pools to their quotas (uniform, bounded memory; full passes when a pool is too small).',
+  options: z
+    .strictObject({
+      target_examples: intOption('total rows: A = round_half_even(target × split_a), B likewise, C = the rest').default(400000),
+      split_a: numberOption('share of Task A (semantic-id/metadata) rows').default(0.5),
+      split_b: numberOption('share of Task B (watch sequence) rows').default(0.25),
+      split_c: numberOption('share of Task C (reasoning) rows').default(0.25),
+    })
+    .superRefine((o, issues) => {
+      const problem = splitsProblem(o);
+      if (problem) issues.addIssue({ code: 'custom', path: ['split_a'], message: problem });
+    }),
+  inputs: { ports: ['a', 'b', 'c'] },
+  create(ctx, inputs) {
+    const { target_examples: target, ...splits } = ctx.options;
+    const quota = quotas(target, splits);
+    const samplers = { A: new BottomK<PoolItem>(quota.A), B: new BottomK<PoolItem>(quota.B), C: new BottomK<PoolItem>(quota.C) };
+    const pools: Record<Task, number> = { A: 0, B: 0, C: 0 };
+    Object.assign(ctx.stats, { target_examples: target, splits, quotas: quota, pools });
+    // The pools share upstream forks (B and C both come from the user pass), so they are read together.
+    const feeds = PORTS.map(([port, task]) =>
+      (inputs.ports[port]! as Stream<PoolItem[]>).map((batch) => {
+        const sampler = samplers[task];
+        for (const item of batch) sampler.offer(ctx.keyed.hash(item.key, '0'), item.key, item);
+        pools[task] += batch.length;
+        return batch.length;
+      }),
+    );
+    const finish = (): PoolItem[][] => {
+      const batches: PoolItem[][] = [];
+      const oversampling: Record<string, number> = {};
+      const passes: Record<string, number> = {};
+      for (const [, task] of PORTS) {
+        const [q, pool] = [quota[task], pools[task]];
+        if (q > 0 && pool === 0) throw new DataError(`Task ${task} pool is empty but its quota is ${q}: ${WHY_EMPTY[task]}`);
+        const kept = samplers[task].sorted();
+        const sample = pool >= q ? kept : fillByPasses(kept, q, (key, pass) => ctx.keyed.hash(key, String(pass)));
+        oversampling[task] = pool >= q ? 1 : Number((q / pool).toFixed(6));
+        passes[task] = pool === 0 ? 0 : Math.ceil(q / pool);
+        for (let i = 0; i < sample.length; i += OUT_BATCH) batches.push(sample.slice(i, i + OUT_BATCH));
+      }
+      Object.assign(ctx.stats, { oversampling_factor: oversampling, passes });
+      ctx.progress.log(
+        `Quotas ${PORTS.map(([, t]) => `${t} ${quota[t].toLocaleString('en-US')}`).join(', ')} from pools ${PORTS.map(([, t]) => `${t} ${pools[t].toLocaleString('en-US')}`).join(', ')}`,
+      );
+      return batches;
+    };
+    return _(feeds)
+      .merge()
+      .reduce(0, (n: number, size: number) => n + size)
+      .flatMap(() => _(finish()));
+  },
+});

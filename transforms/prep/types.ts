@@ -1,0 +1,85 @@
+/** Row shapes passed between the prep nodes. */
+
+/** One `anime` row after cleaning: every field is either usable text or missing. */
+export interface AnimeInfo {
+  anime_id: number;
+  title: string | null;
+  genres: string[];
+  studios: string[];
+  year: number | null;
+  synopsis: string | null;
+  type: string | null;
+  source: string | null;
+}
+
+/** An anime that has a semantic id; `info` is null when the database has no row for it. */
+export interface CatalogEntry {
+  anime_id: number;
+  sid: string;
+  /** From the anime row, else from the semantic-id row. */
+  genres: string[];
+  info: AnimeInfo | null;
+}
+
+/** One `user_anime` row as the SQLite source delivers it. */
+export interface WatchRow {
+  user_id: number;
+  anime_id: number;
+  score: number;
+  watching_status: number;
+  watched_episodes: number;
+  scraped_at: string;
+}
+
+/** All of one user's rows, in the order they were read. */
+export interface UserRecord {
+  user_id: number;
+  rows: WatchRow[];
+}
+
+/**
+ * A user's filtered rows. For an eligible user (enough rows for Task B) they are sorted and
+ * truncated to the kept history; for a short one they are the filtered rows as read.
+ */
+export interface UserHistory {
+  user_id: number;
+  eligible: boolean;
+  rows: WatchRow[];
+}
+
+export type MaskMode = 'last' | 'random';
+
+export interface MaskedHistory {
+  user_id: number;
+  rows: WatchRow[];
+  mask_mode: MaskMode;
+  mask_index: number;
+}
+
+export interface Seed {
+  user_id: number;
+  kind: 'single' | 'triple';
+  anime_ids: number[];
+}
+
+export type Task = 'A' | 'B' | 'C';
+
+/** A training example before it is numbered; field order is the output's. */
+export interface PrepRow {
+  task: Task;
+  input: string;
+  output: string;
+  anime_ids: number[];
+  user_id: number | null;
+  meta: Record<string, unknown>;
+}
+
+/** A pool row with the stable key that sampling and shuffling hash (e.g. `B:<user_id>:<mask_mode>`). */
+export interface PoolItem {
+  key: string;
+  row: PrepRow;
+}
+
+export interface PrepExample extends PrepRow {
+  example_id: string;
+}
