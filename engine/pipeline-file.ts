@@ -32,6 +32,8 @@ export interface PipelineSpec {
   stages: string[];
   params: Record<string, string>;
   nodes: NodeSpec[];
+  /** Nodes switched off with `enabled: false`: left out before validation, kept by id so a reference to one can say why it is missing. */
+  disabled: string[];
 }
 
 const TOP_LEVEL = new Set(['name', 'description', 'seed', 'params', 'stages', 'nodes']);
@@ -63,6 +65,7 @@ export function readPipelineFile(
     stages: [],
     params: {},
     nodes: [],
+    disabled: [],
   };
   if (problems.length) return { spec, problems };
   const root = doc.contents;
@@ -72,6 +75,7 @@ export function readPipelineFile(
   }
 
   const cliParams = new Set(Object.keys(overrides));
+  let seedEntry: { value: unknown; line: number } | undefined;
   for (const pair of root.items) {
     const key = String(scalarValue(pair.key));
     const line = lineOf(pair.key as YamlNode);
@@ -81,9 +85,7 @@ export function readPipelineFile(
     } else if (key === 'name') {
       spec.name = String(scalarValue(value));
     } else if (key === 'seed') {
-      const seed = scalarValue(value);
-      if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) fail('seed: expected an integer', line);
-      else spec.seed = seed;
+      seedEntry = { value: scalarValue(value), line };
     } else if (key === 'stages') {
       if (!isSeq(value)) fail('stages: expected a list of stage names', line);
       else spec.stages = value.items.map((item) => String(scalarValue(item as YamlNode)));
@@ -125,6 +127,13 @@ export function readPipelineFile(
       return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, interpolate(v, line, onParam)]));
     return raw;
   };
+  // The seed may be a `${param}`, so `--set seed=7` (or a TOML config) can change it like any option.
+  if (seedEntry) {
+    const raw = interpolate(seedEntry.value, seedEntry.line, () => {});
+    const seed = typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : raw;
+    if (typeof seed !== 'number' || !Number.isSafeInteger(seed)) fail(`seed: expected an integer, got ${JSON.stringify(raw)}`, seedEntry.line);
+    else spec.seed = seed;
+  }
 
   for (const pair of nodesMap.items as Pair<YamlNode, YamlNode>[]) {
     const id = String(scalarValue(pair.key));
@@ -144,6 +153,7 @@ export function readPipelineFile(
       optionLines: {},
       fromCommandLine: new Set(),
     };
+    let enabled: { value: unknown; line: number } | undefined;
     for (const item of body.items as Pair<YamlNode, YamlNode>[]) {
       const key = String(scalarValue(item.key));
       const keyLine = lineOf(item.key);
@@ -151,6 +161,7 @@ export function readPipelineFile(
       if (key === 'use') node.use = String(scalarValue(value));
       else if (key === 'stage') node.stage = String(scalarValue(value));
       else if (key === 'description') continue;
+      else if (key === 'enabled') enabled = { value: interpolate(value?.toJSON() ?? null, keyLine, () => {}), line: keyLine };
       else if (key === 'from') {
         if (isSeq(value)) {
           for (const entry of value.items as YamlNode[])
@@ -166,6 +177,11 @@ export function readPipelineFile(
         node.optionLines[key] = keyLine;
         node.options[key] = interpolate(value?.toJSON() ?? null, keyLine, () => node.fromCommandLine.add(key));
       }
+    }
+    if (enabled && enabled.value !== true && enabled.value !== 'true') {
+      if (enabled.value === false || enabled.value === 'false') spec.disabled.push(id);
+      else fail(`node '${id}': enabled: expected true or false, got ${JSON.stringify(enabled.value)}`, enabled.line);
+      continue;
     }
     if (!node.use) fail(`node '${id}': missing 'use' (the node type)`, line);
     if (node.stage !== undefined && !spec.stages.includes(node.stage))

@@ -46,7 +46,7 @@ export async function loadPlan(file: string, overrides: Record<string, string> =
     }
     const before = problems.length;
     const options = checkOptions(node, def, spec, at);
-    const inputs = checkInputs(node, def, ids, at);
+    const inputs = checkInputs(node, def, ids, spec.disabled, at);
     if (options && inputs) {
       const entry = { spec: node, def, options, inputs };
       if (problems.length === before) await runChecks(entry, (line, message) => at(line, message));
@@ -159,6 +159,7 @@ function checkInputs(
   node: NodeSpec,
   def: NodeDefinition,
   ids: Set<string>,
+  disabled: readonly string[],
   at: (line: number, message: string, node?: string) => void,
 ): PlannedInput[] | undefined {
   let ok = true;
@@ -167,7 +168,8 @@ function checkInputs(
     at(line, `node '${node.id}': ${message}`);
   };
   for (const edge of node.from)
-    if (!ids.has(edge.node)) fail(edge.line, `input '${edge.node}' is not a node in this pipeline`);
+    if (!ids.has(edge.node))
+      fail(edge.line, disabled.includes(edge.node) ? `input '${edge.node}' is switched off (enabled: false)` : `input '${edge.node}' is not a node in this pipeline`);
   if (def.kind === 'source') {
     if (node.from.length) fail(node.from[0]!.line, `${def.type} is a source and takes no 'from'`);
     return ok ? [] : undefined;
