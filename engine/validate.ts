@@ -37,6 +37,9 @@ export async function loadPlan(file: string, overrides: Record<string, string> =
 
   const ids = new Set(spec.nodes.map((n) => n.id));
   const planned: PlannedNode[] = [];
+  // A missing file or an unwritable folder named by several nodes (one database, one out_dir) is one problem.
+  const reported = new Set<string>();
+  const once = (cause: string) => !reported.has(cause) && Boolean(reported.add(cause));
   for (const node of spec.nodes) {
     if (!node.use) continue;
     const def = await resolveNodeType(node.use, spec.dir);
@@ -45,7 +48,7 @@ export async function loadPlan(file: string, overrides: Record<string, string> =
       continue;
     }
     const before = problems.length;
-    const options = checkOptions(node, def, spec, at);
+    const options = checkOptions(node, def, spec, at, once);
     const inputs = checkInputs(node, def, ids, spec.disabled, at);
     if (options && inputs) {
       const entry = { spec: node, def, options, inputs };
@@ -81,11 +84,12 @@ function checkOptions(
   def: NodeDefinition,
   spec: PipelineSpec,
   at: (line: number, message: string, node?: string) => void,
+  once: (cause: string) => boolean,
 ): Record<string, unknown> | undefined {
   const schema = def.options as z.ZodType;
   const parsed = schema.safeParse(node.options);
   const raw = resolvePaths(schema, parsed.success ? (parsed.data as Record<string, unknown>) : node.options, spec.dir, node.fromCommandLine);
-  checkPaths(node, schema, raw, at);
+  const pathsOk = checkPaths(node, schema, raw, at, once);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const keys = issue.code === 'unrecognized_keys' ? issue.keys : [String(issue.path[0] ?? '')];
@@ -109,7 +113,8 @@ function checkOptions(
       if (ref.role === 'input' && ref.path !== '-' && !existsSync(ref.path))
         at(node.optionLines[ref.option] ?? node.line, `node '${node.id}': option '${ref.option}': file ${ref.path} does not exist`);
     }
-  return options;
+  // Not planned, so its own checks (a database's schema, say) do not pile onto a path already reported.
+  return pathsOk ? options : undefined;
 }
 
 async function runChecks(planned: PlannedNode, at: (line: number, message: string) => void): Promise<void> {
@@ -119,23 +124,30 @@ async function runChecks(planned: PlannedNode, at: (line: number, message: strin
     at(planned.spec.optionLines[problem.option] ?? planned.spec.line, `node '${planned.spec.id}': ${problem.message}`);
 }
 
-/** Input files must exist and outputs must be writable, checked even when other options are wrong. */
+/** Input files must exist and outputs must be writable, checked even when other options are wrong; false on any problem. */
 function checkPaths(
   node: NodeSpec,
   schema: z.ZodType,
   options: Record<string, unknown>,
   at: (line: number, message: string, node?: string) => void,
-): void {
+  once: (cause: string) => boolean,
+): boolean {
+  let ok = true;
   for (const [key, role] of pathOptions(schema)) {
     const value = options[key];
     if (typeof value !== 'string' || value === '-') continue;
     const line = node.optionLines[key] ?? node.line;
-    if (role === 'input' && !existsSync(value)) at(line, `node '${node.id}': option '${key}': file ${value} does not exist`);
+    if (role === 'input' && !existsSync(value)) {
+      ok = false;
+      if (once(`missing ${value}`)) at(line, `node '${node.id}': option '${key}': file ${value} does not exist`);
+    }
     if (role === 'output') {
       const problem = unwritable(value);
-      if (problem) at(line, `node '${node.id}': option '${key}': cannot write ${value}: ${problem}`);
+      if (problem) ok = false;
+      if (problem && once(problem)) at(line, `node '${node.id}': option '${key}': cannot write ${value}: ${problem}`);
     }
   }
+  return ok;
 }
 
 /** Why a path cannot be written, judged by its nearest existing ancestor; undefined when it can. */
