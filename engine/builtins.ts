@@ -19,6 +19,11 @@ import prepTaskC from '../transforms/prep/task-c.ts';
 import prepSample from '../transforms/prep/sample.ts';
 import prepShuffle from '../transforms/prep/shuffle.ts';
 import prepSummarySink from '../sinks/summary-sink.ts';
+import dryRunSample from '../transforms/train/dry-run-sample.ts';
+import chatFormat from '../transforms/train/chat-format.ts';
+import tokenize from '../transforms/train/tokenize.ts';
+import packSteps from '../transforms/train/pack-steps.ts';
+import trainerSink from '../sinks/trainer-sink.ts';
 
 /** Every built-in node type; they use the same interface a user's own node module does. */
 export const builtinNodes: NodeDefinition[] = [
@@ -43,4 +48,10 @@ export const builtinNodes: NodeDefinition[] = [
   prepSample,
   prepShuffle,
   prepSummarySink,
+  // The train phase (spec: shared/spec/train.md), in pipeline order.
+  dryRunSample,
+  chatFormat,
+  tokenize,
+  packSteps,
+  trainerSink,
 ] as NodeDefinition[];

@@ -1,0 +1,94 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { DataError } from '../engine/errors.ts';
+import { defineSink, type Batch } from '../engine/node.ts';
+import { _, type Stream } from '../engine/stream.ts';
+import { loadTrainTokenizer } from '../transforms/train/tokenizer.ts';
+import { readAddedTokens } from '../transforms/train/tokenizer-files.ts';
+import { tokenizerDir } from '../transforms/train/tokenizer-options.ts';
+import type { TrainItem } from '../transforms/train/types.ts';
+import { batchFrame, endFrame, FRAME, jsonFrame, PROTOCOL_VERSION } from './trainer/frames.ts';
+import { checkHandshake } from './trainer/handshake.ts';
+import { helloConfig, runDir, trainerOptions } from './trainer/options.ts';
+import { findPython, repoRoot } from './trainer/python.ts';
+import { TrainingDisplay } from './trainer/training-display.ts';
+import { WorkerProcess } from './trainer/worker-process.ts';
+
+/** The next batch of a stream, or undefined at its end; pulling one at a time is the backpressure. */
+const pull = (input: Stream<Batch>) =>
+  new Promise<Batch | undefined>((resolve, reject) =>
+    input.pull((error, batch) => (error ? reject(error) : resolve(_.isNil(batch) ? undefined : batch))),
+  );
+
+/**
+ * Supervises the Python trainer: starts it, checks at the handshake that both sides assign the
+ * same token ids, streams the phase plan and micro-batches as frames (a frame or so ahead of the
+ * GPU), shows its progress, and stops it in order on failure or Ctrl-C.
+ */
+export default defineSink({
+  type: 'trainer-sink',
+  kind: 'sink',
+  description: 'Streams packed batches to the Python/PyTorch trainer worker and supervises it (progress, errors, clean stop).',
+  options: trainerOptions,
+  inputs: { ports: ['in'] },
+  async check(options) {
+    try {
+      await findPython(options.python);
+      return [];
+    } catch (error) {
+      return [{ option: 'python', message: (error as Error).message }];
+    }
+  },
+  async create(ctx, inputs) {
+    const o = ctx.options;
+    const input = inputs.ports.in!;
+    const python = await findPython(o.python);
+    const dir = tokenizerDir(o);
+    const added = readAddedTokens(o.semantic_vocab);
+    const tokenizer = await loadTrainTokenizer(dir, added);
+    mkdirSync(runDir(o), { recursive: true });
+
+    const display = new TrainingDisplay(ctx.progress, ctx.stats, o.log_every_steps);
+    const env = {
+      ...process.env,
+      PYTHONPATH: [path.join(repoRoot, 'trainer'), process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
+      PYTHONUNBUFFERED: '1',
+    };
+    const worker = new WorkerProcess(python, repoRoot, env, {
+      onEvent: (event) => display.onEvent(event),
+      onLog: (line) => line.trim() && ctx.progress.log(`worker: ${line}`),
+    });
+    ctx.onClose(() => worker.stop(o.stop_grace_s * 1000));
+
+    // The worker loads the model while the upstream nodes tokenize and pack (the first item, the
+    // phase plan, comes only once every example is counted): the two slow starts overlap.
+    const ready = worker.waitFor('ready');
+    const first = pull(input);
+    first.catch(() => {});
+    await worker.send(jsonFrame(FRAME.HELLO, { protocol_version: PROTOCOL_VERSION, config: helloConfig(o, dir), added_tokens: added.tokens }));
+    await checkHandshake(await ready, tokenizer, added.tokens);
+
+    let phases = 0;
+    let frames = 0;
+    for (let batch = await first; batch; batch = await pull(input)) {
+      for (const item of batch as TrainItem[]) {
+        if (item.kind === 'phase') {
+          if (phases++) display.finishPhase();
+          display.startPhase(item.name, item.totalSteps);
+          await worker.send(jsonFrame(FRAME.PHASE, { name: item.name, total_steps: item.totalSteps, epochs: item.epochs }));
+        } else {
+          if (!phases) throw new DataError("the trainer's input must start with a phase plan: feed it from a pack-steps node");
+          await worker.send(batchFrame(item.kind === 'batch' ? FRAME.BATCH : FRAME.EVAL, item.batch));
+        }
+        frames++;
+      }
+    }
+    if (!phases) throw new DataError('no phase plan reached the trainer: its input was empty');
+    await worker.send(endFrame());
+    await worker.finish();
+    display.finishPhase();
+    ctx.stats.frames = frames;
+    ctx.stats.out_dir = runDir(o);
+    ctx.progress.log(`trained model in ${path.join(runDir(o), 'final_model')}; tokenizer, summary and config snapshot beside it`);
+  },
+});

@@ -1,0 +1,69 @@
+import path from 'node:path';
+import { z } from 'zod';
+import { outputPath } from '../../engine/options.ts';
+import { flag, int, num, stringList } from '../../transforms/train/option-types.ts';
+import { extendedTokenizerOptions } from '../../transforms/train/tokenizer-options.ts';
+
+/** The [train] keys the worker acts on, under their config names (LoRA keys flattened as lora_*). */
+export const trainerOptions = z.strictObject({
+  ...extendedTokenizerOptions,
+  python: z.string().default('').describe('Python interpreter for the worker, used when ANIMIND_PYTHON is unset and no trainer venv is cached'),
+  out_dir: outputPath('run folder: final_model/, tokenizer/, phase checkpoints, train_run_summary.json'),
+  dry_run: flag().default(true).describe('small capped run; outputs go to out_dir/dry_run_out_subdir'),
+  dry_run_out_subdir: z.string().min(1).default('dry_run').describe('sub-folder of out_dir for dry runs'),
+  dry_run_max_steps: int().positive().default(20).describe('caps the checkpoint interval in a dry run'),
+  tiny_model: flag().default(false).describe('train a tiny random model with the base tokenizer (tests, no download)'),
+  seed: int().default(42),
+  device: z.string().regex(/^(auto|cpu|cuda(:\d+)?)$/).default('auto').describe('auto, cpu, cuda or cuda:N'),
+  precision: z.enum(['auto', 'fp32', 'fp16', 'bf16']).default('auto'),
+  max_seq_len: int().positive().default(1024),
+  learning_rate: num().positive().default(2e-4),
+  weight_decay: num().min(0).default(0),
+  warmup_ratio: num().min(0).lt(1).default(0.03),
+  gradient_accumulation_steps: int().positive().default(16),
+  gradient_checkpointing: flag().default(false),
+  max_grad_norm: num().min(0).default(1),
+  checkpoint_every_steps: int().positive().default(500),
+  save_total_limit: int().nonnegative().default(3),
+  hf_token: z.string().default('').describe('Hugging Face token; prefer hf_token_env'),
+  hf_token_env: z.string().default('HF_TOKEN').describe('environment variable holding the Hugging Face token'),
+  lora_enabled: flag().default(true),
+  lora_r: int().positive().default(16),
+  lora_alpha: int().positive().default(32),
+  lora_dropout: num().min(0).lt(1).default(0.05),
+  lora_target_modules: stringList().default(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']),
+  stop_grace_s: num().positive().default(10).describe('seconds between SIGTERM and SIGKILL when stopping the worker'),
+  log_every_steps: int().positive().default(10).describe('a progress line every this many optimizer steps'),
+});
+
+export type TrainerOptions = z.output<typeof trainerOptions>;
+
+export const runDir = (o: TrainerOptions) => (o.dry_run ? path.join(o.out_dir, o.dry_run_out_subdir) : o.out_dir);
+
+/** The HELLO frame's config: what the worker needs, and what it records in train_config_snapshot.json. */
+export function helloConfig(o: TrainerOptions, tokenizerDir: string): Record<string, unknown> {
+  return {
+    base_model: o.base_model,
+    dry_run: o.dry_run,
+    tiny_model: o.tiny_model,
+    tokenizer_path: tokenizerDir,
+    semantic_vocab_path: o.semantic_vocab,
+    out_dir: runDir(o),
+    seed: o.seed,
+    device: o.device,
+    precision: o.precision,
+    max_seq_len: o.max_seq_len,
+    learning_rate: o.learning_rate,
+    weight_decay: o.weight_decay,
+    warmup_ratio: o.warmup_ratio,
+    gradient_accumulation_steps: o.gradient_accumulation_steps,
+    gradient_checkpointing: o.gradient_checkpointing,
+    max_grad_norm: o.max_grad_norm,
+    // A dry run is short: cap the interval so it still writes (and so tests) a checkpoint.
+    checkpoint_every_steps: o.dry_run ? Math.min(o.checkpoint_every_steps, o.dry_run_max_steps) : o.checkpoint_every_steps,
+    save_total_limit: o.save_total_limit,
+    hf_token: o.hf_token,
+    hf_token_env: o.hf_token_env,
+    lora: { enabled: o.lora_enabled, r: o.lora_r, alpha: o.lora_alpha, dropout: o.lora_dropout, target_modules: o.lora_target_modules },
+  };
+}

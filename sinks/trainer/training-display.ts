@@ -1,0 +1,68 @@
+import type { Counter, Progress } from '../../engine/progress.ts';
+import type { Stats } from '../../engine/node.ts';
+import type { WorkerEvent } from './worker-process.ts';
+
+const n = (x: unknown, digits = 0) =>
+  typeof x === 'number' ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '?';
+const sci = (x: unknown) => (typeof x === 'number' ? x.toExponential(2) : '?');
+
+/**
+ * Turns worker events into the run's progress: a steps counter (a bar on a terminal), a log line
+ * every few steps with loss, learning rate and throughput, and eval and checkpoint lines. The
+ * stats keep what a summary wants: first and last loss, eval losses, throughput.
+ */
+export class TrainingDisplay {
+  private counter: Counter | undefined;
+  private readonly evals: { step: unknown; eval_loss: unknown }[] = [];
+
+  constructor(
+    private readonly progress: Progress,
+    private readonly stats: Stats,
+    private readonly logEverySteps: number,
+  ) {}
+
+  startPhase(name: string, totalSteps: number): void {
+    this.counter = this.progress.counter('steps', { unit: 'steps', total: totalSteps });
+    this.stats.phase = name;
+    this.stats.total_steps = totalSteps;
+  }
+
+  finishPhase(): void {
+    this.counter?.done();
+  }
+
+  onEvent(event: WorkerEvent): void {
+    switch (event.event) {
+      case 'step':
+        return this.step(event);
+      case 'eval':
+        this.evals.push({ step: event.step, eval_loss: event.eval_loss });
+        this.stats.evals = this.evals;
+        return this.progress.log(`${event.phase} eval at step ${event.step}: loss ${n(event.eval_loss, 4)}, perplexity ${n(event.perplexity, 2)} over ${n(event.tokens)} tokens`);
+      case 'checkpoint':
+        return this.progress.log(`checkpoint ${event.path}`);
+      case 'runtime':
+        // The worker prints the runtime table itself (forwarded as log lines); keep it for the stats.
+        this.stats.runtime = { ...event, event: undefined };
+        return;
+      case 'log':
+        return event.level === 'warning' || event.level === 'error' ? this.progress.warn(String(event.message)) : this.progress.log(String(event.message));
+      default:
+        return;
+    }
+  }
+
+  private step(event: WorkerEvent): void {
+    this.counter?.add(1);
+    const step = Number(event.step);
+    this.stats.steps = step;
+    this.stats.first_loss ??= event.loss;
+    this.stats.last_loss = event.loss;
+    this.stats.tokens_per_s = event.tokens_per_s;
+    if (step === 1 || step % this.logEverySteps === 0 || step === event.total_steps)
+      this.progress.log(
+        `${event.phase} step ${step}/${event.total_steps}: loss ${n(event.loss, 4)}, lr ${sci(event.lr)}, ` +
+          `${n(event.tokens_per_s)} tokens/s, ${n(event.step_time_s, 2)}s/step, waited ${n(event.pipe_wait_s, 2)}s for batches`,
+      );
+  }
+}

@@ -1,0 +1,119 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import type { Readable, Writable } from 'node:stream';
+import { DataError } from '../../engine/errors.ts';
+
+export interface WorkerEvent {
+  event: string;
+  [field: string]: unknown;
+}
+
+export interface WorkerHandlers {
+  onEvent(event: WorkerEvent): void;
+  /** A line the worker wrote to stdout or stderr. */
+  onLog(line: string): void;
+}
+
+/**
+ * The Python worker as a child process: frames go to its fd 3, JSON-line events come from its
+ * fd 4. However the worker ends, `closed` resolves once every event it wrote has been read, and
+ * an unfinished run turns into one DataError carrying its last error event or stderr line.
+ */
+export class WorkerProcess {
+  private readonly child: ChildProcess;
+  private readonly frames: Writable;
+  private lastError: string | undefined;
+  private lastStderr: string | undefined;
+  private finishedRun = false;
+  private exited = false;
+  private failure: DataError | undefined;
+  private readonly waiters = new Map<string, ((event: WorkerEvent) => void)[]>();
+  /** Resolves when the process has exited and its pipes are drained. */
+  readonly closed: Promise<void>;
+  /** Rejects with the failure once the worker has ended without finishing; never resolves. */
+  private readonly failed: Promise<never>;
+
+  constructor(python: string, cwd: string, env: NodeJS.ProcessEnv, private readonly handlers: WorkerHandlers) {
+    // Its own process group: Ctrl-C on a terminal reaches only the supervisor, which then stops
+    // the worker in order; if the supervisor dies, the worker reads end-of-input on fd 3 and exits.
+    this.child = spawn(python, ['-m', 'animind_trainer.worker'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], detached: true });
+    this.frames = this.child.stdio[3] as Writable;
+    // A write after the worker died fails with EPIPE; the exit handler reports why it died.
+    this.frames.on('error', () => {});
+    lines(this.child.stdout!, (line) => handlers.onLog(line));
+    lines(this.child.stderr!, (line) => {
+      if (line.trim()) this.lastStderr = line.trim();
+      handlers.onLog(line);
+    });
+    lines(this.child.stdio[4] as Readable, (line) => this.dispatch(line));
+    let fail!: (error: DataError) => void;
+    this.failed = new Promise<never>((_resolve, reject) => (fail = reject));
+    this.failed.catch(() => {});
+    this.closed = new Promise((resolve) => {
+      this.child.on('error', (error) => {
+        this.lastError ??= `cannot start ${python}: ${error.message}`;
+      });
+      this.child.on('close', (code, signal) => {
+        this.exited = true;
+        if (!(code === 0 && this.finishedRun)) {
+          const how = signal ? `was killed by ${signal}` : code === 0 ? 'exited before finishing' : `exited with code ${code}`;
+          const why = this.lastError ?? this.lastStderr;
+          this.failure = new DataError(`trainer worker ${how}${why ? `: ${why}` : ''}`);
+          fail(this.failure);
+        }
+        resolve();
+      });
+    });
+  }
+
+  private dispatch(line: string): void {
+    if (!line.trim()) return;
+    let event: WorkerEvent;
+    try {
+      event = JSON.parse(line) as WorkerEvent;
+    } catch {
+      this.handlers.onLog(line);
+      return;
+    }
+    if (event.event === 'error') this.lastError = String(event.message);
+    if (event.event === 'done') this.finishedRun = true;
+    this.handlers.onEvent(event);
+    for (const resolve of this.waiters.get(event.event) ?? []) resolve(event);
+    this.waiters.delete(event.event);
+  }
+
+  /** The next event of this kind, or the worker's failure if it ends first. */
+  waitFor(kind: string): Promise<WorkerEvent> {
+    const event = new Promise<WorkerEvent>((resolve) => this.waiters.set(kind, [...(this.waiters.get(kind) ?? []), resolve]));
+    return Promise.race([event, this.failed]);
+  }
+
+  /** Writes one frame; resolves once the pipe can take more, so we stay a frame or so ahead of the worker. */
+  async send(frame: Buffer): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.exited) throw new DataError('trainer worker is not running');
+    if (!this.frames.write(frame)) await Promise.race([once(this.frames, 'drain'), this.failed]);
+  }
+
+  /** After the END frame: resolves when the worker has written its outputs and exited cleanly. */
+  async finish(): Promise<void> {
+    this.frames.end();
+    await this.closed;
+    if (this.failure) throw this.failure;
+  }
+
+  /** Closes fd 3, sends SIGTERM and, after `graceMs`, SIGKILL; resolves once the process is gone. */
+  async stop(graceMs: number): Promise<void> {
+    if (this.exited || this.child.exitCode !== null || this.child.pid === undefined) return;
+    this.frames.destroy();
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.closed;
+    clearTimeout(timer);
+  }
+}
+
+function lines(stream: Readable, onLine: (line: string) => void): void {
+  createInterface({ input: stream, crlfDelay: Infinity }).on('line', onLine);
+}

@@ -1,0 +1,54 @@
+import { z } from 'zod';
+import { DataError } from '../../engine/errors.ts';
+import { defineTransform } from '../../engine/node.ts';
+import type { Stream } from '../../engine/stream.ts';
+import { ChatFormatter } from './chat-template.ts';
+import { readTokenizerSettings } from './tokenizer-files.ts';
+import { tokenizerDir, tokenizerOptions } from './tokenizer-options.ts';
+import type { FormattedExample } from './types.ts';
+
+type Row = Record<string, unknown>;
+
+/** Renders each prep row as the model's own chat exchange: user = input, assistant = output. */
+export default defineTransform({
+  type: 'chat-format',
+  kind: 'transform',
+  description: "Renders rows with the model's chat template into a masked prompt and a learned completion (content + end-of-turn).",
+  options: z.strictObject({
+    ...tokenizerOptions,
+    input_field: z.string().min(1).default('input').describe('field holding the user turn'),
+    output_field: z.string().min(1).default('output').describe('field holding the assistant turn'),
+    key_field: z.string().min(1).default('example_id').describe('field identifying the row (eval hold-out and sampling key on it)'),
+  }),
+  inputs: { ports: ['in'] },
+  check(options) {
+    try {
+      readTokenizerSettings(tokenizerDir(options));
+      return [];
+    } catch (error) {
+      return [{ option: options.tokenizer_path ? 'tokenizer_path' : 'base_model', message: (error as Error).message }];
+    }
+  },
+  create(ctx, inputs) {
+    const { input_field, output_field, key_field } = ctx.options;
+    const formatter = new ChatFormatter(readTokenizerSettings(tokenizerDir(ctx.options)));
+    if (!formatter.hasTemplate) ctx.progress.warn('the tokenizer has no chat template: prompts are the plain input followed by a newline');
+    let seen = 0;
+    return (inputs.ports.in! as Stream<Row[]>).map((batch) =>
+      batch.map((row): FormattedExample => {
+        seen++;
+        const key = row[key_field] === undefined || row[key_field] === null ? `row ${seen}` : String(row[key_field]);
+        const input = row[input_field];
+        const output = row[output_field];
+        if (typeof input !== 'string' || typeof output !== 'string')
+          throw new DataError(`${key_field} ${key}: expected string fields '${input_field}' and '${output_field}'`);
+        ctx.stats.rows = seen;
+        try {
+          return { key, ...formatter.format(input, output) };
+        } catch (error) {
+          throw new DataError(`${key_field} ${key}: ${(error as Error).message}`);
+        }
+      }),
+    );
+  },
+});
