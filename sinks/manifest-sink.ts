@@ -11,7 +11,7 @@ import { fileDigest, type FileDigest } from './file-digest.ts';
 import { forEachBatch } from './for-each-batch.ts';
 
 export interface ManifestInput extends FileDigest {
-  /** Relative to the manifest's folder, so a copied output folder still points at its inputs. */
+  /** See manifestPath. */
   path: string;
   /** `node.option` of every option that names this file. */
   used_by: string[];
@@ -63,7 +63,16 @@ export function planInputFiles(plan: Plan): Map<string, string[]> {
   return files;
 }
 
-export const relativeTo = (folder: string, file: string) => path.relative(folder, file).split(path.sep).join('/');
+/**
+ * A path as the manifest records it: relative to the manifest's folder when the two share a folder
+ * below the filesystem root (a repository or a data folder moved as a whole keeps working), else absolute.
+ */
+export function manifestPath(folder: string, file: string): string {
+  const relative = path.relative(folder, file);
+  const up = relative.split(path.sep).filter((part) => part === '..').length;
+  const common = path.resolve(folder, ...Array<string>(up).fill('..'));
+  return common === path.parse(common).root ? file : relative.split(path.sep).join('/');
+}
 
 /**
  * What a run read and wrote, so a later run (`rebuild = false`) or a person can tell whether the
@@ -95,14 +104,14 @@ export default defineSink({
 
     const inputFiles: ManifestInput[] = [];
     for (const [file, used_by] of planInputFiles(runtime.plan))
-      inputFiles.push({ path: relativeTo(folder, file), used_by, ...(await fileDigest(file)) });
+      inputFiles.push({ path: manifestPath(folder, file), used_by, ...(await fileDigest(file)) });
     const outputs: ManifestOutput[] = [];
     // The temporary files hold the final bytes; the paths recorded are where the runtime will rename them.
     for (const file of runtime.outputFiles) {
       if (file.node === ctx.id) continue;
       const rows = ctx.allStats[file.node]?.rows;
       outputs.push({
-        path: relativeTo(folder, file.path),
+        path: manifestPath(folder, file.path),
         node: file.node,
         rows: typeof rows === 'number' ? rows : null,
         ...(await fileDigest(file.tmpPath)),
