@@ -1,0 +1,31 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createReporter } from '../../engine/progress.ts';
+import { runPlan } from '../../engine/runtime.ts';
+import { loadPlan } from '../../engine/validate.ts';
+import type { Fixture } from './fixture-db.ts';
+
+export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
+export const PREP_YAML = path.join(ROOT, 'pipelines/prep.yaml');
+
+export const tempDir = (label: string) => mkdtempSync(path.join(tmpdir(), `animind-${label}-`));
+
+/** Runs pipelines/prep.yaml in-process on a fixture, with `--set`-style overrides; returns the out_dir. */
+export async function runPrep(fixture: Fixture, overrides: Record<string, string | number> = {}): Promise<string> {
+  const outDir = tempDir('prep-out');
+  const params = { database: fixture.database, semantic_ids: fixture.semanticIds, out_dir: outDir, ...overrides };
+  const plan = await loadPlan(PREP_YAML, Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)])));
+  await runPlan(plan, { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
+  return outDir;
+}
+
+export const readOutput = (outDir: string, name: string) => readFileSync(path.join(outDir, name), 'utf8');
+
+export function readRows(outDir: string): Record<string, unknown>[] {
+  return readOutput(outDir, 'llm_prep_train.jsonl')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}

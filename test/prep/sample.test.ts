@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DataError } from '../../engine/errors.ts';
+import { BottomK } from '../../transforms/prep/bottom-k.ts';
+import { quotas, roundHalfEven, splitsProblem } from '../../transforms/prep/quotas.ts';
+import sampleNode, { fillByPasses } from '../../transforms/prep/sample.ts';
+import shuffleNode from '../../transforms/prep/shuffle.ts';
+import type { PoolItem, PrepExample, Task } from '../../transforms/prep/types.ts';
+import { rebatch, runNode } from './harness.ts';
+
+const item = (task: Task, n: number): PoolItem => ({
+  key: `${task}:${n}`,
+  row: { task, input: `in ${n}`, output: `out ${n}`, anime_ids: [n], user_id: task === 'A' ? null : n, meta: { template_id: 't' } },
+});
+const pool = (task: Task, size: number) => Array.from({ length: size }, (_, n) => item(task, n));
+const options = (target: number) => ({ target_examples: String(target), split_a: '0.5', split_b: '0.25', split_c: '0.25' });
+
+test('round_half_even and quotas: A and B rounded half to even, C takes the rest', () => {
+  assert.deepEqual([0.5, 1.5, 2.5, 2.4, 2.6, 3].map(roundHalfEven), [0, 2, 2, 2, 3, 3]);
+  assert.deepEqual(quotas(400000, { split_a: 0.5, split_b: 0.25, split_c: 0.25 }), { A: 200000, B: 100000, C: 100000 });
+  assert.deepEqual(quotas(5, { split_a: 0.5, split_b: 0.25, split_c: 0.25 }), { A: 2, B: 1, C: 2 });
+  assert.deepEqual(quotas(10, { split_a: 0.25, split_b: 0.25, split_c: 0.5 }), { A: 2, B: 2, C: 6 });
+});
+
+test('splits must sum to 1 (±1e-6)', () => {
+  assert.equal(splitsProblem({ split_a: 0.5, split_b: 0.25, split_c: 0.2500005 }), undefined);
+  assert.match(splitsProblem({ split_a: 0.5, split_b: 0.25, split_c: 0.3 })!, /must sum to 1.*= 1\.05/);
+  const parsed = sampleNode.options.safeParse({ split_a: '0.6' });
+  assert.equal(parsed.success, false);
+  assert.deepEqual(parsed.error!.issues[0]!.path, ['split_a']);
+});
+
+test('bottom-k keeps the k smallest priorities, whatever the arrival order', () => {
+  const values = Array.from({ length: 500 }, (_, i) => ({ p: (i * 7919) % 1000, key: `k${i}` }));
+  const smallest = [...values].sort((a, b) => a.p - b.p).slice(0, 20).map((v) => v.key);
+  for (const order of [values, [...values].reverse()]) {
+    const sampler = new BottomK<string>(20);
+    for (const v of order) sampler.offer(v.p, v.key, v.key);
+    assert.deepEqual(sampler.sorted(), smallest);
+  }
+  const none = new BottomK<string>(0);
+  none.offer(1, 'a', 'a');
+  assert.equal(none.size, 0);
+});
+
+test('pool >= quota: a uniform sample without replacement, the same for any batching or order', async () => {
+  const run = async (size: number, reverse = false) => {
+    const a = reverse ? pool('A', 2000).reverse() : pool('A', 2000);
+    const { rows, stats } = await runNode<PoolItem>(sampleNode, options(400), { a: rebatch(a, size), b: [pool('B', 300)], c: [pool('C', 300)] });
+    return { keys: rows.map((r) => r.key), stats };
+  };
+  const reference = await run(4096);
+  const a = reference.keys.filter((k) => k.startsWith('A:'));
+  assert.equal(a.length, 200);
+  assert.equal(new Set(a).size, 200, 'no repeats');
+  assert.deepEqual((await run(1)).keys, reference.keys);
+  assert.deepEqual((await run(7, true)).keys, reference.keys);
+  assert.deepEqual(reference.stats.oversampling_factor, { A: 1, B: 1, C: 1 });
+  // Uniform: each tenth of the pool holds about a tenth of the sample.
+  const tenths = Array<number>(10).fill(0);
+  for (const key of a) tenths[Math.floor(Number(key.slice(2)) / 200)]!++;
+  for (const t of tenths) assert.ok(t >= 8 && t <= 34, `per tenth: ${tenths.join(',')}`);
+});
+
+test('0 < pool < quota: full passes, each in a fresh keyed order, reported as the oversampling factor', async () => {
+  const { rows, stats } = await runNode<PoolItem>(sampleNode, options(40), { a: [pool('A', 20)], b: [pool('B', 4)], c: [pool('C', 3)] });
+  const b = rows.filter((r) => r.row.task === 'B').map((r) => r.key);
+  assert.equal(b.length, 10);
+  assert.deepEqual(b.slice(0, 4).sort(), ['B:0', 'B:1', 'B:2', 'B:3'], 'the first pass is the whole pool');
+  assert.deepEqual(b.filter((k) => k.endsWith('#1')).length, 4, 'the second pass too');
+  assert.equal(b.filter((k) => k.endsWith('#2')).length, 2, 'the third pass fills the rest');
+  assert.equal(new Set(rows.map((r) => r.key)).size, rows.length, 'every sampled row keeps a unique key');
+  assert.deepEqual(stats.oversampling_factor, { A: 1, B: 2.5, C: Number((10 / 3).toFixed(6)) });
+  assert.deepEqual(stats.passes, { A: 1, B: 3, C: 4 });
+});
+
+test('fillByPasses orders each pass by the keyed priority of (key, pass)', () => {
+  const items = pool('C', 3);
+  const priority = (key: string, pass: number) => (pass === 1 ? -Number(key.slice(2)) : Number(key.slice(2)));
+  assert.deepEqual(fillByPasses(items, 5, priority).map((i) => i.key), ['C:0', 'C:1', 'C:2', 'C:2#1', 'C:1#1']);
+});
+
+test('an empty pool with a positive quota is an error naming the task', async () => {
+  await assert.rejects(runNode(sampleNode, options(40), { a: [pool('A', 20)], b: [], c: [pool('C', 3)] }), (error: unknown) => {
+    assert.ok(error instanceof DataError);
+    assert.match(error.message, /^Task B pool is empty but its quota is 10/);
+    return true;
+  });
+  const { rows } = await runNode<PoolItem>(sampleNode, { ...options(4), split_a: '1', split_b: '0', split_c: '0' }, { a: [pool('A', 20)], b: [], c: [] });
+  assert.equal(rows.length, 4, 'an empty pool with quota 0 is fine');
+});
+
+test('shuffle: all tasks together in a keyed order, numbered prep_000000001…, independent of batching', async () => {
+  const items = [...pool('A', 30), ...pool('B', 20), ...pool('C', 10)];
+  const run = async (rows: PoolItem[], size: number, batch_size: string) =>
+    (await runNode<PrepExample>(shuffleNode, { batch_size }, { in: rebatch(rows, size) })).rows;
+  const reference = await run(items, 4096, '1024');
+  assert.deepEqual(reference.map((r) => r.example_id).slice(0, 3), ['prep_000000001', 'prep_000000002', 'prep_000000003']);
+  assert.deepEqual(Object.keys(reference[0]!), ['example_id', 'task', 'input', 'output', 'anime_ids', 'user_id', 'meta']);
+  assert.notDeepEqual(reference.map((r) => r.task).join(''), items.map((i) => i.row.task).join(''), 'tasks are mixed');
+  assert.deepEqual(await run([...items].reverse(), 7, '3'), reference);
+});
