@@ -3,13 +3,13 @@ import path from 'node:path';
 import { pathOptions } from '../engine/options.ts';
 import type { Plan } from '../engine/validate.ts';
 import { fileDigest } from '../sinks/file-digest.ts';
-import { planInputFiles, type Manifest } from '../sinks/manifest-sink.ts';
+import { planInputFiles, toolVersion, type Manifest } from '../sinks/manifest-sink.ts';
 
 const short = (sha: string) => sha.slice(0, 12);
 
 /**
  * Why the outputs of `plan` cannot be kept as they are, or undefined when its manifest shows the
- * same seed, params and input bytes, and every output it lists is still there, byte for byte.
+ * same tool version, seed, params and input bytes, and every output is still there, byte for byte.
  * `describeParam` turns a pipeline param into the name the user wrote (a TOML key).
  */
 export async function staleReason(plan: Plan, describeParam: (param: string) => string): Promise<string | undefined> {
@@ -26,6 +26,8 @@ export async function staleReason(plan: Plan, describeParam: (param: string) => 
   const folder = path.dirname(manifestFile);
   const resolve = (recorded: string) => path.resolve(folder, recorded);
 
+  // Another version may write different rows from the same inputs.
+  if (manifest.tool?.version !== toolVersion()) return `the outputs were written by animind ${manifest.tool?.version ?? '(unknown)'}, this is ${toolVersion()}`;
   if (manifest.seed !== plan.spec.seed) return `seed changed: ${manifest.seed} -> ${plan.spec.seed}`;
   const params = plan.spec.params;
   for (const name of new Set([...Object.keys(params), ...Object.keys(manifest.params ?? {})]))

@@ -36,7 +36,7 @@ export interface Manifest {
   outputs: ManifestOutput[];
 }
 
-const toolVersion = (): string =>
+export const toolVersion = (): string =>
   (JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 const isoTime = z.iso.datetime({ offset: true });
@@ -88,7 +88,8 @@ export default defineSink({
     path: outputPath('manifest file to write (JSON)'),
     config: z.record(z.string(), z.unknown()).default({}).describe('settings recorded verbatim (animind run puts its TOML section here)'),
     pin_time: z
-      .union([z.literal(''), isoTime])
+      .string()
+      .refine((v) => v === '' || isoTime.safeParse(v).success, 'expected an ISO 8601 time such as 2024-01-01T00:00:00Z')
       .default('')
       .describe('ISO time written as generated_at, for reproducible files (env ANIMIND_FIXED_TIME does the same)'),
   }),

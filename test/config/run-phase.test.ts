@@ -123,6 +123,9 @@ describe('animind run --phase prep', () => {
 
     writeFileSync(jsonl, 'edited\n');
     assert.match((await run(config)).stderr, /rebuild = false: output .*llm_prep_train\.jsonl was modified after the manifest was written$/m);
+
+    writeFileSync(path.join(out, 'llm_prep_manifest.json'), JSON.stringify({ ...manifestOf(out), tool: { name: 'animind', version: '0.0.1' } }));
+    assert.match((await run(config)).stderr, /rebuild = false: the outputs were written by animind 0\.0\.1, this is \d+\.\d+\.\d+$/m);
   });
 
   test('a config problem exits 2 naming the file and line before anything runs (the [prep] header for a key left at its default)', async () => {
