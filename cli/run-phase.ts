@@ -7,7 +7,7 @@ import { runWithSignals, type DisplayOptions } from './run-pipeline.ts';
 import { runTrainPhase } from './run-train-phase.ts';
 
 /** The graph `animind run --phase prep` runs: the same file as `animind pipeline run pipelines/prep.yaml`. */
-export const PREP_PIPELINE = fileURLToPath(new URL('../pipelines/prep.yaml', import.meta.url));
+const PREP_PIPELINE = fileURLToPath(new URL('../pipelines/prep.yaml', import.meta.url));
 
 /** prep.yaml parameter <- `[prep]` key. `rebuild` has no parameter: it decides whether to run at all. */
 const PREP_PARAMS: Record<string, Exclude<keyof PrepConfig, 'rebuild'>> = {
@@ -30,7 +30,7 @@ const PREP_PARAMS: Record<string, Exclude<keyof PrepConfig, 'rebuild'>> = {
 };
 
 /** The `[prep]` section as `--set` overrides of prep.yaml (lists in the comma form its options take). */
-export function prepOverrides(config: PrepConfig): Record<string, string> {
+function prepOverrides(config: PrepConfig): Record<string, string> {
   return Object.fromEntries(
     Object.entries(PREP_PARAMS).map(([param, key]) => {
       const value = config[key];

@@ -67,7 +67,7 @@ export function planInputFiles(plan: Plan): Map<string, string[]> {
  * A path as the manifest records it: relative to the manifest's folder when the two share a folder
  * below the filesystem root (a repository or a data folder moved as a whole keeps working), else absolute.
  */
-export function manifestPath(folder: string, file: string): string {
+function manifestPath(folder: string, file: string): string {
   const relative = path.relative(folder, file);
   const up = relative.split(path.sep).filter((part) => part === '..').length;
   const common = path.resolve(folder, ...Array<string>(up).fill('..'));

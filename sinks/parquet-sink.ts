@@ -13,7 +13,7 @@ type Compression = (typeof COMPRESSIONS)[number];
  * The prep row as Parquet. `meta` differs by task (A, B and C carry different fields), so it is one
  * JSON text column rather than a struct whose shape would have to be the union of all of them.
  */
-export function prepRowSchema(compression: Compression) {
+function prepRowSchema(compression: Compression) {
   const text = { type: 'UTF8', compression } as const;
   return new parquet.ParquetSchema({
     example_id: text,
