@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { ConfigError } from '../../engine/errors.ts';
@@ -14,24 +14,31 @@ interface Candidate {
   from: string;
 }
 
-/** The cached virtual environment scripts/python-env.mjs creates, when it exists. */
+/** The cached trainer venv's interpreter (scripts/python-env.mjs creates it), when it exists. */
 async function cachedVenvPython(): Promise<string | undefined> {
   const module = path.join(repoRoot, 'scripts', 'python-env-path.mjs');
   if (!existsSync(module)) return undefined;
-  const { pythonEnvPath } = (await import(pathToFileURL(module).href)) as { pythonEnvPath: (root: string) => string };
-  const found = pythonEnvPath(repoRoot);
-  const python = existsSync(found) && statSync(found).isDirectory() ? path.join(found, 'bin', 'python') : found;
+  const { pythonEnvPath } = (await import(pathToFileURL(module).href)) as {
+    pythonEnvPath: (root: string, env: NodeJS.ProcessEnv) => string;
+  };
+  // Without ANIMIND_PYTHON it names the venv's interpreter; ANIMIND_PYTHON is tried on its own first.
+  const python = pythonEnvPath(repoRoot, { ...process.env, ANIMIND_PYTHON: '' });
   return existsSync(python) ? python : undefined;
 }
 
 const probes = new Map<string, Promise<string | undefined>>();
+
+// find_spec locates the packages without importing them: importing torch and peft takes seconds.
+const PROBE = `import importlib.util, sys
+missing = [m for m in ("torch", "transformers", "peft") if importlib.util.find_spec(m) is None]
+sys.exit("missing " + ", ".join(missing) if missing else 0)`;
 
 /** Why the interpreter cannot run the worker, or undefined when it has torch, transformers and peft. */
 function probe(python: string): Promise<string | undefined> {
   let result = probes.get(python);
   if (!result) {
     result = new Promise((resolve) => {
-      const child = spawn(python, ['-c', 'import torch, transformers, peft'], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 120_000 });
+      const child = spawn(python, ['-c', PROBE], { stdio: ['ignore', 'ignore', 'pipe'], timeout: 60_000 });
       let stderr = '';
       child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
       child.on('error', (error) => resolve(error.message));

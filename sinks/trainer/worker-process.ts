@@ -1,5 +1,4 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
 import { DataError } from '../../engine/errors.ts';
@@ -39,7 +38,7 @@ export class WorkerProcess {
     // the worker in order; if the supervisor dies, the worker reads end-of-input on fd 3 and exits.
     this.child = spawn(python, ['-m', 'animind_trainer.worker'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], detached: true });
     this.frames = this.child.stdio[3] as Writable;
-    // A write after the worker died fails with EPIPE; the exit handler reports why it died.
+    // A write after the worker died fails with EPIPE or ECONNRESET; the exit handler reports why it died.
     this.frames.on('error', () => {});
     lines(this.child.stdout!, (line) => handlers.onLog(line));
     lines(this.child.stderr!, (line) => {
@@ -93,7 +92,8 @@ export class WorkerProcess {
   async send(frame: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
     if (this.exited) throw new DataError('trainer worker is not running');
-    if (!this.frames.write(frame)) await Promise.race([once(this.frames, 'drain'), this.failed]);
+    // Not events.once: it would reject with the socket's ECONNRESET instead of the worker's own reason.
+    if (!this.frames.write(frame)) await Promise.race([new Promise((resolve) => this.frames.once('drain', resolve)), this.failed]);
   }
 
   /** After the END frame: resolves when the worker has written its outputs and exited cleanly. */
@@ -115,5 +115,7 @@ export class WorkerProcess {
 }
 
 function lines(stream: Readable, onLine: (line: string) => void): void {
+  // A pipe reset by a dying worker is reported through its exit, not as a stream error.
+  stream.on('error', () => {});
   createInterface({ input: stream, crlfDelay: Infinity }).on('line', onLine);
 }
