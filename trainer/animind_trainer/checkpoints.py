@@ -1,0 +1,46 @@
+"""Per-phase checkpoints (rotated to save_total_limit) and the best model by eval loss."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+from .lora import TrainableModel
+from .atomic import write_json
+from .outputs import ModelManifest, save_model_dir
+
+_CHECKPOINT = re.compile(r"checkpoint-(\d+)")
+
+
+class Checkpoints:
+    def __init__(self, out_dir: Path, every_steps: int, total_limit: int, manifest: ModelManifest):
+        self.out_dir = out_dir
+        self.every_steps = every_steps
+        self.total_limit = total_limit  # <= 0 keeps every checkpoint
+        self.manifest = manifest
+
+    def due(self, step: int) -> bool:
+        return step % self.every_steps == 0
+
+    def save(self, trainable: TrainableModel, phase: str, step: int, state: dict) -> Path:
+        path = self.out_dir / phase / f"checkpoint-{step}"
+        save_model_dir(path, trainable, self.manifest)
+        write_json(path / "trainer_state.json", state)
+        self._rotate(self.out_dir / phase)
+        return path
+
+    def save_best(self, trainable: TrainableModel, phase: str, state: dict) -> Path:
+        path = self.out_dir / phase / "best_model"
+        save_model_dir(path, trainable, self.manifest)
+        write_json(path / "trainer_state.json", state)
+        return path
+
+    def _rotate(self, phase_dir: Path) -> None:
+        if self.total_limit <= 0:
+            return
+        found = sorted(
+            (int(m.group(1)), p) for p in phase_dir.iterdir() if p.is_dir() and (m := _CHECKPOINT.fullmatch(p.name))
+        )
+        for _, stale in found[: max(0, len(found) - self.total_limit)]:
+            shutil.rmtree(stale)

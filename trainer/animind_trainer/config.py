@@ -1,0 +1,114 @@
+"""The train settings the worker acts on, read from the HELLO frame's `config`.
+
+The supervisor sends the whole resolved `[train]` table; keys the worker does not
+act on (data mixing, eval sources, ...) are kept only in the config snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import WorkerError
+
+DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+LR_SCHEDULES = ("linear", "cosine")
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    enabled: bool
+    r: int
+    alpha: int
+    dropout: float
+    target_modules: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    base_model: str
+    out_dir: str
+    dry_run: bool
+    tiny_model: bool
+    tokenizer_path: str | None
+    device: str
+    precision: str
+    max_seq_len: int
+    learning_rate: float
+    weight_decay: float
+    warmup_ratio: float
+    lr_schedule: str
+    gradient_checkpointing: bool
+    max_grad_norm: float
+    checkpoint_every_steps: int
+    save_total_limit: int
+    seed: int
+    hf_token: str
+    hf_token_env: str
+    lora: LoraSettings
+
+
+_MISSING = object()
+
+
+def _field(table: dict, key: str, kind, default=_MISSING, where: str = "config"):
+    value = table.get(key)
+    if value is None:
+        if default is _MISSING:
+            raise WorkerError(f"{where}.{key} is required")
+        return default
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    # bool is an int subclass; a flag given as 1 or a count given as true is a mistake.
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+        raise WorkerError(f"{where}.{key} must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def _positive(name: str, value):
+    if value <= 0:
+        raise WorkerError(f"config.{name} must be > 0, got {value}")
+    return value
+
+
+def parse_config(table: dict) -> TrainConfig:
+    lora_table = table.get("lora") or {}
+    if not isinstance(lora_table, dict):
+        raise WorkerError("config.lora must be an object")
+    targets = _field(lora_table, "target_modules", list, list(DEFAULT_TARGET_MODULES), "config.lora")
+    if not targets or not all(isinstance(t, str) and t for t in targets):
+        raise WorkerError("config.lora.target_modules must be a non-empty list of module names")
+    lora = LoraSettings(
+        enabled=_field(lora_table, "enabled", bool, True, "config.lora"),
+        r=_positive("lora.r", _field(lora_table, "r", int, 16, "config.lora")),
+        alpha=_positive("lora.alpha", _field(lora_table, "alpha", int, 32, "config.lora")),
+        dropout=_field(lora_table, "dropout", float, 0.05, "config.lora"),
+        target_modules=tuple(targets),
+    )
+    schedule = _field(table, "lr_schedule", str, "linear")
+    if schedule not in LR_SCHEDULES:
+        raise WorkerError(f"config.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
+    warmup = _field(table, "warmup_ratio", float, 0.03)
+    if not 0 <= warmup < 1:
+        raise WorkerError(f"config.warmup_ratio must be in [0, 1), got {warmup}")
+    return TrainConfig(
+        base_model=_field(table, "base_model", str),
+        out_dir=_field(table, "out_dir", str),
+        dry_run=_field(table, "dry_run", bool, True),
+        tiny_model=_field(table, "tiny_model", bool, False),
+        tokenizer_path=_field(table, "tokenizer_path", str, None) or None,
+        device=_field(table, "device", str, "auto"),
+        precision=_field(table, "precision", str, "auto"),
+        max_seq_len=_positive("max_seq_len", _field(table, "max_seq_len", int, 1024)),
+        learning_rate=_positive("learning_rate", _field(table, "learning_rate", float, 2e-4)),
+        weight_decay=_field(table, "weight_decay", float, 0.0),
+        warmup_ratio=warmup,
+        lr_schedule=schedule,
+        gradient_checkpointing=_field(table, "gradient_checkpointing", bool, False),
+        max_grad_norm=_field(table, "max_grad_norm", float, 1.0),
+        checkpoint_every_steps=_positive("checkpoint_every_steps", _field(table, "checkpoint_every_steps", int, 500)),
+        save_total_limit=_field(table, "save_total_limit", int, 3),
+        seed=_field(table, "seed", int, 42),
+        hf_token=_field(table, "hf_token", str, "") or "",
+        hf_token_env=_field(table, "hf_token_env", str, "HF_TOKEN") or "HF_TOKEN",
+        lora=lora,
+    )

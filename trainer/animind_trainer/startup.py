@@ -1,0 +1,78 @@
+"""Everything between HELLO and `ready`: runtime, tokenizer, model, added tokens, adapters."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import PreTrainedTokenizerBase
+
+from .config import TrainConfig
+from .lora import TrainableModel, make_trainable
+from .model_loading import load_base_model
+from .outputs import ModelManifest
+from .protocol import EventWriter
+from .redaction import resolve_hf_token
+from .runtime import Runtime, print_runtime_table, probe_gpu, resolve_runtime, runtime_fields
+from .tokens import extend_tokenizer, load_tokenizer, resize_embeddings, validate_added_tokens
+
+
+@dataclass(frozen=True)
+class Prepared:
+    config: TrainConfig
+    runtime: Runtime
+    tokenizer: PreTrainedTokenizerBase
+    trainable: TrainableModel
+    manifest: ModelManifest
+    added_token_ids: list[int]
+    runtime_fields: dict
+
+    @property
+    def tokenizer_dir(self) -> Path:
+        return Path(self.config.out_dir) / "tokenizer"
+
+
+def prepare(config: TrainConfig, added_tokens, events: EventWriter) -> Prepared:
+    tokens = validate_added_tokens(added_tokens)
+    token = resolve_hf_token(config)
+    events.add_secret(token)
+    runtime = resolve_runtime(config.device, config.precision, events)
+    probe_gpu(runtime)
+    torch.manual_seed(config.seed)
+
+    tokenizer = load_tokenizer(config.tokenizer_path or config.base_model, token)
+    base = load_base_model(
+        config.base_model,
+        token=token,
+        runtime=runtime,
+        vocab_size=len(tokenizer),
+        dry_run=config.dry_run,
+        tiny_requested=config.tiny_model,
+        events=events,
+    )
+    base_vocab_size = base.model.get_input_embeddings().weight.shape[0]
+    ids = extend_tokenizer(tokenizer, tokens)
+    vocab_size = resize_embeddings(base.model, tokenizer)
+    # Re-seed so LoRA's initialisation does not depend on how loading consumed randomness.
+    torch.manual_seed(config.seed)
+    trainable = make_trainable(base.model, config.lora, ids, config.gradient_checkpointing)
+    if not config.lora.enabled:
+        events.log("info", "LoRA disabled: only the added tokens' embedding and head rows train")
+    lora_params = sum(p.numel() for n, p in trainable.model.named_parameters() if "lora_" in n)
+    row_params = trainable.embedding.new_rows.numel() * (1 if trainable.tied else 2)
+    events.log("info", f"trainable parameters: {lora_params:,} LoRA + {row_params:,} added-token rows")
+
+    out_dir = Path(config.out_dir)
+    tokenizer.save_pretrained(str(out_dir / "tokenizer"))
+    fields = runtime_fields(runtime, base.name, base.tiny, config.dry_run)
+    print_runtime_table(fields)
+    manifest = ModelManifest(
+        base_model=config.base_model,
+        tiny_model=base.tiny,
+        base_vocab_size=base_vocab_size,
+        vocab_size=vocab_size,
+        lora=config.lora.enabled,
+        tied=trainable.tied,
+    )
+    return Prepared(config, runtime, tokenizer, trainable, manifest, ids, fields)

@@ -1,0 +1,147 @@
+"""Entry point: `python -m animind_trainer.worker`, spawned by the TypeScript supervisor.
+
+fd 3 carries frames in, fd 4 carries JSON-line events out; stdout/stderr are logs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import BinaryIO
+
+from .atomic import write_json
+from .config import parse_config
+from .errors import WorkerError
+from .protocol import BATCH, END, EVAL, HELLO, PHASE, PROTOCOL_VERSION, EventWriter, read_frame
+from .redaction import redact, resolve_hf_token
+
+FRAMES_FD, EVENTS_FD = 3, 4
+REQUIRED_OUTPUTS = ("final_model", "tokenizer", "train_run_summary.json", "train_config_snapshot.json")
+
+
+def _handshake(frames: BinaryIO) -> dict:
+    frame = read_frame(frames)
+    if frame is None:
+        raise WorkerError("input closed before HELLO frame")
+    if frame.type != HELLO:
+        raise WorkerError(f"first frame must be HELLO, got {frame.name}")
+    hello = frame.json()
+    version = hello.get("protocol_version")
+    if version != PROTOCOL_VERSION:
+        raise WorkerError(f"unsupported protocol version {version} (this worker speaks {PROTOCOL_VERSION})", exit_code=2)
+    if not isinstance(hello.get("config"), dict):
+        raise WorkerError("HELLO config must be an object")
+    return hello
+
+
+def serve(frames: BinaryIO, events: EventWriter) -> None:
+    started = time.perf_counter()
+    hello = _handshake(frames)
+    config = parse_config(hello["config"])
+    secrets = frozenset(s for s in (config.hf_token, resolve_hf_token(config)) if s)
+    for secret in secrets:
+        events.add_secret(secret)
+    out_dir = Path(config.out_dir)
+    write_json(
+        out_dir / "train_config_snapshot.json",
+        {"protocol_version": PROTOCOL_VERSION, "config": redact(hello["config"], secrets)},
+    )
+
+    # Imported only now so a malformed HELLO is answered before torch and transformers load.
+    from .batch import decode_batch
+    from .checkpoints import Checkpoints
+    from .loop import Trainer
+    from .outputs import save_model_dir
+    from .startup import prepare
+
+    prepared = prepare(config, hello.get("added_tokens"), events)
+    manifest = prepared.manifest
+    events.emit("runtime", **prepared.runtime_fields)
+    events.emit(
+        "ready",
+        vocab_size=manifest.vocab_size,
+        added_token_ids=prepared.added_token_ids,
+        tokenizer_dir=str(prepared.tokenizer_dir),
+        model=prepared.runtime_fields["model"],
+        tiny_model=manifest.tiny_model,
+    )
+
+    checkpoints = Checkpoints(out_dir, config.checkpoint_every_steps, config.save_total_limit, manifest)
+    trainer = Trainer(prepared, events, checkpoints)
+    while True:
+        waited = time.perf_counter()
+        frame = read_frame(frames)
+        trainer.add_pipe_wait(time.perf_counter() - waited)
+        if frame is None:
+            raise WorkerError("input closed before END frame")
+        if frame.type != EVAL:
+            trainer.flush_eval()
+        if frame.type == PHASE:
+            trainer.start_phase(frame.json())
+        elif frame.type == BATCH:
+            trainer.train_batch(decode_batch(frame.payload, "BATCH", manifest.vocab_size))
+        elif frame.type == EVAL:
+            trainer.eval_batch(decode_batch(frame.payload, "EVAL", manifest.vocab_size))
+        elif frame.type == END:
+            break
+        else:
+            raise WorkerError(f"unexpected {frame.name} frame after the handshake")
+
+    phases = trainer.finish()
+    final_model = out_dir / "final_model"
+    save_model_dir(final_model, prepared.trainable, manifest)
+    summary = {
+        "protocol_version": PROTOCOL_VERSION,
+        "base_model": config.base_model,
+        "runtime": prepared.runtime_fields,
+        "vocab_size": manifest.vocab_size,
+        "added_tokens": len(prepared.added_token_ids),
+        "phases": phases,
+        "final_model": str(final_model),
+        "tokenizer_dir": str(prepared.tokenizer_dir),
+        "wall_time_s": time.perf_counter() - started,
+    }
+    write_json(out_dir / "train_run_summary.json", redact(summary, secrets))
+    missing = [name for name in REQUIRED_OUTPUTS if not (out_dir / name).exists()]
+    if missing:
+        raise WorkerError(f"outputs missing after training: {', '.join(missing)}")
+    events.emit("done", out_dir=str(out_dir), final_model=str(final_model))
+
+
+def run(frames: BinaryIO, events: EventWriter) -> int:
+    """Serve until END; every failure becomes one `error` event and an exit code."""
+    try:
+        serve(frames, events)
+        return 0
+    except BrokenPipeError:
+        # The supervisor stopped reading events: nobody is left to report to but stderr.
+        print("error: the events pipe (fd 4) was closed; stopping", file=sys.stderr)
+        return 1
+    except WorkerError as exc:
+        message, code = str(exc), exc.exit_code
+    except Exception as exc:  # a bug, not a user mistake: keep the trace on stderr
+        traceback.print_exc(file=sys.stderr)
+        first_line = (str(exc).strip().splitlines() or [""])[0]
+        message, code = f"internal error: {type(exc).__name__}: {first_line}", 1
+    try:
+        events.emit("error", message=message)
+    except OSError:
+        print(f"error: {events.scrub(message)}", file=sys.stderr)
+    return code
+
+
+def main() -> int:
+    try:
+        frames = os.fdopen(FRAMES_FD, "rb", buffering=0)
+        events_stream = os.fdopen(EVENTS_FD, "w", encoding="utf-8")
+    except OSError:
+        print("error: fd 3 (frames in) and fd 4 (events out) must be open pipes; see trainer/PROTOCOL.md", file=sys.stderr)
+        return 2
+    return run(frames, EventWriter(events_stream))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
