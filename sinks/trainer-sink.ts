@@ -70,7 +70,7 @@ export default defineSink({
 
     let phases = 0;
     let frames = 0;
-    for (let batch = await first; batch; batch = await pull(input)) {
+    for (let batch = await worker.whileRunning(first); batch; batch = await worker.whileRunning(pull(input))) {
       for (const item of batch as TrainItem[]) {
         if (item.kind === 'phase') {
           if (phases++) display.finishPhase();

@@ -88,6 +88,11 @@ export class WorkerProcess {
     return Promise.race([event, this.failed]);
   }
 
+  /** Settles with `work`, or fails as soon as the worker dies: a long wait on the upstream nodes notices it at once. */
+  whileRunning<T>(work: Promise<T>): Promise<T> {
+    return Promise.race([work, this.failed]);
+  }
+
   /** Writes one frame; resolves once the pipe can take more, so we stay a frame or so ahead of the worker. */
   async send(frame: Buffer): Promise<void> {
     if (this.failure) throw this.failure;

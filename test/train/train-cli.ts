@@ -33,6 +33,7 @@ export function trainArgs(prep: string, outDir: string, overrides: Record<string
     epochs: 4,
     dry_run_max_steps: 24,
     log_every_steps: 1,
+    gradient_checkpointing: 'false',
     ...overrides,
   };
   return ['pipeline', 'run', 'pipelines/train.yaml', ...Object.entries(params).flatMap(([k, v]) => ['--set', `${k}=${v}`])];

@@ -21,7 +21,7 @@ export default defineTransform({
   kind: 'transform',
   description: 'In a dry run, keeps a deterministic sample of rows keyed by a field (input order kept); otherwise passes every row.',
   options: z.strictObject({
-    dry_run: flag().default(true).describe('sample only in a dry run; a full run passes every row'),
+    dry_run: flag(true).describe('sample only in a dry run; a full run passes every row'),
     rows: int().positive().default(2048).describe('rows kept in a dry run'),
     key_field: z.string().min(1).default('example_id').describe('field the sample is keyed on (row number when missing)'),
   }),

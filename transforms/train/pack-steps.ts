@@ -21,8 +21,8 @@ const options = z.strictObject({
   epochs: int().positive().default(2).describe('passes over the training examples'),
   eval_fraction: num().min(0).max(0.5).default(0.02).describe('share of rows held out for eval loss, chosen by row key'),
   eval_every_steps: int().nonnegative().default(0).describe('eval after every this many steps; 0: only at the end'),
-  shuffle: flag().default(true).describe('new random order of packed sequences in every epoch (seeded)'),
-  dry_run: flag().default(true).describe('cap the optimizer steps at dry_run_max_steps'),
+  shuffle: flag(true).describe('new random order of packed sequences in every epoch (seeded)'),
+  dry_run: flag(true).describe('cap the optimizer steps at dry_run_max_steps'),
   dry_run_max_steps: int().positive().default(20).describe('optimizer steps in a dry run'),
 });
 
