@@ -136,9 +136,14 @@ describe('animind run --phase prep', () => {
     assert.equal(existsSync(out), false);
   });
 
-  test('--phase train validates [train] and reaches the train entry point', async () => {
-    const result = await runCli(['run', '--phase', 'train', '--config', 'config/recommender.toml']);
+  test('--phase train checks [train] before anything runs', async () => {
+    const dir = tempDir('run-phase-train');
+    const config = path.join(dir, 'recommender.toml');
+    const text = readFileSync(path.join(repoRoot, 'config/recommender.toml'), 'utf8');
+    writeFileSync(config, text.replace('learning_rate = 0.0002', 'learning_rate = "fast"'));
+    const line = text.split('\n').findIndex((l) => l.startsWith('learning_rate')) + 1;
+    const result = await runCli(['run', '--phase', 'train', '--config', config]);
     assert.equal(result.code, 2);
-    assert.equal(result.stderr, 'error: train phase not wired yet\n');
+    assert.match(result.stderr, new RegExp(`^error: .*recommender\\.toml:${line}: .*learning_rate.*\n$`));
   });
 });
