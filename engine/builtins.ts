@@ -12,6 +12,7 @@ import prepCatalog from '../transforms/prep/catalog.ts';
 import prepTaskA from '../transforms/prep/task-a.ts';
 import prepGroupUsers from '../transforms/prep/group-users.ts';
 import prepHistory from '../transforms/prep/history.ts';
+import prepUserHistories from '../transforms/prep/user-histories.ts';
 import prepMask from '../transforms/prep/mask.ts';
 import prepTaskB from '../transforms/prep/task-b.ts';
 import prepSeeds from '../transforms/prep/seeds.ts';
@@ -41,6 +42,7 @@ export const builtinNodes: NodeDefinition[] = [
   prepTaskA,
   prepGroupUsers,
   prepHistory,
+  prepUserHistories,
   prepMask,
   prepTaskB,
   prepSeeds,

@@ -250,7 +250,22 @@ function fanOut(stream: Stream<Batch>, info: ConsumerInfo, all: Stream<unknown>[
     let collected: Promise<Batch[]> | undefined;
     return () => {
       collected ??= stream.collect().toPromise(Promise);
-      const replay = _(collected).sequence() as unknown as Stream<Batch>;
+      const table = collected;
+      // A failed run destroys the replay, possibly before the table arrives: nothing may be pushed then.
+      const replay: Stream<Batch> = _<Batch>((push) => {
+        table.then(
+          (batches) => {
+            if (isEnded(replay)) return;
+            for (const batch of batches) push(null, batch);
+            push(null, _.nil);
+          },
+          (error: Error) => {
+            if (isEnded(replay)) return;
+            push(error);
+            push(null, _.nil);
+          },
+        );
+      });
       all.push(replay as Stream<unknown>);
       return replay;
     };
@@ -262,6 +277,9 @@ function fanOut(stream: Stream<Batch>, info: ConsumerInfo, all: Stream<unknown>[
     return fork;
   };
 }
+
+/** highland sets `ended` once a stream has finished or been destroyed; its typings leave it out. */
+const isEnded = (stream: object) => (stream as { ended?: boolean }).ended === true;
 
 function collectInputs(planned: PlannedNode, outputsOf: Map<string, () => Stream<Batch>>): Inputs {
   const ports: Record<string, Stream<Batch>> = {};

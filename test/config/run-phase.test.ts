@@ -65,7 +65,7 @@ describe('animind run --phase prep', () => {
       manifest.inputs.map((i) => [i.path, i.used_by]),
       [
         ['../semantic_ids.jsonl', ['semantic_ids.path']],
-        ['../anime.sqlite', ['anime.database', 'user_anime.database']],
+        ['../anime.sqlite', ['anime.database', 'history.database']],
       ],
     );
     assert.deepEqual(

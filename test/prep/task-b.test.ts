@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { KeyedRandom } from '../../engine/random.ts';
-import historyNode, { userHistory, type HistoryCounts } from '../../transforms/prep/history.ts';
+import historyNode from '../../transforms/prep/history.ts';
+import { userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
 import maskNode, { maskPositions } from '../../transforms/prep/mask.ts';
 import { sentiment, taskBRow } from '../../transforms/prep/task-b.ts';
 import type { MaskedHistory, UserHistory } from '../../transforms/prep/types.ts';

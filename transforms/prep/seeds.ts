@@ -2,10 +2,10 @@ import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
 import type { Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
-import type { Seed, UserHistory, WatchRow } from './types.ts';
+import type { HistoryRow, Seed, UserHistory } from './types.ts';
 
 /** The user's liked anime: score >= min, by score desc then anime_id asc. */
-export function likedAnime(rows: readonly WatchRow[], positiveMin: number): number[] {
+export function likedAnime(rows: readonly HistoryRow[], positiveMin: number): number[] {
   return rows
     .filter((row) => (row.score ?? 0) >= positiveMin)
     .sort((a, b) => (b.score ?? 0) - (a.score ?? 0) || a.anime_id - b.anime_id)

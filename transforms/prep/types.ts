@@ -31,6 +31,9 @@ export interface WatchRow {
   scraped_at: string;
 }
 
+/** What the steps after the user pass read of a watch. */
+export type HistoryRow = Pick<WatchRow, 'anime_id' | 'watching_status' | 'score'>;
+
 /** All of one user's rows, in the order they were read. */
 export interface UserRecord {
   user_id: number;
@@ -44,14 +47,14 @@ export interface UserRecord {
 export interface UserHistory {
   user_id: number;
   eligible: boolean;
-  rows: WatchRow[];
+  rows: HistoryRow[];
 }
 
 export type MaskMode = 'last' | 'random';
 
 export interface MaskedHistory {
   user_id: number;
-  rows: WatchRow[];
+  rows: HistoryRow[];
   mask_mode: MaskMode;
   mask_index: number;
 }

@@ -1,0 +1,157 @@
+/**
+ * Prep at real scale: builds (once, cached in .bench-cache/) fixture databases of ~300 rows per
+ * user over the full semantic-ID artifact, then for each size runs prep at the default config as a
+ * child process (400k examples, every user read) and, in the same run, a bare scan of the same
+ * rows inside SQLite as the floor. Prints wall time, rows/s, peak RSS and prep/floor.
+ *
+ *   npm run bench:prep                       # 1m and 10m, plus 10m with export_parquet=true
+ *   npm run bench:prep -- --sizes 1m,10m,100m --parquet-sizes 10m --set batch_size=4096
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import Database from 'better-sqlite3';
+import { generateFixture } from '../fixtures/generate-fixture.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CACHE = path.join(ROOT, '.bench-cache');
+const ARTIFACT = path.resolve(ROOT, '../shared/data/animind-conservative/semantic_ids.jsonl');
+const ROWS_PER_USER = 312.5;
+const SIZES: Record<string, number> = { '1m': 1e6, '10m': 1e7, '100m': 1e8 };
+
+/** The issue's floor: the Task B rows in primary-key order, aggregated inside SQLite so no row reaches JavaScript. */
+const FLOOR_SQL = `SELECT count(*), total(s) FROM (SELECT user_id, anime_id, score s, watching_status, watched_episodes, scraped_at
+  FROM user_anime WHERE watching_status IN (1,2,3,4,6) ORDER BY user_id, anime_id)`;
+
+const { values: args } = parseArgs({
+  options: {
+    sizes: { type: 'string', default: '1m,10m' },
+    'parquet-sizes': { type: 'string', default: '10m' },
+    'semantic-ids': { type: 'string', default: ARTIFACT },
+    set: { type: 'string', multiple: true, default: [] },
+    keep: { type: 'boolean', default: false },
+  },
+});
+
+interface Measure {
+  seconds: number;
+  peakMb: number;
+}
+
+/** A cached database per size; the file name carries every generator option, so a stale one is never reused. */
+function database(size: string): { file: string; users: number } {
+  const rows = SIZES[size];
+  if (!rows) throw new Error(`--sizes: unknown size '${size}' (expected ${Object.keys(SIZES).join(', ')})`);
+  const users = Math.round(rows / ROWS_PER_USER);
+  const file = path.join(CACHE, `prep-${size}-u${users}-seed42.sqlite`);
+  if (!existsSync(file)) {
+    process.stderr.write(`generating ${path.relative(ROOT, file)} (${rows.toLocaleString('en-US')} rows; 100m takes ~7 min and ~8 GB)\n`);
+    generateFixture({ out: file, users, meanRowsPerUser: ROWS_PER_USER, semanticIds: args['semantic-ids'], seed: 42, quiet: true });
+  }
+  return { file, users };
+}
+
+function floor(file: string): number {
+  const db = new Database(file, { readonly: true });
+  try {
+    const started = performance.now();
+    db.prepare(FLOOR_SQL).raw(true).get();
+    return (performance.now() - started) / 1000;
+  } finally {
+    db.close();
+  }
+}
+
+const hasGnuTime = (() => {
+  try {
+    execFileSync('/usr/bin/time', ['-f', '%M', 'true'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+})();
+
+/**
+ * Runs prep as a user would and measures it from outside: wall time around the child, peak RSS
+ * from GNU time (ru_maxrss), or else by polling VmHWM. Worker threads live in the same process,
+ * so both include them.
+ */
+function runPrep(file: string, extra: string[]): Promise<Measure> {
+  const outDir = mkdtempSync(path.join(os.tmpdir(), 'animind-bench-'));
+  const prep = [
+    path.join(ROOT, 'bin/animind.mjs'), 'pipeline', 'run', path.join(ROOT, 'pipelines/prep.yaml'), '--quiet',
+    '--set', `database=${file}`, '--set', `semantic_ids=${args['semantic-ids']}`, '--set', 'target_examples=400000', '--set', `out_dir=${outDir}`,
+    ...extra.flatMap((pair) => ['--set', pair]),
+  ];
+  const [command, argv] = hasGnuTime ? ['/usr/bin/time', ['-f', 'peak_kb=%M', process.execPath, ...prep]] : [process.execPath, prep];
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    const child = spawn(command, argv, { stdio: ['ignore', 'inherit', 'pipe'] });
+    let stderr = '';
+    let polledKb = 0;
+    const poll = hasGnuTime
+      ? undefined
+      : setInterval(() => {
+          try {
+            const match = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+            if (match) polledKb = Math.max(polledKb, Number(match[1]));
+          } catch {
+            // The process has just exited.
+          }
+        }, 20);
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('close', (code) => {
+      const seconds = (performance.now() - started) / 1000;
+      if (poll) clearInterval(poll);
+      if (!args.keep) rmSync(outDir, { recursive: true, force: true });
+      const reported = /peak_kb=(\d+)/.exec(stderr);
+      if (code !== 0) return reject(new Error(`prep exited with ${code}:\n${stderr.replace(/peak_kb=\d+\n?/, '')}`));
+      resolve({ seconds, peakMb: (reported ? Number(reported[1]) : polledKb) / 1024 });
+    });
+  });
+}
+
+const fmt = (n: number, digits = 2) => n.toFixed(digits);
+const perSecond = (rows: number, seconds: number) => `${fmt(rows / seconds / 1e6)}M`;
+
+async function main() {
+  const sizes = args.sizes.split(',').filter(Boolean);
+  const parquetSizes = new Set(args['parquet-sizes'].split(',').filter(Boolean));
+  const load = os.loadavg()[0]!;
+  console.log(`node ${process.version}, ${os.availableParallelism()} cores, load ${fmt(load)}${load > 1.5 ? ' (busy machine: timings are inflated)' : ''}`);
+  const rows: string[][] = [['size', 'rows', 'users', 'floor s', 'floor rows/s', 'prep s', 'prep rows/s', 'prep/floor', 'peak RSS MB', 'with parquet s', 'parquet adds']];
+  for (const size of sizes) {
+    const { file, users } = database(size);
+    const total = SIZES[size]!;
+    // Warm the page cache for both contenders, then take the better of two floors around the prep run.
+    floor(file);
+    const before = floor(file);
+    const prep = await runPrep(file, args.set);
+    const after = floor(file);
+    const best = Math.min(before, after);
+    let withParquet: Measure | undefined;
+    if (parquetSizes.has(size)) withParquet = await runPrep(file, [...args.set, 'export_parquet=true']);
+    rows.push([
+      size,
+      total.toLocaleString('en-US'),
+      users.toLocaleString('en-US'),
+      fmt(best),
+      perSecond(total, best),
+      fmt(prep.seconds),
+      perSecond(total, prep.seconds),
+      `${fmt(prep.seconds / best)}x`,
+      fmt(prep.peakMb, 0),
+      withParquet ? fmt(withParquet.seconds) : '-',
+      withParquet ? `+${fmt((withParquet.seconds / prep.seconds - 1) * 100, 0)}%` : '-',
+    ]);
+    process.stderr.write(`${size}: floor ${fmt(before)}/${fmt(after)} s, prep ${fmt(prep.seconds)} s, ${fmt(prep.peakMb, 0)} MB\n`);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => `| ${r.map((cell, i) => cell.padStart(widths[i]!)).join(' | ')} |`;
+  console.log([line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 1) + ':').join('|')}|`, ...rows.slice(1).map(line)].join('\n'));
+}
+
+await main();

@@ -1,0 +1,112 @@
+import { Worker } from 'node:worker_threads';
+import type Database from 'better-sqlite3';
+import { DataError } from '../../engine/errors.ts';
+import { openReadOnly } from '../sqlite-schema.ts';
+import { userRangeSql } from './history-query.ts';
+import { RangeScanner, type ChunkResult, type ScanRequest } from './scan-chunk.ts';
+
+/** Splits [min, max] into `count` contiguous half-open ranges of user ids. */
+export function userRanges(min: number, max: number, count: number): [number, number][] {
+  const span = max - min + 1;
+  const n = Math.max(1, Math.min(count, span));
+  return Array.from({ length: n }, (_, i) => [min + Math.floor((span * i) / n), min + Math.floor((span * (i + 1)) / n)] as [number, number]);
+}
+
+type Reply = { chunk: number; result: ChunkResult } | { chunk: number; error: string };
+
+/**
+ * Scans user_anime in user-id ranges, on worker threads (each with its own read-only connection)
+ * or, with no workers, on the calling thread. Results come back in range order whichever worker
+ * finished first, so the output never depends on timing. The workers start at construction, so
+ * they load while the catalog is still being read.
+ */
+export class HistoryScan {
+  private readonly workers: Worker[];
+  private db: Database.Database | undefined;
+  private failure: Error | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly database: string,
+    workers: number,
+  ) {
+    this.workers = Array.from({ length: workers }, () => new Worker(new URL('./scan-worker.mjs', import.meta.url), { workerData: { database } }));
+    for (const worker of this.workers) {
+      worker.on('error', (error) => (this.failure ??= error));
+      // A worker that ends while the scan still needs it would leave the scan waiting forever.
+      worker.on('exit', (code) => {
+        if (!this.closed) this.failure ??= new Error(`a user_anime scan worker stopped (exit code ${code})`);
+      });
+    }
+  }
+
+  /**
+   * Every range's result in order; at most two ranges per worker are in flight or waiting, which
+   * bounds memory. The workers and the connection are released as soon as the last range is read.
+   */
+  async *chunks(request: ScanRequest, ranges: number): AsyncGenerator<ChunkResult> {
+    try {
+      this.db = openReadOnly(this.database);
+      const [min, max] = this.db.prepare(userRangeSql).raw(true).get() as [unknown, unknown];
+      if (min === null) return;
+      if (typeof min !== 'number' || typeof max !== 'number')
+        throw new DataError(`database ${this.database}, table 'user_anime': user_id must hold numbers, found ${JSON.stringify(typeof min === 'number' ? max : min)}`);
+      const spans = userRanges(min, max, ranges);
+      if (this.workers.length) yield* this.onWorkers(request, spans);
+      else {
+        const scanner = new RangeScanner(this.db, request);
+        for (const [lo, hi] of spans) if (!this.closed) yield scanner.scan(lo, hi);
+      }
+    } finally {
+      await this.close();
+    }
+  }
+
+  private async *onWorkers(request: ScanRequest, spans: [number, number][]): AsyncGenerator<ChunkResult> {
+    const waiting = new Map<number, { resolve: (r: ChunkResult) => void; reject: (e: Error) => void }>();
+    const results = new Map<number, Promise<ChunkResult>>();
+    const idle = [...this.workers];
+    let next = 0;
+    let consumed = 0;
+    const dispatch = () => {
+      while (idle.length && next < spans.length && next < consumed + 2 * this.workers.length) {
+        const chunk = next++;
+        results.set(chunk, new Promise<ChunkResult>((resolve, reject) => waiting.set(chunk, { resolve, reject })));
+        results.get(chunk)!.catch(() => {});
+        idle.pop()!.postMessage({ chunk, range: spans[chunk] });
+      }
+    };
+    const fail = (error: Error) => {
+      for (const entry of waiting.values()) entry.reject(error);
+    };
+    for (const worker of this.workers) {
+      worker.postMessage({ request });
+      worker.on('message', (reply: Reply) => {
+        const entry = waiting.get(reply.chunk)!;
+        waiting.delete(reply.chunk);
+        if ('error' in reply) entry.reject(new Error(reply.error));
+        else entry.resolve(reply.result);
+        idle.push(worker);
+        dispatch();
+      });
+      worker.on('error', fail);
+      worker.on('exit', () => this.closed || fail(this.failure ?? new Error('a user_anime scan worker stopped')));
+    }
+    if (this.failure) throw this.failure;
+    dispatch();
+    for (; consumed < spans.length; consumed++) {
+      const result = await results.get(consumed)!;
+      results.delete(consumed);
+      dispatch();
+      yield result;
+    }
+  }
+
+  /** Stops the workers and closes the connection, on success, failure and Ctrl-C alike. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await Promise.all(this.workers.map((worker) => worker.terminate()));
+    this.db?.close();
+  }
+}

@@ -1,0 +1,159 @@
+import assert from 'node:assert/strict';
+import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { createReporter } from '../../engine/progress.ts';
+import { runPlan } from '../../engine/runtime.ts';
+import { loadPlan } from '../../engine/validate.ts';
+import { generateFixture } from '../../fixtures/generate-fixture.ts';
+import userHistories from '../../transforms/prep/user-histories.ts';
+import { historyRow, userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
+import type { CatalogEntry, UserHistory, WatchRow } from '../../transforms/prep/types.ts';
+import { buildFixture, type Fixture } from './fixture-db.ts';
+import { runNode } from './harness.ts';
+import { writeReferencePipeline } from './reference-pipeline.ts';
+import { PREP_YAML, ROOT, tempDir } from './run-prep.ts';
+
+process.env.ANIMIND_FIXED_TIME = '2026-01-01T00:00:00Z';
+
+const BIG_ANIME = 2 ** 20 + 5;
+
+/**
+ * The test fixture with the user_anime constraints relaxed and values the fast pass's packed keys
+ * cannot hold: out-of-range, negative, fractional and NULL scores and episodes, odd statuses,
+ * NULL and separator-bearing scrape times, an anime id above 2^20, and users with many ties.
+ */
+function edgeFixture(dir: string): Fixture {
+  mkdirSync(dir);
+  const fixture = buildFixture(dir, { users: 80, maxRows: 30 });
+  const db = new Database(fixture.database);
+  db.exec(`ALTER TABLE user_anime RENAME TO strict_user_anime;
+    CREATE TABLE user_anime (user_id INTEGER, anime_id INTEGER, score INTEGER, watching_status INTEGER,
+      watched_episodes INTEGER, scraped_at TEXT, PRIMARY KEY (user_id, anime_id));
+    INSERT INTO user_anime SELECT * FROM strict_user_anime;
+    DROP TABLE strict_user_anime;
+    UPDATE user_anime SET watched_episodes = 70000 WHERE user_id = 4 AND anime_id % 2 = 0;
+    UPDATE user_anime SET watched_episodes = -5 WHERE user_id = 7 AND anime_id % 3 = 0;
+    UPDATE user_anime SET score = 1500 WHERE user_id = 10 AND anime_id % 2 = 1;
+    UPDATE user_anime SET score = -2 WHERE user_id = 13;
+    UPDATE user_anime SET score = 7.5, watched_episodes = 3.25 WHERE user_id = 16 AND anime_id % 2 = 0;
+    UPDATE user_anime SET score = NULL WHERE user_id = 19 AND anime_id % 4 = 0;
+    UPDATE user_anime SET watched_episodes = NULL WHERE user_id = 22 AND anime_id % 4 = 1;
+    UPDATE user_anime SET watching_status = 70 WHERE user_id = 25 AND anime_id % 3 = 1;
+    UPDATE user_anime SET watching_status = 0 WHERE user_id = 28;
+    UPDATE user_anime SET scraped_at = NULL WHERE user_id = 31 AND anime_id % 3 = 2;
+    UPDATE user_anime SET scraped_at = '2024-02-01' || char(31) || 'x' WHERE user_id = 34 AND anime_id % 2 = 0;
+    UPDATE user_anime SET watching_status = 5 WHERE user_id = 37;
+    UPDATE user_anime SET scraped_at = '2024-03-01', watching_status = 2, score = 8, watched_episodes = 12 WHERE user_id IN (40, 43, 46);
+    UPDATE user_anime SET scraped_at = '2024-03-0' || (anime_id % 3) WHERE user_id IN (49, 52);
+    INSERT INTO user_anime VALUES (55, ${BIG_ANIME}, 9, 2, 1, '2024-02-01'), (58, ${BIG_ANIME}, 9, 2, 1, '2024-02-01');`);
+  db.close();
+  appendFileSync(fixture.semanticIds, JSON.stringify({ anime_id: BIG_ANIME, semantic_id: '<L1_9><L2_9>' }) + '\n');
+  return fixture;
+}
+
+/** The generic path's result, straight from the reference rules on rows read as sqlite-source reads them. */
+function referenceHistories(database: string, knownIds: number[], allowed: number[]) {
+  const db = new Database(database, { readonly: true });
+  const rows = db.prepare('SELECT user_id, anime_id, score, watching_status, watched_episodes, scraped_at FROM user_anime ORDER BY user_id, anime_id').all() as WatchRow[];
+  db.close();
+  const known = new Set(knownIds);
+  const counts: HistoryCounts = { unknown_anime_rows: 0, status_filtered_rows: 0 };
+  const options = { allowed: new Set(allowed), min: 4, max: 30 };
+  const out: UserHistory[] = [];
+  let users = 0;
+  let eligible = 0;
+  for (let i = 0; i < rows.length; ) {
+    let j = i;
+    while (j < rows.length && rows[j]!.user_id === rows[i]!.user_id) j++;
+    const history = userHistory({ user_id: rows[i]!.user_id, rows: rows.slice(i, j) }, known, options, counts);
+    users++;
+    if (history.eligible) eligible++;
+    if (history.rows.length) out.push({ ...history, rows: history.rows.map(historyRow) });
+    i = j;
+  }
+  return { histories: out, stats: { rows: rows.length, users, ...counts, short_history_users: users - eligible, eligible_users: eligible } };
+}
+
+const catalogOfIds = (file: string): CatalogEntry[] =>
+  readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((line) => ({ anime_id: (JSON.parse(line) as { anime_id: number }).anime_id, sid: 'x', genres: [], info: null }));
+
+async function runFast(fixture: Fixture, options: Record<string, unknown>) {
+  const catalog = catalogOfIds(fixture.semanticIds);
+  return runNode<UserHistory>(userHistories, { database: fixture.database, ...options }, { catalog: [catalog.slice(0, 10), catalog.slice(10)] }, { id: 'history' });
+}
+
+/** Runs a prep pipeline file on a fixture with pinned time; returns its two byte-compared outputs. */
+async function prepOutputs(pipeline: string, fixture: Fixture, params: Record<string, string> = {}) {
+  const outDir = tempDir('user-pass-out');
+  try {
+    const plan = await loadPlan(pipeline, { database: fixture.database, semantic_ids: fixture.semanticIds, out_dir: outDir, target_examples: '3000', ...params });
+    await runPlan(plan, { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
+    return ['llm_prep_train.jsonl', 'llm_prep_summary.json'].map((name) => readFileSync(path.join(outDir, name)));
+  } finally {
+    rmSync(outDir, { recursive: true, force: true });
+  }
+}
+
+describe('prep-user-histories: the fast user pass gives what the generic nodes give', () => {
+  let dir: string;
+  let reference: string;
+  const fixtures: Record<string, Fixture> = {};
+  before(() => {
+    dir = tempDir('user-pass');
+    reference = writeReferencePipeline(dir);
+    fixtures.edge = edgeFixture(path.join(dir, 'edge'));
+    fixtures.bundled = { database: path.join(ROOT, 'fixtures/anime.sqlite'), semanticIds: path.join(ROOT, 'fixtures/semantic_ids.jsonl') };
+    // Generated users mostly have several scrape sessions, and plan-to-watch rows tie on everything but anime_id.
+    const generated = path.join(dir, 'generated.sqlite');
+    generateFixture({ out: generated, users: 400, meanRowsPerUser: 60, seed: 7, quiet: true });
+    fixtures.generated = { database: generated, semanticIds: fixtures.bundled.semanticIds };
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  for (const name of ['edge', 'generated', 'bundled']) {
+    test(`${name} database: same histories and counters for workers 0, 1, 2 and any number of ranges`, async () => {
+      const fixture = fixtures[name]!;
+      const allowed = name === 'edge' ? [0, 1, 2, 3, 4, 6] : [1, 2, 3, 4, 6];
+      const expected = referenceHistories(fixture.database, catalogOfIds(fixture.semanticIds).map((e) => e.anime_id), allowed);
+      for (const [workers, ranges] of [
+        [0, 1],
+        [0, 7],
+        [1, 3],
+        [2, 256],
+      ] as const) {
+        const { rows, stats } = await runFast(fixture, { workers, ranges, task_b_allowed_statuses: allowed });
+        assert.deepEqual(rows, expected.histories, `workers ${workers}, ranges ${ranges}`);
+        assert.deepEqual(stats, expected.stats, `workers ${workers}, ranges ${ranges}`);
+      }
+    });
+  }
+
+  for (const name of ['edge', 'generated', 'bundled']) {
+    test(`${name} database: prep.yaml and the generic reference pipeline write the same bytes`, async () => {
+      const params: Record<string, string> = name === 'edge' ? { task_b_allowed_statuses: '0,1,2,3,4,6' } : {};
+      const [fastJsonl, fastSummary] = await prepOutputs(PREP_YAML, fixtures[name]!, params);
+      const [refJsonl, refSummary] = await prepOutputs(reference, fixtures[name]!, params);
+      assert.ok(fastJsonl!.equals(refJsonl!), 'llm_prep_train.jsonl differs');
+      assert.ok(fastSummary!.equals(refSummary!), 'llm_prep_summary.json differs');
+    });
+  }
+});
+
+test('prep-user-histories checks the user_anime schema before the run', async () => {
+  const dir = tempDir('user-pass-schema');
+  try {
+    const fixture = buildFixture(dir, { users: 3 });
+    const db = new Database(fixture.database);
+    db.exec('ALTER TABLE user_anime DROP COLUMN scraped_at');
+    db.close();
+    const problems = await userHistories.check!(userHistories.options.parse({ database: fixture.database }));
+    assert.deepEqual(problems, [{ option: 'table', message: `database ${fixture.database}, table 'user_anime': missing required column 'scraped_at'` }]);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,74 @@
+import os from 'node:os';
+import { z } from 'zod';
+import { defineTransform } from '../../engine/node.ts';
+import { inputPath } from '../../engine/options.ts';
+import { collectRows, fromAsync, type Stream } from '../../engine/stream.ts';
+import { schemaProblems } from '../../sources/sqlite-schema.ts';
+import { unpackEntry, type ChunkResult } from '../../sources/user-histories/scan-chunk.ts';
+import { HistoryScan } from '../../sources/user-histories/scan-pool.ts';
+import { historyLine, historyOptions } from './history.ts';
+import { intOption } from './options.ts';
+import type { CatalogEntry, HistoryRow, UserHistory } from './types.ts';
+
+const COLUMNS = ['user_id', 'anime_id', 'score', 'watching_status', 'watched_episodes', 'scraped_at'];
+
+/** A range's users as prep-history emits them: users left with no rows are not passed on. */
+function histories(chunk: ChunkResult): UserHistory[] {
+  const exact = new Map(chunk.exact.map((user) => [user.index, user.rows]));
+  const out: UserHistory[] = [];
+  for (let i = 0; i < chunk.users; i++) {
+    let rows = exact.get(i);
+    if (!rows) {
+      rows = new Array<HistoryRow>(chunk.offsets[i + 1]! - chunk.offsets[i]!);
+      for (let j = 0; j < rows.length; j++) rows[j] = unpackEntry(chunk.entries[chunk.offsets[i]! + j]!);
+    }
+    if (rows.length) out.push({ user_id: chunk.userIds[i]!, eligible: chunk.eligible[i] === 1, rows });
+  }
+  return out;
+}
+
+/**
+ * The user pass of prep.yaml in one node: what `sqlite-source` (user_anime) → `prep-group-users`
+ * → `prep-history` produce, byte for byte, read grouped by user inside SQLite and split into
+ * user-id ranges across worker threads (sources/user-histories/). The three generic nodes stay
+ * the readable reference; test/prep/user-histories.test.ts holds the two to the same output.
+ */
+export default defineTransform({
+  type: 'prep-user-histories',
+  kind: 'transform',
+  description: 'Reads user_anime grouped by user inside SQLite, on worker threads, and emits what prep-history emits (Task B steps 1-3).',
+  options: z.strictObject({
+    database: inputPath('SQLite database with the user_anime table (opened read-only)'),
+    ...historyOptions,
+    workers: intOption('worker threads scanning user-id ranges; 0 scans on the main thread (same output either way)').default(
+      Math.min(2, os.availableParallelism()),
+    ),
+    ranges: intOption('user-id ranges the scan is split into; more balance the workers better (same output either way)', 1).default(256),
+  }),
+  inputs: { ports: ['catalog'], side: ['catalog'] },
+  check: (o) => schemaProblems(o.database, 'user_anime', COLUMNS),
+  create(ctx, inputs) {
+    const o = ctx.options;
+    const scan = new HistoryScan(o.database, o.workers);
+    ctx.onClose(() => scan.close());
+    const counter = ctx.progress.counter('users', { unit: 'users', logEvery: 25000 });
+    const totals = { rows: 0, users: 0, status_filtered_rows: 0, unknown_anime_rows: 0, short_history_users: 0, eligible_users: 0 };
+    Object.assign(ctx.stats, totals);
+    async function* read(): AsyncGenerator<UserHistory[]> {
+      const knownIds = (await collectRows(inputs.ports.catalog! as Stream<CatalogEntry[]>)).map((entry) => entry.anime_id);
+      const request = { allowedStatuses: o.task_b_allowed_statuses, min: o.task_b_min_history, max: o.task_b_max_history, knownIds };
+      for await (const chunk of scan.chunks(request, o.ranges)) {
+        for (const key of ['rows', 'users', 'status_filtered_rows', 'unknown_anime_rows', 'eligible_users'] as const) totals[key] += chunk.counts[key];
+        totals.short_history_users = totals.users - totals.eligible_users;
+        Object.assign(ctx.stats, totals);
+        counter.add(chunk.users);
+        const batch = histories(chunk);
+        if (batch.length) yield batch;
+      }
+      counter.done();
+      ctx.progress.log(`Scanned ${totals.rows.toLocaleString('en-US')} user_anime rows from ${totals.users.toLocaleString('en-US')} users`);
+      ctx.progress.log(historyLine(totals.eligible_users, totals.short_history_users, totals.unknown_anime_rows));
+    }
+    return fromAsync(read(), ctx.onClose);
+  },
+});
