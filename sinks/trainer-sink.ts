@@ -54,10 +54,15 @@ export default defineSink({
       PYTHONPATH: [path.join(repoRoot, 'trainer'), process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
       PYTHONUNBUFFERED: '1',
     };
-    const worker = new WorkerProcess(python, repoRoot, env, {
-      onEvent: (event) => display.onEvent(event),
-      onLog: (line) => line.trim() && ctx.progress.log(`worker: ${line}`),
-    });
+    // Shorter strings would mask ordinary text; no real token is that short.
+    const secrets = [o.hf_token, process.env[o.hf_token_env] ?? ''].filter((s) => s.length >= 6);
+    const worker = new WorkerProcess(
+      python,
+      repoRoot,
+      env,
+      { onEvent: (event) => display.onEvent(event), onLog: (line) => line.trim() && ctx.progress.log(`worker: ${line}`) },
+      secrets,
+    );
     ctx.onClose(() => worker.stop(o.stop_grace_s * 1000));
 
     // The worker loads the model while the upstream nodes tokenize and pack (the first item, the

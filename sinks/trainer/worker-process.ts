@@ -33,19 +33,28 @@ export class WorkerProcess {
   /** Rejects with the failure once the worker has ended without finishing; never resolves. */
   private readonly failed: Promise<never>;
 
-  constructor(python: string, cwd: string, env: NodeJS.ProcessEnv, private readonly handlers: WorkerHandlers) {
+  constructor(
+    python: string,
+    cwd: string,
+    env: NodeJS.ProcessEnv,
+    private readonly handlers: WorkerHandlers,
+    secrets: readonly string[] = [],
+  ) {
     // Its own process group: Ctrl-C on a terminal reaches only the supervisor, which then stops
     // the worker in order; if the supervisor dies, the worker reads end-of-input on fd 3 and exits.
     this.child = spawn(python, ['-m', 'animind_trainer.worker'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], detached: true });
     this.frames = this.child.stdio[3] as Writable;
     // A write after the worker died fails with EPIPE or ECONNRESET; the exit handler reports why it died.
     this.frames.on('error', () => {});
-    lines(this.child.stdout!, (line) => handlers.onLog(line));
+    // Every line passes through here, so no log, event or error message can carry a secret.
+    const scrub = (line: string) => secrets.reduce((text, secret) => text.replaceAll(secret, '<redacted>'), line);
+    lines(this.child.stdout!, (line) => handlers.onLog(scrub(line)));
     lines(this.child.stderr!, (line) => {
-      if (line.trim()) this.lastStderr = line.trim();
-      handlers.onLog(line);
+      const clean = scrub(line);
+      if (clean.trim()) this.lastStderr = clean.trim();
+      handlers.onLog(clean);
     });
-    lines(this.child.stdio[4] as Readable, (line) => this.dispatch(line));
+    lines(this.child.stdio[4] as Readable, (line) => this.dispatch(scrub(line)));
     let fail!: (error: DataError) => void;
     this.failed = new Promise<never>((_resolve, reject) => (fail = reject));
     this.failed.catch(() => {});

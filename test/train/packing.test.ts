@@ -20,7 +20,7 @@ function storeOf(lengths: number[]): ExampleStore {
   const store = new ExampleStore();
   lengths.forEach((length, i) => {
     const e = example(i, length, Math.ceil(length / 2));
-    store.add(e.key, e.ids, e.promptLen);
+    store.add(e.ids, e.promptLen);
   });
   return store;
 }

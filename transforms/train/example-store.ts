@@ -9,13 +9,12 @@ export class ExampleStore {
   private readonly starts: number[] = [];
   private readonly lengths: number[] = [];
   private readonly promptLens: number[] = [];
-  readonly keys: string[] = [];
 
   get count(): number {
     return this.starts.length;
   }
 
-  add(key: string, ids: Int32Array, promptLen: number): void {
+  add(ids: Int32Array, promptLen: number): void {
     if (this.used + ids.length > this.tokens.length) {
       const grown = new Int32Array(Math.max(this.tokens.length * 2, this.used + ids.length));
       grown.set(this.tokens.subarray(0, this.used));
@@ -25,7 +24,6 @@ export class ExampleStore {
     this.starts.push(this.used);
     this.lengths.push(ids.length);
     this.promptLens.push(promptLen);
-    this.keys.push(key);
     this.used += ids.length;
   }
 
@@ -43,9 +41,5 @@ export class ExampleStore {
 
   ids(i: number): Int32Array {
     return this.tokens.subarray(this.starts[i]!, this.starts[i]! + this.lengths[i]!);
-  }
-
-  get totalTokens(): number {
-    return this.used;
   }
 }

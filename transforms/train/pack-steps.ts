@@ -51,7 +51,7 @@ export default defineTransform({
       }
       if (promptLen >= ids.length) return void counts.dropped_without_completion++;
       const store = ctx.keyed.uniform(example.key, 'eval') < o.eval_fraction ? held : train;
-      store.add(example.key, ids, promptLen);
+      store.add(ids, promptLen);
     };
     const cached = new Promise<void>((resolve, reject) => {
       (inputs.ports.in! as Stream<TokenizedExample[]>)
