@@ -24,31 +24,30 @@ const KEY = `((watching_status * ${SCORE_RANGE} - score) * ${EPISODE_RANGE} - wa
 const FITS = `((score >> 10) | (watched_episodes >> 16) | (anime_id >> 20) | (watching_status >> 6)) = 0`;
 
 /**
- * One row per user with a row in [lo, hi): user_id, its row count, its keys in primary-key order,
- * and whether every row has the same non-NULL scraped_at (then the keys alone give the order).
+ * One row per user with a row in [lo, hi): user_id, its row count, its keys and its scraped_at
+ * values (char(31)-separated), both in the same row order since one statement steps both.
+ * Sending every scrape time measured no dearer than testing min(scraped_at) = max(scraped_at)
+ * and reading the users with several of them again; a NULL time is left out by group_concat,
+ * which the count then shows.
  */
 export const historySql = `SELECT user_id, count(*),
   group_concat(CASE WHEN ${FITS} THEN ${KEY} END),
-  min(scraped_at) = max(scraped_at) AND count(scraped_at) = count(*)
+  group_concat(scraped_at, char(31))
 FROM user_anime
 WHERE user_id >= ? AND user_id < ?
 GROUP BY user_id`;
 
 export const STAMP_SEPARATOR = '\u001f';
 
-/**
- * A user with several scrape times: its anime ids and scraped_at values in the same row order as
- * historySql (both read the primary key), the ids to prove that the two line up.
- */
-export const stampsSql = `SELECT group_concat(anime_id), group_concat(ifnull(scraped_at, ''), char(31))
-FROM user_anime WHERE user_id = ?`;
-
 /** A user the encoding cannot represent, row by row as the generic path reads it. */
 export const rowsSql = `SELECT user_id, anime_id, score, watching_status, watched_episodes, scraped_at
 FROM user_anime WHERE user_id = ? ORDER BY anime_id`;
 
-/** The user-id span, read from the primary key's ends, to split the pass into ranges. */
-export const userRangeSql = 'SELECT min(user_id), max(user_id) FROM user_anime';
+/**
+ * The user-id span, to split the pass into ranges: two statements, because SQLite reads min()
+ * or max() alone from the primary key's end but scans the whole table for both in one.
+ */
+export const userRangeSql = ['SELECT min(user_id) FROM user_anime', 'SELECT max(user_id) FROM user_anime'];
 
 /**
  * Parses group_concat's comma-separated integers into `out` (long enough for every value);

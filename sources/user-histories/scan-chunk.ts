@@ -1,7 +1,7 @@
 import type Database from 'better-sqlite3';
 import type { HistoryRow, WatchRow } from '../../transforms/prep/types.ts';
 import { historyRow, userHistory, type HistoryCounts, type HistoryOptions } from '../../transforms/prep/user-history.ts';
-import { historySql, parseIntegers, rowsSql, STAMP_SEPARATOR, stampsSql } from './history-query.ts';
+import { historySql, parseIntegers, rowsSql, STAMP_SEPARATOR } from './history-query.ts';
 
 export interface ScanRequest {
   allowedStatuses: number[];
@@ -52,7 +52,6 @@ export const unpackEntry = (entry: number): HistoryRow => ({
 /** Scans user-id ranges of one connection; holds the statements and scratch buffers between ranges. */
 export class RangeScanner {
   private readonly history: Database.Statement;
-  private readonly stamps: Database.Statement;
   private readonly rows: Database.Statement;
   private readonly allowed = new Uint8Array(64);
   private readonly known: Uint8Array;
@@ -67,7 +66,6 @@ export class RangeScanner {
     request: ScanRequest,
   ) {
     this.history = db.prepare(historySql).raw(true);
-    this.stamps = db.prepare(stampsSql).raw(true);
     this.rows = db.prepare(rowsSql);
     for (const status of request.allowedStatuses) if (status >= 0 && status < 64) this.allowed[status] = 1;
     // Keys hold anime ids below 2^20; a catalog id above that only ever meets exact users.
@@ -84,18 +82,18 @@ export class RangeScanner {
 
   private scanRange(lo: number, hi: number): ChunkResult {
     const chunk = new ChunkBuilder();
-    for (const [userId, count, keysText, oneStamp] of this.history.iterate(lo, hi) as IterableIterator<[number, number, string | null, number | null]>) {
+    for (const [userId, count, keysText, stampText] of this.history.iterate(lo, hi) as IterableIterator<[number, number, string | null, string | null]>) {
       chunk.counts.rows += count;
       chunk.counts.users++;
       if (this.keys.length < count) this.grow(count);
       const n = keysText === null ? 0 : parseIntegers(keysText, this.keys);
-      if (n !== count || !this.fastUser(chunk, userId, n, oneStamp === 1)) this.exactUser(chunk, userId);
+      if (n !== count || stampText === null || !this.fastUser(chunk, userId, n, stampText)) this.exactUser(chunk, userId);
     }
     return chunk.finish();
   }
 
   /** Filters, orders and truncates one user's keys; false when the user must be read row by row. */
-  private fastUser(chunk: ChunkBuilder, userId: number, n: number, oneStamp: boolean): boolean {
+  private fastUser(chunk: ChunkBuilder, userId: number, n: number, stampText: string): boolean {
     const { keys, kept, keptRow, allowed, known } = this;
     let statusFiltered = 0;
     let unknown = 0;
@@ -111,8 +109,7 @@ export class RangeScanner {
     }
     const { min, max } = this.options;
     const eligible = k >= min;
-    if (eligible && !oneStamp && !this.orderByStamp(userId, n, k)) return false;
-    if (eligible && oneStamp) kept.subarray(0, k).sort();
+    if (eligible && !this.order(stampText, n, k)) return false;
     chunk.counts.status_filtered_rows += statusFiltered;
     chunk.counts.unknown_anime_rows += unknown;
     chunk.user(userId, eligible);
@@ -121,35 +118,69 @@ export class RangeScanner {
   }
 
   /**
-   * Reorders the first `k` kept keys by (scraped_at, key): scraped_at ranks bucket them, each
-   * bucket sorts natively. False when the follow-up read does not line up with the keys.
+   * Puts the first `k` kept keys in history order: by key alone when the user has one scrape
+   * time (the common case, tested on the text as a whole), else bucketed by scraped_at rank with
+   * each bucket sorted natively. False when the times do not split into one per row.
    */
-  private orderByStamp(userId: number, n: number, k: number): boolean {
-    const [animeText, stampText] = this.stamps.get(userId) as [string | null, string | null];
-    const anime = new Float64Array(n);
-    if (animeText === null || stampText === null || parseIntegers(animeText, anime) !== n) return false;
-    const { keys, kept, keptRow } = this;
-    for (let i = 0; i < n; i++) if (anime[i] !== (keys[i]! + KEY_OFFSET) % ANIME_UNIT) return false;
-    const stamps = new Array<string>(k);
-    let row = 0;
-    let start = 0;
-    for (let j = 0; j < k; j++) {
-      for (; row < keptRow[j]!; row++) start = stampText.indexOf(STAMP_SEPARATOR, start) + 1;
-      const end = stampText.indexOf(STAMP_SEPARATOR, start);
-      stamps[j] = end === -1 ? stampText.slice(start) : stampText.slice(start, end);
+  private order(stampText: string, n: number, k: number): boolean {
+    const kept = this.kept.subarray(0, k);
+    const firstEnd = stampText.indexOf(STAMP_SEPARATOR);
+    const first = firstEnd === -1 ? stampText : stampText.slice(0, firstEnd);
+    if (stampText.length === n * (first.length + 1) - 1 && stampText === (first + STAMP_SEPARATOR).repeat(n - 1) + first) {
+      kept.sort();
+      return true;
     }
-    if (countOf(stampText, STAMP_SEPARATOR) !== n - 1) return false;
-    const distinct = [...new Set(stamps)].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-    const rank = new Map(distinct.map((stamp, i) => [stamp, i]));
+    const stampOf = this.stampOf(stampText, n, k);
+    if (!stampOf) return false;
+    const { distinct, ids } = stampOf;
+    const byText = distinct.map((_, i) => i).sort((a, b) => (distinct[a]! < distinct[b]! ? -1 : distinct[a]! > distinct[b]! ? 1 : 0));
+    const rank = new Uint32Array(distinct.length);
+    byText.forEach((id, r) => (rank[id] = r));
     const starts = new Uint32Array(distinct.length + 1);
-    for (const stamp of stamps) starts[rank.get(stamp)! + 1]!++;
+    for (let j = 0; j < k; j++) starts[rank[ids[j]!]! + 1]!++;
     for (let r = 0; r < distinct.length; r++) starts[r + 1]! += starts[r]!;
     const fill = starts.slice(0, distinct.length);
     const ordered = new Float64Array(k);
-    for (let j = 0; j < k; j++) ordered[fill[rank.get(stamps[j]!)!]!++] = kept[j]!;
+    for (let j = 0; j < k; j++) ordered[fill[rank[ids[j]!]!]!++] = kept[j]!;
     for (let r = 0; r < distinct.length; r++) ordered.subarray(starts[r], starts[r + 1]).sort();
     kept.set(ordered);
     return true;
+  }
+
+  /**
+   * The distinct scrape times of the kept rows and, per kept row, which one it has. A user has a
+   * few scrape sessions, so a row's time is matched in place against the ones seen so far, with
+   * no string made per row; undefined when the text does not split into `n` times.
+   */
+  private stampOf(stampText: string, n: number, k: number): { distinct: string[]; ids: Uint32Array } | undefined {
+    const distinct: string[] = [];
+    const ids = new Uint32Array(k);
+    const keptRow = this.keptRow;
+    let seen: Map<string, number> | undefined;
+    for (let i = 0, j = 0, start = 0; i < n; i++) {
+      let end = stampText.indexOf(STAMP_SEPARATOR, start);
+      if ((end === -1) !== (i === n - 1)) return undefined;
+      if (end === -1) end = stampText.length;
+      if (j < k && keptRow[j] === i) {
+        let id = -1;
+        if (seen) id = seen.get(stampText.slice(start, end)) ?? -1;
+        else
+          for (let d = 0; d < distinct.length; d++)
+            if (distinct[d]!.length === end - start && stampText.startsWith(distinct[d]!, start)) {
+              id = d;
+              break;
+            }
+        if (id === -1) {
+          id = distinct.push(stampText.slice(start, end)) - 1;
+          // Rows scraped one by one would make the in-place search quadratic.
+          if (distinct.length === 16) seen = new Map(distinct.map((stamp, d) => [stamp, d]));
+          else seen?.set(distinct[id]!, id);
+        }
+        ids[j++] = id;
+      }
+      start = end + 1;
+    }
+    return { distinct, ids };
   }
 
   /** The reference rules on the user's rows as the generic path reads them. */
@@ -166,12 +197,6 @@ export class RangeScanner {
     this.kept = new Float64Array(length);
     this.keptRow = new Uint32Array(length);
   }
-}
-
-function countOf(text: string, char: string): number {
-  let count = 0;
-  for (let at = text.indexOf(char); at !== -1; at = text.indexOf(char, at + 1)) count++;
-  return count;
 }
 
 class ChunkBuilder {

@@ -47,7 +47,7 @@ export class HistoryScan {
   async *chunks(request: ScanRequest, ranges: number): AsyncGenerator<ChunkResult> {
     try {
       this.db = openReadOnly(this.database);
-      const [min, max] = this.db.prepare(userRangeSql).raw(true).get() as [unknown, unknown];
+      const [min, max] = userRangeSql.map((sql) => this.db!.prepare(sql).pluck().get());
       if (min === null) return;
       if (typeof min !== 'number' || typeof max !== 'number')
         throw new DataError(`database ${this.database}, table 'user_anime': user_id must hold numbers, found ${JSON.stringify(typeof min === 'number' ? max : min)}`);
