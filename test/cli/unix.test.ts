@@ -1,5 +1,8 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import { animindBin, repoRoot, runCli } from '../helpers/cli.ts';
 
@@ -42,4 +45,30 @@ test('--log-format json writes one JSON object per log line', async () => {
   const lines = stderr.trim().split('\n').slice(0, -1);
   assert.ok(lines.length > 2);
   for (const line of lines) assert.ok(JSON.parse(line).message);
+});
+
+test('SIGTERM stops a run with exit 130 and leaves no output file', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'animind-term-'));
+  const child = spawn(process.execPath, [animindBin, 'pipeline', 'run', 'test/engine/pipelines/numbers.yaml', '--set', 'count=200000000', '--set', `out=${path.join(dir, 'n.jsonl')}`], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const closed = new Promise((resolve) => child.on('close', resolve));
+  while (!stderr.includes('1/2 Count')) await new Promise((r) => setTimeout(r, 20));
+  await new Promise((r) => setTimeout(r, 300));
+  child.kill('SIGTERM');
+  const code = await closed;
+  assert.equal(code, 130);
+  assert.match(stderr, /error: interrupted by SIGTERM\n$/);
+  assert.deepEqual(readdirSync(dir), []);
+});
+
+test('the catalog pipeline joins semantic IDs with anime metadata on the bundled fixtures', async () => {
+  const { code, stdout, stderr } = await runCli(['pipeline', 'run', 'pipelines/catalog.yaml', '--set', 'out=-', '--quiet']);
+  assert.equal(code, 0, stderr);
+  const rows = stdout.trim().split('\n').map((l) => JSON.parse(l));
+  assert.equal(rows.length, 791, 'the 800 semantic IDs less the 9 with no anime row');
+  assert.ok(rows.every((r) => r.semantic_id.startsWith('<L1_') && r.anime.anime_id === r.anime_id));
 });
