@@ -5,10 +5,10 @@ import { BottomK } from '../../transforms/prep/bottom-k.ts';
 import { quotas, roundHalfEven, splitsProblem } from '../../transforms/prep/quotas.ts';
 import sampleNode, { fillByPasses } from '../../transforms/prep/sample.ts';
 import shuffleNode from '../../transforms/prep/shuffle.ts';
-import type { PoolItem, PrepExample, Task } from '../../transforms/prep/types.ts';
+import type { PoolItem, PrepExample, PrepRow, Task } from '../../transforms/prep/types.ts';
 import { rebatch, runNode } from './harness.ts';
 
-const item = (task: Task, n: number): PoolItem => ({
+const item = (task: Task, n: number): PoolItem<PrepRow> => ({
   key: `${task}:${n}`,
   row: { task, input: `in ${n}`, output: `out ${n}`, anime_ids: [n], user_id: task === 'A' ? null : n, meta: { template_id: 't' } },
 });
@@ -46,7 +46,7 @@ test('bottom-k keeps the k smallest priorities, whatever the arrival order', () 
 test('pool >= quota: a uniform sample without replacement, the same for any batching or order', async () => {
   const run = async (size: number, reverse = false) => {
     const a = reverse ? pool('A', 2000).reverse() : pool('A', 2000);
-    const { rows, stats } = await runNode<PoolItem>(sampleNode, options(400), { a: rebatch(a, size), b: [pool('B', 300)], c: [pool('C', 300)] });
+    const { rows, stats } = await runNode<PoolItem<PrepRow>>(sampleNode, options(400), { a: rebatch(a, size), b: [pool('B', 300)], c: [pool('C', 300)] });
     return { keys: rows.map((r) => r.key), stats };
   };
   const reference = await run(4096);
@@ -63,7 +63,7 @@ test('pool >= quota: a uniform sample without replacement, the same for any batc
 });
 
 test('0 < pool < quota: full passes, each in a fresh keyed order, reported as the oversampling factor', async () => {
-  const { rows, stats } = await runNode<PoolItem>(sampleNode, options(40), { a: [pool('A', 20)], b: [pool('B', 4)], c: [pool('C', 3)] });
+  const { rows, stats } = await runNode<PoolItem<PrepRow>>(sampleNode, options(40), { a: [pool('A', 20)], b: [pool('B', 4)], c: [pool('C', 3)] });
   const b = rows.filter((r) => r.row.task === 'B').map((r) => r.key);
   assert.equal(b.length, 10);
   assert.deepEqual(b.slice(0, 4).sort(), ['B:0', 'B:1', 'B:2', 'B:3'], 'the first pass is the whole pool');
@@ -86,7 +86,7 @@ test('an empty pool with a positive quota is an error naming the task', async ()
     assert.match(error.message, /^Task B pool is empty but its quota is 10/);
     return true;
   });
-  const { rows } = await runNode<PoolItem>(sampleNode, { ...options(4), split_a: '1', split_b: '0', split_c: '0' }, { a: [pool('A', 20)], b: [], c: [] });
+  const { rows } = await runNode<PoolItem<PrepRow>>(sampleNode, { ...options(4), split_a: '1', split_b: '0', split_c: '0' }, { a: [pool('A', 20)], b: [], c: [] });
   assert.equal(rows.length, 4, 'an empty pool with quota 0 is fine');
 });
 

@@ -1,14 +1,24 @@
 import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
-import { _, type Stream } from '../../engine/stream.ts';
+import { fromGenerator, type Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
-import type { PoolItem, PrepExample } from './types.ts';
+import { poolRow, type PoolItem, type PrepExample } from './types.ts';
 
 export const exampleId = (position: number) => `prep_${String(position).padStart(9, '0')}`;
 
+/** Positions of `items` ordered by (priority, key): the priorities of unique keys almost never tie. */
+function shuffledOrder(items: readonly PoolItem[], priority: (key: string) => number): Uint32Array {
+  const priorities = new Float64Array(items.length);
+  for (let i = 0; i < items.length; i++) priorities[i] = priority(items[i]!.key);
+  return new Uint32Array(items.length)
+    .map((_, i) => i)
+    .sort((a, b) => priorities[a]! - priorities[b]! || (items[a]!.key < items[b]!.key ? -1 : 1));
+}
+
 /**
  * Shuffles all sampled rows together by a keyed priority of their unique keys (so the order is
- * a pure function of the seed and the rows), then numbers them `prep_000000001`, … .
+ * a pure function of the seed and the rows), then numbers them `prep_000000001`, … . Rows are
+ * made batch by batch as they are pulled, so only the batches in flight hold their text.
  */
 export default defineTransform({
   type: 'prep-shuffle',
@@ -20,22 +30,20 @@ export default defineTransform({
   inputs: { ports: ['in'] },
   create(ctx, inputs) {
     const size = ctx.options.batch_size;
-    return (inputs.ports.in! as Stream<PoolItem[]>)
-      .collect()
-      .flatMap((batches) => {
-        const order = batches.flat().map((item) => ({ p: ctx.keyed.hash(item.key), item }));
-        order.sort((x, y) => x.p - y.p || (x.item.key < y.item.key ? -1 : 1));
-        const out: PrepExample[][] = [];
+    return (inputs.ports.in! as Stream<PoolItem[]>).collect().flatMap((batches) => {
+      const items = batches.flat();
+      const order = shuffledOrder(items, (key) => ctx.keyed.hash(key));
+      ctx.stats.rows = items.length;
+      return fromGenerator(function* () {
         for (let start = 0; start < order.length; start += size) {
           const batch: PrepExample[] = [];
           for (let i = start; i < Math.min(start + size, order.length); i++) {
-            const { task, input, output, anime_ids, user_id, meta } = order[i]!.item.row;
+            const { task, input, output, anime_ids, user_id, meta } = poolRow(items[order[i]!]!);
             batch.push({ example_id: exampleId(i + 1), task, input, output, anime_ids, user_id, meta });
           }
-          out.push(batch);
+          yield batch;
         }
-        ctx.stats.rows = order.length;
-        return _(out);
       });
+    });
   },
 });

@@ -3,7 +3,7 @@ import { defineTransform } from '../../engine/node.ts';
 import type { Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
 import { atEnd } from './streams.ts';
-import type { AnimeInfo, CatalogEntry, PoolItem } from './types.ts';
+import type { AnimeInfo, CatalogEntry, DeferredRow, PoolItem, PrepRow } from './types.ts';
 
 /** What a Task A template may use of one anime; every field is already free of placeholders. */
 interface Facts {
@@ -17,49 +17,67 @@ interface Facts {
 
 interface Template {
   id: string;
-  /** Input and output, or undefined when the anime lacks a field the template needs (its `when`). */
-  render(f: Facts): [string, string] | undefined;
+  /** Whether the anime has every field the template needs (the spec's `when`). */
+  when(f: Facts): boolean;
+  /** Input and output. */
+  render(f: Facts): [string, string];
 }
 
 const list = (items: string[]) => items.join(', ');
 
 /** The spec's Task A table, in its order. */
 export const TASK_A_TEMPLATES: readonly Template[] = [
-  { id: 'sid_to_title', render: (f) => (f.title ? [`The anime ${f.sid} has the title`, f.title] : undefined) },
-  { id: 'title_to_sid', render: (f) => (f.title ? [`The anime titled '${f.title}' has semantic id`, f.sid] : undefined) },
-  { id: 'sid_to_genres', render: (f) => (f.genres.length ? [`The anime ${f.sid} belongs to genres`, list(f.genres)] : undefined) },
+  { id: 'sid_to_title', when: (f) => f.title !== null, render: (f) => [`The anime ${f.sid} has the title`, f.title!] },
+  { id: 'title_to_sid', when: (f) => f.title !== null, render: (f) => [`The anime titled '${f.title}' has semantic id`, f.sid] },
+  { id: 'sid_to_genres', when: (f) => f.genres.length > 0, render: (f) => [`The anime ${f.sid} belongs to genres`, list(f.genres)] },
   {
     id: 'title_to_genres',
-    render: (f) => (f.title && f.genres.length ? [`The anime titled '${f.title}' belongs to genres`, list(f.genres)] : undefined),
+    when: (f) => f.title !== null && f.genres.length > 0,
+    render: (f) => [`The anime titled '${f.title}' belongs to genres`, list(f.genres)],
   },
-  { id: 'sid_to_studio', render: (f) => (f.studios.length ? [`The anime ${f.sid} is produced by studio`, list(f.studios)] : undefined) },
+  { id: 'sid_to_studio', when: (f) => f.studios.length > 0, render: (f) => [`The anime ${f.sid} is produced by studio`, list(f.studios)] },
   {
     id: 'title_studio_to_sid',
-    render: (f) =>
-      f.title && f.studios.length ? [`The anime titled '${f.title}' by studio ${list(f.studios)} has semantic id`, f.sid] : undefined,
+    when: (f) => f.title !== null && f.studios.length > 0,
+    render: (f) => [`The anime titled '${f.title}' by studio ${list(f.studios)} has semantic id`, f.sid],
   },
-  { id: 'sid_to_year', render: (f) => (f.year !== null ? [`The anime ${f.sid} released in year`, String(f.year)] : undefined) },
+  { id: 'sid_to_year', when: (f) => f.year !== null, render: (f) => [`The anime ${f.sid} released in year`, String(f.year)] },
   {
     id: 'title_year_to_sid',
-    render: (f) => (f.title && f.year !== null ? [`The anime titled '${f.title}' released in ${f.year} has semantic id`, f.sid] : undefined),
+    when: (f) => f.title !== null && f.year !== null,
+    render: (f) => [`The anime titled '${f.title}' released in ${f.year} has semantic id`, f.sid],
   },
-  { id: 'sid_to_synopsis', render: (f) => (f.synopsis ? [`The anime ${f.sid} synopsis:`, f.synopsis] : undefined) },
-  { id: 'sid_to_themes', render: (f) => (f.genres.length ? [`The anime ${f.sid} has notable themes`, list(f.genres.slice(0, 3))] : undefined) },
+  { id: 'sid_to_synopsis', when: (f) => f.synopsis !== null, render: (f) => [`The anime ${f.sid} synopsis:`, f.synopsis!] },
+  { id: 'sid_to_themes', when: (f) => f.genres.length > 0, render: (f) => [`The anime ${f.sid} has notable themes`, list(f.genres.slice(0, 3))] },
 ];
 
-/** The Task A rows of one anime: the applicable templates in table order, at most `max` of them. */
+class TaskARow implements DeferredRow {
+  constructor(
+    private readonly animeId: number,
+    private readonly template: Template,
+    private readonly facts: Facts,
+  ) {}
+
+  render(): PrepRow {
+    const [input, output] = this.template.render(this.facts);
+    return { task: 'A', input, output, anime_ids: [this.animeId], user_id: null, meta: { template_id: this.template.id } };
+  }
+}
+
+/** The template of a Task A key, `A:<anime_id>:<template_id>`. */
+export const templateOf = (key: string) => key.slice(key.lastIndexOf(':') + 1);
+
+/**
+ * The Task A rows of one anime: the applicable templates in table order, at most `max` of them,
+ * deferred (see PoolItem) since the pool is held until sampling ends.
+ */
 export function taskARows(entry: CatalogEntry & { info: AnimeInfo }, max: number): PoolItem[] {
   const { info } = entry;
   const facts: Facts = { sid: entry.sid, title: info.title, genres: entry.genres, studios: info.studios, year: info.year, synopsis: info.synopsis };
   const out: PoolItem[] = [];
   for (const template of TASK_A_TEMPLATES) {
     if (out.length >= max) break;
-    const rendered = template.render(facts);
-    if (!rendered) continue;
-    out.push({
-      key: `A:${entry.anime_id}:${template.id}`,
-      row: { task: 'A', input: rendered[0], output: rendered[1], anime_ids: [entry.anime_id], user_id: null, meta: { template_id: template.id } },
-    });
+    if (template.when(facts)) out.push({ key: `A:${entry.anime_id}:${template.id}`, row: new TaskARow(entry.anime_id, template, facts) });
   }
   return out;
 }
@@ -87,7 +105,7 @@ export default defineTransform({
         anime++;
         if (entry.info.title === null) withoutTitle++;
         for (const item of taskARows(entry as CatalogEntry & { info: AnimeInfo }, max)) {
-          templates[item.row.meta.template_id as string]!++;
+          templates[templateOf(item.key)]!++;
           out.push(item);
         }
       }

@@ -2,10 +2,10 @@ import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
 import { intOption } from './options.ts';
 import { atEnd, withCatalog } from './streams.ts';
-import type { CatalogEntry, MaskedHistory, PoolItem, WatchRow } from './types.ts';
+import type { CatalogEntry, DeferredRow, HistoryRow, MaskedHistory, MaskMode, PoolItem, PrepRow } from './types.ts';
 
 /** Task B step 5 sentiment of one watch. */
-export function sentiment(row: Pick<WatchRow, 'score' | 'watching_status'>, positiveMin: number): string {
+export function sentiment(row: Pick<HistoryRow, 'score' | 'watching_status'>, positiveMin: number): string {
   if (row.watching_status === 4) return '<dropped>';
   const score = row.score ?? 0;
   if (score >= positiveMin) return '<liked>';
@@ -13,31 +13,49 @@ export function sentiment(row: Pick<WatchRow, 'score' | 'watching_status'>, posi
   return '<watch>';
 }
 
-/** The Task B row of one masked history (steps 5–6). */
-export function taskBRow(history: MaskedHistory, catalog: ReadonlyMap<number, CatalogEntry>, positiveMin: number): PoolItem {
-  const { rows, mask_index: masked } = history;
-  const segments = new Array<string>(rows.length);
-  const animeIds = new Array<number>(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    const row = rows[i]!;
-    animeIds[i] = row.anime_id;
-    const lead = i === 0 ? 'A user watched' : 'then watched';
-    segments[i] =
-      i === masked
-        ? `${lead} <anime_start>[MASK]<anime_end>`
-        : `${lead} <anime_start>${catalog.get(row.anime_id)!.sid}<anime_end> ${sentiment(row, positiveMin)}`;
-  }
-  return {
-    key: `B:${history.user_id}:${history.mask_mode}`,
-    row: {
+/** What a user's Task B rows are made from; the user's masked histories share it. */
+interface Sequence {
+  anime_ids: number[];
+  sentiments: string[];
+}
+
+function sequenceOf(rows: readonly HistoryRow[], positiveMin: number): Sequence {
+  return { anime_ids: rows.map((row) => row.anime_id), sentiments: rows.map((row) => sentiment(row, positiveMin)) };
+}
+
+/** Steps 5–6, made when the row is written. */
+class TaskBRow implements DeferredRow {
+  constructor(
+    private readonly userId: number,
+    private readonly mode: MaskMode,
+    private readonly masked: number,
+    private readonly sequence: Sequence,
+    private readonly catalog: ReadonlyMap<number, CatalogEntry>,
+  ) {}
+
+  render(): PrepRow {
+    const { masked, catalog } = this;
+    const { anime_ids, sentiments } = this.sequence;
+    const segments = new Array<string>(anime_ids.length);
+    for (let i = 0; i < anime_ids.length; i++) {
+      const lead = i === 0 ? 'A user watched' : 'then watched';
+      segments[i] = i === masked ? `${lead} <anime_start>[MASK]<anime_end>` : `${lead} <anime_start>${catalog.get(anime_ids[i]!)!.sid}<anime_end> ${sentiments[i]}`;
+    }
+    return {
       task: 'B',
       input: segments.join(' '),
-      output: catalog.get(rows[masked]!.anime_id)!.sid,
-      anime_ids: animeIds,
-      user_id: history.user_id,
-      meta: { template_id: 'watch_sequence_mask', mask_mode: history.mask_mode, mask_index: masked, history_len: rows.length },
-    },
-  };
+      output: catalog.get(anime_ids[masked]!)!.sid,
+      anime_ids,
+      user_id: this.userId,
+      meta: { template_id: 'watch_sequence_mask', mask_mode: this.mode, mask_index: masked, history_len: anime_ids.length },
+    };
+  }
+}
+
+/** The Task B row of one masked history, deferred (see PoolItem); `sequence` may be shared with the user's other masks. */
+export function taskBRow(history: MaskedHistory, catalog: ReadonlyMap<number, CatalogEntry>, positiveMin: number, sequence = sequenceOf(history.rows, positiveMin)): PoolItem {
+  const { user_id, mask_mode, mask_index } = history;
+  return { key: `B:${user_id}:${mask_mode}`, row: new TaskBRow(user_id, mask_mode, mask_index, sequence, catalog) };
 }
 
 /** Task B pool: one masked watch-sequence row per (user, mask mode). */
@@ -55,7 +73,13 @@ export default defineTransform({
     ctx.stats.pool = pool;
     const rows = withCatalog<MaskedHistory, PoolItem>(inputs.ports.catalog!, inputs.ports.masks!, (catalog) => (batch) => {
       const out = new Array<PoolItem>(batch.length);
-      for (let i = 0; i < batch.length; i++) out[i] = taskBRow(batch[i]!, catalog, positiveMin);
+      let sequence: Sequence | undefined;
+      for (let i = 0; i < batch.length; i++) {
+        const history = batch[i]!;
+        // A user's masks arrive together and share one history.
+        if (i === 0 || history.rows !== batch[i - 1]!.rows) sequence = sequenceOf(history.rows, positiveMin);
+        out[i] = taskBRow(history, catalog, positiveMin, sequence);
+      }
       pool += batch.length;
       ctx.stats.pool = pool;
       return out;

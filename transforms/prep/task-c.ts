@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
 import { atEnd, withCatalog } from './streams.ts';
 import { joinPhrase } from './text.ts';
-import type { CatalogEntry, PoolItem, Seed } from './types.ts';
+import type { CatalogEntry, DeferredRow, PoolItem, PrepRow, Seed } from './types.ts';
 
 export const SINGLE_FALLBACK = 'character-focused stories, strong atmosphere, and thematic depth';
 export const TRIPLE_FALLBACK = 'overlapping tone, pacing, and character-driven conflicts';
@@ -52,24 +52,33 @@ export function tripleReason(anime: readonly CatalogEntry[]): string {
   return clauses.length ? joinPhrase(clauses) : TRIPLE_FALLBACK;
 }
 
-/** The Task C row of one seed; the seed's anime are its anime_ids and its user is the user_id. */
+/** The Task C row of one seed, deferred (see PoolItem); the seed's anime are its anime_ids and its user is the user_id. */
 export function taskCRow(seed: Seed, catalog: ReadonlyMap<number, CatalogEntry>): PoolItem {
-  const anime = seed.anime_ids.map((id) => catalog.get(id)!);
-  const single = seed.kind === 'single';
-  const input = single
-    ? `${anime[0]!.sid} is interesting to fans of`
-    : `A user who liked ${anime.map((a) => a.sid).join(' and ')} would enjoy these anime because they share`;
-  return {
-    key: `C:${seed.user_id}:${seed.kind}`,
-    row: {
+  return { key: `C:${seed.user_id}:${seed.kind}`, row: new TaskCRow(seed, catalog) };
+}
+
+class TaskCRow implements DeferredRow {
+  constructor(
+    private readonly seed: Seed,
+    private readonly catalog: ReadonlyMap<number, CatalogEntry>,
+  ) {}
+
+  render(): PrepRow {
+    const { seed } = this;
+    const anime = seed.anime_ids.map((id) => this.catalog.get(id)!);
+    const single = seed.kind === 'single';
+    const input = single
+      ? `${anime[0]!.sid} is interesting to fans of`
+      : `A user who liked ${anime.map((a) => a.sid).join(' and ')} would enjoy these anime because they share`;
+    return {
       task: 'C',
       input,
       output: single ? singleReason(anime[0]!) : tripleReason(anime),
       anime_ids: seed.anime_ids,
       user_id: seed.user_id,
       meta: { template_id: single ? 'reasoning_single' : 'reasoning_triple', kind: seed.kind },
-    },
-  };
+    };
+  }
 }
 
 /** Task C pool: one reasoning row per seed. */
