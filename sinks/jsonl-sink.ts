@@ -1,10 +1,14 @@
-import { createWriteStream } from 'node:fs';
 import { z } from 'zod';
 import { defineSink } from '../engine/node.ts';
 import { outputPath } from '../engine/options.ts';
+import { jsonLines } from './json-lines.ts';
 import { writeBatches } from './write-batches.ts';
+import { writeInWorker } from './worker-writer.ts';
 
-/** One JSON object per line; data only, so `-` (stdout) can be piped into jq, head or wc. */
+/**
+ * One JSON object per line; data only, so `-` (stdout) can be piped into jq, head or wc. A file
+ * is encoded and written by a thread of its own, which the main thread hands each batch's text.
+ */
 export default defineSink({
   type: 'jsonl-sink',
   kind: 'sink',
@@ -15,15 +19,16 @@ export default defineSink({
   inputs: { ports: ['in'] },
   async create(ctx, inputs) {
     const { path } = ctx.options;
-    const out = path === '-' ? process.stdout : createWriteStream(ctx.output(path));
-    if (out !== process.stdout) ctx.onClose(() => void out.destroy());
     const counter = ctx.progress.counter(path === '-' ? 'stdout' : 'written', { unit: 'rows' });
-    const rows = await writeBatches(inputs.ports.in!, out, (batch) => {
-      let text = '';
-      for (const row of batch) text += JSON.stringify(row) + '\n';
-      counter.add(batch.length);
-      return text;
-    });
+    const rows =
+      path === '-'
+        ? await writeBatches(inputs.ports.in!, process.stdout, (batch) => {
+            counter.add(batch.length);
+            return jsonLines(batch).join('\n') + '\n';
+          })
+        : await writeInWorker(inputs.ports.in!, new URL('./jsonl-writer.mjs', import.meta.url), { path: ctx.output(path) }, jsonLines, ctx.signal, (n) =>
+            counter.add(n),
+          );
     ctx.stats.rows = rows;
     counter.done();
   },

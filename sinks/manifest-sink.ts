@@ -99,25 +99,25 @@ export default defineSink({
     const target = ctx.options.path;
     const folder = path.dirname(target);
     const time = generatedAt(ctx.options.pin_time);
+    // Inputs are hashed from the start, on their own threads, while the run reads them.
+    const hashing = [...planInputFiles(runtime.plan)].map(([file, used_by]) =>
+      fileDigest(file, ctx.signal).then((digest): ManifestInput => ({ path: manifestPath(folder, file), used_by, ...digest })),
+    );
+    for (const digest of hashing) digest.catch(() => {});
     // Drained before waiting on the other sinks: they may share this stream, and an unread fork holds them back.
     await forEachBatch(inputs.ports.in!, () => undefined);
     await runtime.otherSinksDone();
 
-    const inputFiles: ManifestInput[] = [];
-    for (const [file, used_by] of planInputFiles(runtime.plan))
-      inputFiles.push({ path: manifestPath(folder, file), used_by, ...(await fileDigest(file)) });
-    const outputs: ManifestOutput[] = [];
+    const inputFiles = await Promise.all(hashing);
     // The temporary files hold the final bytes; the paths recorded are where the runtime will rename them.
-    for (const file of runtime.outputFiles) {
-      if (file.node === ctx.id) continue;
-      const rows = ctx.allStats[file.node]?.rows;
-      outputs.push({
-        path: manifestPath(folder, file.path),
-        node: file.node,
-        rows: typeof rows === 'number' ? rows : null,
-        ...(await fileDigest(file.tmpPath)),
-      });
-    }
+    const outputs = await Promise.all(
+      runtime.outputFiles
+        .filter((file) => file.node !== ctx.id)
+        .map(async (file): Promise<ManifestOutput> => {
+          const rows = ctx.allStats[file.node]?.rows;
+          return { path: manifestPath(folder, file.path), node: file.node, rows: typeof rows === 'number' ? rows : null, ...(await fileDigest(file.tmpPath, ctx.signal)) };
+        }),
+    );
     const manifest: Manifest = {
       tool: { name: 'animind', version: toolVersion() },
       generated_at: time,

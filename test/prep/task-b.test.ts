@@ -5,7 +5,9 @@ import historyNode from '../../transforms/prep/history.ts';
 import { userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
 import maskNode, { maskPositions } from '../../transforms/prep/mask.ts';
 import { sentiment, taskBRow } from '../../transforms/prep/task-b.ts';
-import { poolRow, type MaskedHistory, type UserHistory } from '../../transforms/prep/types.ts';
+import { poolRow, type MaskedHistory, type PrepExample, type UserHistory } from '../../transforms/prep/types.ts';
+import shuffleNode from '../../transforms/prep/shuffle.ts';
+import { jsonLines } from '../../sinks/json-lines.ts';
 import { catalogOf, entry, rebatch, runNode, watch } from './harness.ts';
 
 const catalog = catalogOf(...[1, 2, 3, 4, 5, 6, 7, 8].map((id) => entry(id)));
@@ -137,4 +139,15 @@ test('prep-history: users as records, catalog as a side input; short users are p
   assert.equal(stats.short_history_users, 2);
   assert.equal(stats.eligible_users, 1);
   assert.equal(stats.unknown_anime_rows, 2);
+});
+
+test('Task B rows assemble their JSON from ids already in JSON form: the shuffle writes what JSON.stringify would, odd ids included', async () => {
+  const odd = ['<L1_"quoted">', '<L2_back\\slash>', '<L3_new\nline>', '<L4_é…>', '<L5_\u0001>', '<L6_plain>'];
+  const oddCatalog = new Map([...catalog.values()].map((e, i) => [e.anime_id, { ...e, sid: odd[i % odd.length]! }]));
+  const items = [1, 2, 3].map((user) =>
+    taskBRow({ user_id: user, rows: [1, 2, 3, 4, 5, 6, 7].map((a) => watch(user, a, { score: a + user })), mask_mode: 'random', mask_index: user }, oddCatalog, 7),
+  );
+  items.push(taskBRow({ user_id: 4, rows: [watch(4, 6), watch(4, 6, { watching_status: 4 })], mask_mode: 'last', mask_index: 1 }, oddCatalog, 7));
+  const { batches } = await runNode<PrepExample>(shuffleNode, { batch_size: '3' }, { in: [items] });
+  for (const batch of batches) assert.deepEqual(jsonLines(batch), batch.map((row) => JSON.stringify(row)));
 });

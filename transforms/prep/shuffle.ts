@@ -2,7 +2,8 @@ import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
 import { fromGenerator, type Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
-import { poolRow, type PoolItem, type PrepExample } from './types.ts';
+import { attachJsonLines } from '../../sinks/json-lines.ts';
+import type { PoolItem, PrepExample } from './types.ts';
 
 export const exampleId = (position: number) => `prep_${String(position).padStart(9, '0')}`;
 
@@ -37,10 +38,18 @@ export default defineTransform({
       return fromGenerator(function* () {
         for (let start = 0; start < order.length; start += size) {
           const batch: PrepExample[] = [];
+          // JSON after the opening brace, for the rows that assemble it themselves.
+          const tails: (string | undefined)[] = [];
           for (let i = start; i < Math.min(start + size, order.length); i++) {
-            const { task, input, output, anime_ids, user_id, meta } = poolRow(items[order[i]!]!);
+            const { row: deferred } = items[order[i]!]!;
+            const [row, tail] = 'render' in deferred ? (deferred.renderWithJson?.() ?? [deferred.render()]) : [deferred];
+            const { task, input, output, anime_ids, user_id, meta } = row;
             batch.push({ example_id: exampleId(i + 1), task, input, output, anime_ids, user_id, meta });
+            tails.push(tail);
           }
+          attachJsonLines(batch, () =>
+            batch.map((example, j) => (tails[j] === undefined ? JSON.stringify(example) : `{"example_id":"${example.example_id}",${tails[j]}`)),
+          );
           yield batch;
         }
       });

@@ -23,7 +23,19 @@ function sequenceOf(rows: readonly HistoryRow[], positiveMin: number): Sequence 
   return { anime_ids: rows.map((row) => row.anime_id), sentiments: rows.map((row) => sentiment(row, positiveMin)) };
 }
 
-/** Steps 5–6, made when the row is written. */
+const jsonText = new WeakMap<CatalogEntry, string>();
+
+/** A semantic id as it reads inside a JSON string, worked out once per anime. */
+function sidJson(entry: CatalogEntry): string {
+  let text = jsonText.get(entry);
+  if (text === undefined) jsonText.set(entry, (text = JSON.stringify(entry.sid).slice(1, -1)));
+  return text;
+}
+
+/**
+ * Steps 5–6, made when the row is written. The input is kilobytes of semantic ids, so its JSON
+ * text is assembled from ids already in JSON form rather than serialized and scanned again.
+ */
 class TaskBRow implements DeferredRow {
   constructor(
     private readonly userId: number,
@@ -34,21 +46,41 @@ class TaskBRow implements DeferredRow {
   ) {}
 
   render(): PrepRow {
+    return this.renderWithJson()[0];
+  }
+
+  renderWithJson(): [PrepRow, string] {
     const { masked, catalog } = this;
     const { anime_ids, sentiments } = this.sequence;
     const segments = new Array<string>(anime_ids.length);
+    const jsonSegments = new Array<string>(anime_ids.length);
+    let plain = true;
     for (let i = 0; i < anime_ids.length; i++) {
       const lead = i === 0 ? 'A user watched' : 'then watched';
-      segments[i] = i === masked ? `${lead} <anime_start>[MASK]<anime_end>` : `${lead} <anime_start>${catalog.get(anime_ids[i]!)!.sid}<anime_end> ${sentiments[i]}`;
+      if (i === masked) segments[i] = jsonSegments[i] = `${lead} <anime_start>[MASK]<anime_end>`;
+      else {
+        const entry = catalog.get(anime_ids[i]!)!;
+        const json = sidJson(entry);
+        segments[i] = `${lead} <anime_start>${entry.sid}<anime_end> ${sentiments[i]}`;
+        if (json === entry.sid) jsonSegments[i] = segments[i]!;
+        else {
+          plain = false;
+          jsonSegments[i] = `${lead} <anime_start>${json}<anime_end> ${sentiments[i]}`;
+        }
+      }
     }
-    return {
+    const input = segments.join(' ');
+    const row: PrepRow = {
       task: 'B',
-      input: segments.join(' '),
+      input,
       output: catalog.get(anime_ids[masked]!)!.sid,
       anime_ids,
       user_id: this.userId,
       meta: { template_id: 'watch_sequence_mask', mask_mode: this.mode, mask_index: masked, history_len: anime_ids.length },
     };
+    const inputJson = plain ? input : jsonSegments.join(' ');
+    const json = `"task":"B","input":"${inputJson}","output":${JSON.stringify(row.output)},"anime_ids":${JSON.stringify(anime_ids)},"user_id":${JSON.stringify(row.user_id)},"meta":${JSON.stringify(row.meta)}}`;
+    return [row, json];
   }
 }
 

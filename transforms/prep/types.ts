@@ -80,6 +80,11 @@ export interface PrepRow {
 /** A row not made yet: it holds what its text is made from, and makes it on demand. */
 export interface DeferredRow {
   render(): PrepRow;
+  /**
+   * The row with its JSON text after the opening brace (JSON.stringify(row).slice(1)), for rows
+   * whose JSON is cheaper to assemble from pieces than to serialize (see sinks/json-lines.ts).
+   */
+  renderWithJson?(): [PrepRow, string];
 }
 
 /**

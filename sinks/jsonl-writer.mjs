@@ -1,0 +1,29 @@
+// The JSONL sink's writer thread, plain JavaScript so it starts without the TypeScript loader.
+// Protocol (worker-writer.ts): an array of strings is one batch's JSON lines, answered with
+// 'written' once on disk; 'close' closes the file and is answered with 'closed'.
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { parentPort, workerData } from 'node:worker_threads';
+
+const fd = openSync(workerData.path, 'w');
+// Lines are encoded into one reused buffer, so a batch makes no megabyte-sized garbage.
+let buffer = Buffer.allocUnsafe(1 << 22);
+parentPort.on('message', (message) => {
+  if (message === 'close') {
+    closeSync(fd);
+    parentPort.postMessage('closed');
+    return;
+  }
+  let used = 0;
+  for (const line of message) {
+    const need = used + Buffer.byteLength(line) + 1;
+    if (need > buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(need, buffer.length * 2));
+      buffer.copy(grown, 0, 0, used);
+      buffer = grown;
+    }
+    used += buffer.write(line, used);
+    buffer[used++] = 10;
+  }
+  for (let at = 0; at < used; ) at += writeSync(fd, buffer, at, used - at);
+  parentPort.postMessage('written');
+});

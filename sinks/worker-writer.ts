@@ -1,0 +1,56 @@
+import { Worker } from 'node:worker_threads';
+import type { Batch } from '../engine/node.ts';
+import type { Stream } from '../engine/stream.ts';
+import { forEachBatch } from './for-each-batch.ts';
+
+/** How many batches may be on their way to or inside the writer thread: enough to keep it busy, few enough to bound memory. */
+const AHEAD = 2;
+
+/**
+ * Streams batches to a writer thread as `message(batch)` (see jsonl-writer.mjs for the protocol),
+ * so encoding and writing happen off the main thread. Backpressure holds: at most AHEAD batches
+ * are sent before the thread acknowledges one. Resolves with the row count once the thread has
+ * closed its file; the run's abort signal stops the thread.
+ */
+export function writeInWorker(
+  input: Stream<Batch>,
+  script: URL,
+  workerData: unknown,
+  message: (batch: Batch) => unknown,
+  signal: AbortSignal,
+  onWritten: (rows: number) => void,
+): Promise<number> {
+  const worker = new Worker(script, { workerData });
+  const stop = () => void worker.terminate();
+  signal.addEventListener('abort', stop, { once: true });
+  let failed: (error: Error) => void = () => {};
+  const failure = new Promise<never>((_, reject) => (failed = reject));
+  failure.catch(() => {});
+  worker.on('error', (error) => failed(error));
+  worker.on('exit', (code) => code === 0 || failed(signal.aborted ? signal.reason : new Error(`the writer thread stopped (exit code ${code})`)));
+  const sizes: number[] = [];
+  let acknowledged: (() => void) | undefined;
+  let finished: (() => void) | undefined;
+  worker.on('message', (message: 'written' | 'closed') => {
+    if (message === 'closed') return finished?.();
+    onWritten(sizes.shift()!);
+    acknowledged?.();
+  });
+  const send = async (batch: Batch) => {
+    if (sizes.length >= AHEAD) await Promise.race([new Promise<void>((resolve) => (acknowledged = resolve)), failure]);
+    sizes.push(batch.length);
+    worker.postMessage(message(batch));
+  };
+  return Promise.race([
+    forEachBatch(input, send).then(async (rows) => {
+      const closed = new Promise<void>((resolve) => (finished = resolve));
+      worker.postMessage('close');
+      await closed;
+      return rows;
+    }),
+    failure,
+  ]).finally(() => {
+    signal.removeEventListener('abort', stop);
+    void worker.terminate();
+  });
+}
