@@ -1,9 +1,11 @@
 import assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { setTimeout as delay } from 'node:timers/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { createReporter } from '../../engine/progress.ts';
+import { InterruptedError } from '../../engine/errors.ts';
+import { createReporter, type Reporter } from '../../engine/progress.ts';
 import { runPlan } from '../../engine/runtime.ts';
 import { loadPlan } from '../../engine/validate.ts';
 import { generateFixture } from '../../fixtures/generate-fixture.ts';
@@ -132,6 +134,29 @@ describe('prep-user-histories: the fast user pass gives what the generic nodes g
       }
     });
   }
+
+  test('Ctrl-C during the scan stops its worker threads and leaves no output', async () => {
+    // Linux lists a process's threads; elsewhere the run must still stop and clean up.
+    const threads = () => (existsSync('/proc/self/task') ? readdirSync('/proc/self/task').length : 0);
+    const before = threads();
+    const controller = new AbortController();
+    const quiet = createReporter({ mode: 'quiet', format: 'text' });
+    // Interrupts as soon as the first user-id range has been read, while the others are in flight.
+    const reporter: Reporter = {
+      ...quiet,
+      forNode: (node) => ({
+        ...quiet.forNode(node),
+        counter: () => ({ add: () => node === 'history' && controller.abort(new InterruptedError('SIGINT')), setTotal() {}, done() {} }),
+      }),
+    };
+    const outDir = tempDir('user-pass-interrupted');
+    const plan = await loadPlan(PREP_YAML, { database: fixtures.generated!.database, semantic_ids: fixtures.generated!.semanticIds, out_dir: outDir });
+    await assert.rejects(runPlan(plan, { reporter, signal: controller.signal }), InterruptedError);
+    await delay(200);
+    assert.ok(threads() <= before, `threads before ${before}, after ${threads()}`);
+    assert.deepEqual(existsSync(outDir) ? readdirSync(outDir) : [], []);
+    rmSync(outDir, { recursive: true, force: true });
+  });
 
   for (const name of ['edge', 'generated', 'bundled']) {
     test(`${name} database: prep.yaml and the generic reference pipeline write the same bytes`, async () => {

@@ -3,7 +3,7 @@ import { defineTransform } from '../../engine/node.ts';
 import { fromGenerator, type Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
 import { attachJsonLines } from '../../sinks/json-lines.ts';
-import type { PoolItem, PrepExample } from './types.ts';
+import { poolRow, type PoolItem, type PrepExample } from './types.ts';
 
 export const exampleId = (position: number) => `prep_${String(position).padStart(9, '0')}`;
 
@@ -41,8 +41,8 @@ export default defineTransform({
           // JSON after the opening brace, for the rows that assemble it themselves.
           const tails: (string | undefined)[] = [];
           for (let i = start; i < Math.min(start + size, order.length); i++) {
-            const { row: deferred } = items[order[i]!]!;
-            const [row, tail] = 'render' in deferred ? (deferred.renderWithJson?.() ?? [deferred.render()]) : [deferred];
+            const item = items[order[i]!]!;
+            const [row, tail] = 'renderWithJson' in item.row ? item.row.renderWithJson!() : [poolRow(item)];
             const { task, input, output, anime_ids, user_id, meta } = row;
             batch.push({ example_id: exampleId(i + 1), task, input, output, anime_ids, user_id, meta });
             tails.push(tail);
