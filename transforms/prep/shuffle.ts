@@ -38,18 +38,17 @@ export default defineTransform({
       return fromGenerator(function* () {
         for (let start = 0; start < order.length; start += size) {
           const batch: PrepExample[] = [];
-          // JSON after the opening brace, for the rows that assemble it themselves.
-          const tails: (string | undefined)[] = [];
+          // The JSON lines of the rows that assemble their own.
+          const lines: (string | undefined)[] = [];
           for (let i = start; i < Math.min(start + size, order.length); i++) {
             const item = items[order[i]!]!;
-            const [row, tail] = 'renderWithJson' in item.row ? item.row.renderWithJson!() : [poolRow(item)];
+            const example_id = exampleId(i + 1);
+            const [row, line] = 'renderWithJson' in item.row ? item.row.renderWithJson!(`{"example_id":"${example_id}",`) : [poolRow(item)];
             const { task, input, output, anime_ids, user_id, meta } = row;
-            batch.push({ example_id: exampleId(i + 1), task, input, output, anime_ids, user_id, meta });
-            tails.push(tail);
+            batch.push({ example_id, task, input, output, anime_ids, user_id, meta });
+            lines.push(line);
           }
-          attachJsonLines(batch, () =>
-            batch.map((example, j) => (tails[j] === undefined ? JSON.stringify(example) : `{"example_id":"${example.example_id}",${tails[j]}`)),
-          );
+          attachJsonLines(batch, () => batch.map((example, j) => lines[j] ?? JSON.stringify(example)));
           yield batch;
         }
       });

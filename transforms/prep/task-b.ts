@@ -76,10 +76,10 @@ class TaskBRow implements DeferredRow {
   ) {}
 
   render(): PrepRow {
-    return this.renderWithJson()[0];
+    return this.renderWithJson('{')[0];
   }
 
-  renderWithJson(): [PrepRow, string] {
+  renderWithJson(head: string): [PrepRow, string] {
     const { masked } = this;
     const { anime_ids, sentiments } = this.sequence;
     const parts = new Array<string>(anime_ids.length);
@@ -109,8 +109,8 @@ class TaskBRow implements DeferredRow {
       meta: { template_id: 'watch_sequence_mask', mask_mode: this.mode, mask_index: masked, history_len: anime_ids.length },
     };
     const inputJson = jsonParts ? jsonParts.join(' ') : input;
-    const json = `"task":"B","input":"${inputJson}","output":${JSON.stringify(row.output)},"anime_ids":${JSON.stringify(anime_ids)},"user_id":${JSON.stringify(row.user_id)},"meta":${JSON.stringify(row.meta)}}`;
-    return [row, json];
+    const json = [head, '"task":"B","input":"', inputJson, '","output":', JSON.stringify(row.output), ',"anime_ids":', JSON.stringify(anime_ids), ',"user_id":', JSON.stringify(row.user_id), ',"meta":', JSON.stringify(row.meta), '}'];
+    return [row, json.join('')];
   }
 }
 

@@ -81,10 +81,11 @@ export interface PrepRow {
 export interface DeferredRow {
   render(): PrepRow;
   /**
-   * The row with its JSON text after the opening brace (JSON.stringify(row).slice(1)), for rows
-   * whose JSON is cheaper to assemble from pieces than to serialize (see sinks/json-lines.ts).
+   * The row, and `head` followed by its JSON text after the opening brace (so head '{' gives
+   * JSON.stringify(row)), for rows whose JSON is cheaper to assemble from pieces than to
+   * serialize (see sinks/json-lines.ts). The text is one flat string.
    */
-  renderWithJson?(): [PrepRow, string];
+  renderWithJson?(head: string): [PrepRow, string];
 }
 
 /**
