@@ -7,7 +7,7 @@ import { forEachBatch } from './for-each-batch.ts';
 const AHEAD = 2;
 
 /**
- * Streams batches to a writer thread as `message(batch)` (see jsonl-writer.mjs for the protocol),
+ * Streams batches to a writer thread as `toMessage(batch)` (see jsonl-writer.mjs for the protocol),
  * so encoding and writing happen off the main thread. Backpressure holds: at most AHEAD batches
  * are sent before the thread acknowledges one. Resolves with the row count once the thread has
  * closed its file; the run's abort signal stops the thread.
@@ -16,7 +16,7 @@ export function writeInWorker(
   input: Stream<Batch>,
   script: URL,
   workerData: unknown,
-  message: (batch: Batch) => unknown,
+  toMessage: (batch: Batch) => unknown,
   signal: AbortSignal,
   onWritten: (rows: number) => void,
 ): Promise<number> {
@@ -31,15 +31,15 @@ export function writeInWorker(
   const sizes: number[] = [];
   let acknowledged: (() => void) | undefined;
   let finished: (() => void) | undefined;
-  worker.on('message', (message: 'written' | 'closed') => {
-    if (message === 'closed') return finished?.();
+  worker.on('message', (reply: 'written' | 'closed') => {
+    if (reply === 'closed') return finished?.();
     onWritten(sizes.shift()!);
     acknowledged?.();
   });
   const send = async (batch: Batch) => {
     if (sizes.length >= AHEAD) await Promise.race([new Promise<void>((resolve) => (acknowledged = resolve)), failure]);
     sizes.push(batch.length);
-    worker.postMessage(message(batch));
+    worker.postMessage(toMessage(batch));
   };
   return Promise.race([
     forEachBatch(input, send).then(async (rows) => {
