@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { defineSink } from '../engine/node.ts';
 import { outputPath } from '../engine/options.ts';
-import { jsonLines } from './json-lines.ts';
+import { encodedLines, jsonLines, jsonLinesBytes } from './json-lines.ts';
 import { writeBatches } from './write-batches.ts';
 import { writeInWorker } from './worker-writer.ts';
 
@@ -24,9 +24,9 @@ export default defineSink({
       path === '-'
         ? await writeBatches(inputs.ports.in!, process.stdout, (batch) => {
             counter.add(batch.length);
-            return jsonLines(batch).join('\n') + '\n';
+            return jsonLinesBytes(batch);
           })
-        : await writeInWorker(inputs.ports.in!, new URL('./jsonl-writer.mjs', import.meta.url), { path: ctx.output(path) }, jsonLines, ctx.signal, (n) =>
+        : await writeInWorker(inputs.ports.in!, new URL('./jsonl-writer.mjs', import.meta.url), { path: ctx.output(path) }, (batch) => encodedLines(batch)?.bytes ?? jsonLines(batch), ctx.signal, (n) =>
             counter.add(n),
           );
     ctx.stats.rows = rows;

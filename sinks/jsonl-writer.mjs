@@ -1,6 +1,7 @@
 // The JSONL sink's writer thread, plain JavaScript so it starts without the TypeScript loader.
-// Protocol (worker-writer.ts): an array of strings is one batch's JSON lines, answered with
-// 'written' once on disk; 'close' closes the file and is answered with 'closed'.
+// Protocol (worker-writer.ts): one batch's JSON lines, either as UTF-8 bytes ready to write (a
+// view of shared memory, so nothing was copied) or as an array of strings to encode here, answered
+// with 'written' once on disk; 'close' closes the file and is answered with 'closed'.
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
@@ -11,6 +12,11 @@ parentPort.on('message', (message) => {
   if (message === 'close') {
     closeSync(fd);
     parentPort.postMessage('closed');
+    return;
+  }
+  if (message instanceof Uint8Array) {
+    for (let at = 0; at < message.length; ) at += writeSync(fd, message, at, message.length - at);
+    parentPort.postMessage('written');
     return;
   }
   let used = 0;

@@ -6,6 +6,7 @@ import { defineSink, type Stats } from '../engine/node.ts';
 import { outputPath } from '../engine/options.ts';
 import type { Stream } from '../engine/stream.ts';
 import { TASK_A_TEMPLATES } from '../transforms/prep/task-a.ts';
+import { contentJson, rowContent } from '../transforms/prep/row-lines.ts';
 import type { PrepExample } from '../transforms/prep/types.ts';
 
 /** Which node of the pipeline reports each group of counters; the defaults are prep.yaml's ids. */
@@ -38,13 +39,13 @@ class Digests {
   private values = new BigUint64Array(1 << 16);
   private size = 0;
 
-  add(text: string): void {
+  add(content: string | Uint8Array): void {
     if (this.size === this.values.length) {
       const grown = new BigUint64Array(this.values.length * 2);
       grown.set(this.values);
       this.values = grown;
     }
-    this.values[this.size++] = hash('sha1', text, 'buffer').readBigUInt64LE(0);
+    this.values[this.size++] = hash('sha1', content, 'buffer').readBigUInt64LE(0);
   }
 
   distinct(): number {
@@ -92,10 +93,14 @@ export default defineSink({
     await (inputs.ports.in! as Stream<PrepExample[]>)
       .reduce(0, (n: number, batch: PrepExample[]) => {
         firstRowAt ??= time.now();
-        for (const row of batch) {
+        // Rows are told apart by the JSON of (task, input, output): read from the encoded lines
+        // when the batch has them, so no row's text is decoded just to be hashed.
+        const content = rowContent(batch);
+        for (let i = 0; i < batch.length; i++) {
+          const row = batch[i]!;
           counts[row.task]++;
           templates[row.meta.template_id as string] = (templates[row.meta.template_id as string] ?? 0) + 1;
-          digests.add(`${row.task}\u0000${row.input}\u0000${row.output}`);
+          digests.add(content ? content.bytes.subarray(content.spans[2 * i], content.spans[2 * i + 1]) : contentJson(row));
         }
         return n + batch.length;
       })

@@ -4,6 +4,10 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { DataError } from '../../engine/errors.ts';
+import { createReporter } from '../../engine/progress.ts';
+import { runPlan } from '../../engine/runtime.ts';
+import { loadPlan } from '../../engine/validate.ts';
+import { PREP_YAML, readRows } from '../prep/run-prep.ts';
 import { prepRows, runYaml, tempDir, writeJsonl } from './prep-rows.ts';
 
 const pipeline = (rowGroupSize: number) => `
@@ -73,6 +77,24 @@ describe('parquet-sink', () => {
       meta: JSON.parse(r.meta as string),
     }));
     assert.deepEqual(back, rows);
+  });
+
+  test('prep.yaml with export_parquet: the Parquet rows are the JSONL rows, Task B inputs (kept as bytes until read) included', async () => {
+    const out = tempDir('parquet-prep');
+    const params = { out_dir: out, export_parquet: 'true', target_examples: '3000', batch_size: '500' };
+    await runPlan(await loadPlan(PREP_YAML, params), { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
+    const read = await query('SELECT * FROM read_parquet(?) ORDER BY example_id', path.join(out, 'llm_prep_train.parquet'));
+    const back = read.map((r) => ({
+      example_id: r.example_id,
+      task: r.task,
+      input: r.input,
+      output: r.output,
+      anime_ids: (r.anime_ids as bigint[]).map(Number),
+      user_id: r.user_id === null ? null : Number(r.user_id),
+      meta: JSON.parse(r.meta as string),
+    }));
+    assert.deepEqual(back, readRows(out));
+    assert.ok(back.some((row) => row.task === 'B'));
   });
 
   test('a row outside the prep format fails the run, naming the field, and leaves no file', async () => {

@@ -2,8 +2,9 @@ import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
 import { fromGenerator, type Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
-import { attachJsonLines } from '../../sinks/json-lines.ts';
-import { poolRow, type PoolItem, type PrepExample } from './types.ts';
+import { attachEncodedLines } from '../../sinks/json-lines.ts';
+import { attachRowContent, contentJson, exampleHead, RowLines } from './row-lines.ts';
+import { poolRow, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
 
 export const exampleId = (position: number) => `prep_${String(position).padStart(9, '0')}`;
 
@@ -16,10 +17,23 @@ function shuffledOrder(items: readonly PoolItem[], priority: (key: string) => nu
     .sort((a, b) => priorities[a]! - priorities[b]! || (items[a]!.key < items[b]!.key ? -1 : 1));
 }
 
+/** Writes a made row's line as JSON.stringify of the example would, content span marked. */
+function encodeExample(out: RowLines, example_id: string, row: PrepRow): PrepExample {
+  const { task, input, output, anime_ids, user_id, meta } = row;
+  out.text(exampleHead(example_id));
+  out.contentStart();
+  out.text(contentJson(row));
+  out.contentEnd();
+  out.text(`,"anime_ids":${JSON.stringify(anime_ids)},"user_id":${JSON.stringify(user_id)},"meta":${JSON.stringify(meta)}}`);
+  out.endLine();
+  return { example_id, task, input, output, anime_ids, user_id, meta };
+}
+
 /**
  * Shuffles all sampled rows together by a keyed priority of their unique keys (so the order is
  * a pure function of the seed and the rows), then numbers them `prep_000000001`, … . Rows are
- * made batch by batch as they are pulled, so only the batches in flight hold their text.
+ * made batch by batch as they are pulled, straight into JSON Lines bytes (see RowLines), so only
+ * the batches in flight hold their text.
  */
 export default defineTransform({
   type: 'prep-shuffle',
@@ -36,19 +50,21 @@ export default defineTransform({
       const order = shuffledOrder(items, (key) => ctx.keyed.hash(key));
       ctx.stats.rows = items.length;
       return fromGenerator(function* () {
+        // Batches are alike in size, so each starts with room for the last one's bytes.
+        let capacity = 1 << 20;
         for (let start = 0; start < order.length; start += size) {
+          const stop = Math.min(start + size, order.length);
+          const out = new RowLines(capacity);
           const batch: PrepExample[] = [];
-          // The JSON lines of the rows that assemble their own.
-          const lines: (string | undefined)[] = [];
-          for (let i = start; i < Math.min(start + size, order.length); i++) {
+          for (let i = start; i < stop; i++) {
             const item = items[order[i]!]!;
             const example_id = exampleId(i + 1);
-            const [row, line] = 'renderWithJson' in item.row ? item.row.renderWithJson!(`{"example_id":"${example_id}",`) : [poolRow(item)];
-            const { task, input, output, anime_ids, user_id, meta } = row;
-            batch.push({ example_id, task, input, output, anime_ids, user_id, meta });
-            lines.push(line);
+            batch.push('encode' in item.row ? item.row.encode!(out, example_id) : encodeExample(out, example_id, poolRow(item)));
           }
-          attachJsonLines(batch, () => batch.map((example, j) => lines[j] ?? JSON.stringify(example)));
+          const { lines, content } = out.finish();
+          capacity = lines.bytes.length + (lines.bytes.length >> 3);
+          attachEncodedLines(batch, lines);
+          attachRowContent(batch, { bytes: lines.bytes, spans: content });
           yield batch;
         }
       });

@@ -1,4 +1,5 @@
 /** Row shapes passed between the prep nodes. */
+import type { RowLines } from './row-lines.ts';
 
 /** One `anime` row after cleaning: every field is either usable text or missing. */
 export interface AnimeInfo {
@@ -81,11 +82,11 @@ export interface PrepRow {
 export interface DeferredRow {
   render(): PrepRow;
   /**
-   * The row, and `head` followed by its JSON text after the opening brace (so head '{' gives
-   * JSON.stringify(row)), for rows whose JSON is cheaper to assemble from pieces than to
-   * serialize (see sinks/json-lines.ts). The text is one flat string.
+   * Writes the row, numbered `example_id`, as one JSON line into `out` (exactly JSON.stringify of
+   * the example, content span marked) and returns the example, for rows whose JSON is cheaper to
+   * assemble from pieces than to serialize. The example may read its text back from `out`.
    */
-  renderWithJson?(head: string): [PrepRow, string];
+  encode?(out: RowLines, example_id: string): PrepExample;
 }
 
 /**

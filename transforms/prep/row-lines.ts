@@ -1,0 +1,170 @@
+import type { EncodedLines } from '../../sinks/json-lines.ts';
+import type { PrepExample, Task } from './types.ts';
+
+/**
+ * Writes a batch of prep rows straight into UTF-8 JSON Lines bytes: the text of 400k rows (most of
+ * it Task B watch sequences, kilobytes a row) never becomes V8 strings, which the young generation
+ * would promote and copy, and the writer thread gets the bytes as they are. The bytes live in a
+ * SharedArrayBuffer, so the writer thread reads them without a copy while the batch's row objects
+ * (whose Task B `input` is decoded from these bytes on first read) stay usable on this thread.
+ *
+ * Each line also records its content span: the bytes of `"task":…,"input":…,"output":…`, which
+ * is JSON of (task, input, output) and so identifies a row's content (see rowContent).
+ */
+export class RowLines {
+  private buffer: Buffer;
+  private size = 0;
+  private readonly ends: number[] = [];
+  private readonly spans: number[] = [];
+
+  constructor(capacity = 1 << 20) {
+    this.buffer = Buffer.from(new SharedArrayBuffer(capacity));
+  }
+
+  /** The bytes written so far; a row reads its text through this after the batch is finished. */
+  get bytes(): Buffer {
+    return this.buffer;
+  }
+
+  get position(): number {
+    return this.size;
+  }
+
+  /** Appends `text`, which the caller knows is all ASCII: copied byte for byte, with no UTF-8 encoding pass. */
+  ascii(text: string): void {
+    if (this.size + text.length > this.buffer.length) this.grow(text.length);
+    this.size += this.buffer.write(text, this.size, 'latin1');
+  }
+
+  /** Appends `src` (a view made once and reused: a subarray per copy would be garbage by the million). */
+  copy(src: Uint8Array): void {
+    if (this.size + src.length > this.buffer.length) this.grow(src.length);
+    this.buffer.set(src, this.size);
+    this.size += src.length;
+  }
+
+  /** Appends a few bytes: a loop beats a native copy's call overhead below a few dozen. */
+  smallCopy(src: Uint8Array): void {
+    if (this.size + src.length > this.buffer.length) this.grow(src.length);
+    const { buffer } = this;
+    let at = this.size;
+    for (let i = 0; i < src.length; i++) buffer[at++] = src[i]!;
+    this.size = at;
+  }
+
+  /** Appends `text` as UTF-8. */
+  text(text: string): void {
+    // A UTF-16 unit never takes more than 3 UTF-8 bytes, and Buffer#write silently stops at the end.
+    if (this.size + text.length * 3 > this.buffer.length) this.grow(text.length * 3);
+    this.size += this.buffer.write(text, this.size);
+  }
+
+  contentStart(): void {
+    this.spans.push(this.size);
+  }
+
+  contentEnd(): void {
+    this.spans.push(this.size);
+  }
+
+  endLine(): void {
+    if (this.size === this.buffer.length) this.grow(1);
+    this.buffer[this.size++] = 10;
+    this.ends.push(this.size);
+  }
+
+  finish(): { lines: EncodedLines; content: Uint32Array } {
+    return { lines: { bytes: this.buffer.subarray(0, this.size), ends: Uint32Array.from(this.ends) }, content: Uint32Array.from(this.spans) };
+  }
+
+  private grow(need: number): void {
+    const grown = Buffer.from(new SharedArrayBuffer(Math.max(this.buffer.length * 2, this.size + need)));
+    this.buffer.copy(grown, 0, 0, this.size);
+    this.buffer = grown;
+  }
+}
+
+/**
+ * Where a shuffled batch keeps each row's content span (pairs of byte offsets into its encoded
+ * lines), for sinks that compare rows by content without decoding them (the summary's distinct
+ * share).
+ */
+const CONTENT = Symbol('animind.prepRowContent');
+
+export interface RowContent {
+  bytes: Uint8Array;
+  /** Start and end offset of row i's content at [2i] and [2i + 1]. */
+  spans: Uint32Array;
+}
+
+export function attachRowContent(batch: unknown[], content: RowContent): void {
+  Object.defineProperty(batch, CONTENT, { value: content });
+}
+
+/** The content spans attached by prep-shuffle; undefined for a batch made any other way. */
+export function rowContent(batch: unknown[]): RowContent | undefined {
+  return (batch as { [CONTENT]?: RowContent })[CONTENT];
+}
+
+/** A row's content as rowContent's spans hold it, for rows that come with no spans. */
+export const contentJson = (row: { task: string; input: string; output: string }): string =>
+  JSON.stringify({ task: row.task, input: row.input, output: row.output }).slice(1, -1);
+
+/** The start of an example's JSON line, up to the task field. */
+export const exampleHead = (example_id: string): string => `{"example_id":"${example_id}",`;
+
+/** Where an EncodedExample's input is: JSON string content in `source`'s bytes at [start, end). */
+export interface InputBytes {
+  source: RowLines;
+  start: number;
+  end: number;
+  /** Whether the content holds JSON escapes (else the bytes are the text itself). */
+  escaped: boolean;
+}
+
+/** `input` of an EncodedExample: decoded once on first read, then an ordinary data property. */
+const INPUT: PropertyDescriptor = {
+  get(this: EncodedExample): string {
+    const input = EncodedExample.decode(this);
+    Object.defineProperty(this, 'input', { value: input, writable: true, enumerable: true, configurable: true });
+    return input;
+  },
+  set(this: EncodedExample, value: string) {
+    Object.defineProperty(this, 'input', { value, writable: true, enumerable: true, configurable: true });
+  },
+  enumerable: true,
+  configurable: true,
+};
+
+/**
+ * An example whose input stays in the encoded lines until read. `input` is an own enumerable
+ * property like the others (an accessor until first read), so JSON.stringify, spreading and
+ * structured cloning all see the text, in the row format's field order.
+ */
+export class EncodedExample implements PrepExample {
+  declare example_id: string;
+  declare task: Task;
+  declare input: string;
+  declare output: string;
+  declare anime_ids: number[];
+  declare user_id: number | null;
+  declare meta: Record<string, unknown>;
+  readonly #bytes: InputBytes;
+
+  constructor(example_id: string, task: Task, bytes: InputBytes, output: string, anime_ids: number[], user_id: number | null, meta: Record<string, unknown>) {
+    this.#bytes = bytes;
+    this.example_id = example_id;
+    this.task = task;
+    Object.defineProperty(this, 'input', INPUT);
+    this.output = output;
+    this.anime_ids = anime_ids;
+    this.user_id = user_id;
+    this.meta = meta;
+  }
+
+  static decode(example: EncodedExample): string {
+    const { source, start, end, escaped } = example.#bytes;
+    const text = source.bytes.toString('utf8', start, end);
+    return escaped ? (JSON.parse(`"${text}"`) as string) : text;
+  }
+}
