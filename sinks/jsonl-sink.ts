@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineSink } from '../engine/node.ts';
+import { defineSink, type Batch } from '../engine/node.ts';
 import { outputPath } from '../engine/options.ts';
 import { encodedLines, jsonLines, jsonLinesBytes } from './json-lines.ts';
 import { writeBatches } from './write-batches.ts';
@@ -20,16 +20,19 @@ export default defineSink({
   async create(ctx, inputs) {
     const { path } = ctx.options;
     const counter = ctx.progress.counter(path === '-' ? 'stdout' : 'written', { unit: 'rows' });
-    const rows =
-      path === '-'
-        ? await writeBatches(inputs.ports.in!, process.stdout, (batch) => {
-            counter.add(batch.length);
-            return jsonLinesBytes(batch);
-          })
-        : await writeInWorker(inputs.ports.in!, new URL('./jsonl-writer.mjs', import.meta.url), { path: ctx.output(path) }, (batch) => encodedLines(batch)?.bytes ?? jsonLines(batch), ctx.signal, (n) =>
-            counter.add(n),
-          );
-    ctx.stats.rows = rows;
+    if (path === '-') {
+      ctx.stats.rows = await writeBatches(inputs.ports.in!, process.stdout, (batch) => {
+        counter.add(batch.length);
+        return jsonLinesBytes(batch);
+      });
+    } else {
+      const file = ctx.output(path);
+      const toMessage = (batch: Batch) => encodedLines(batch)?.bytes ?? jsonLines(batch);
+      const { rows, digest } = await writeInWorker(inputs.ports.in!, new URL('./jsonl-writer.mjs', import.meta.url), { path: file }, toMessage, ctx.signal, (n) => counter.add(n));
+      ctx.stats.rows = rows;
+      // The manifest reads this rather than hashing the file again.
+      if (digest) ctx.stats.file_digest = { path: file, ...digest };
+    }
     counter.done();
   },
 });

@@ -1,21 +1,33 @@
 // The JSONL sink's writer thread, plain JavaScript so it starts without the TypeScript loader.
 // Protocol (worker-writer.ts): one batch's JSON lines, either as UTF-8 bytes ready to write (a
 // view of shared memory, so nothing was copied) or as an array of strings to encode here, answered
-// with 'written' once on disk; 'close' closes the file and is answered with 'closed'.
+// with 'written' once on disk; 'close' closes the file and is answered with { closed: digest }:
+// the size and SHA-256 of what was written, hashed here as it went so the manifest need not read
+// the file again.
+import { createHash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
 const fd = openSync(workerData.path, 'w');
+const sha256 = createHash('sha256');
+let bytes = 0;
+
+function write(data, length) {
+  for (let at = 0; at < length; ) at += writeSync(fd, data, at, length - at);
+  sha256.update(length === data.length ? data : data.subarray(0, length));
+  bytes += length;
+}
+
 // Lines are encoded into one reused buffer, so a batch makes no megabyte-sized garbage.
 let buffer = Buffer.allocUnsafe(1 << 22);
 parentPort.on('message', (message) => {
   if (message === 'close') {
     closeSync(fd);
-    parentPort.postMessage('closed');
+    parentPort.postMessage({ closed: { bytes, sha256: sha256.digest('hex') } });
     return;
   }
   if (message instanceof Uint8Array) {
-    for (let at = 0; at < message.length; ) at += writeSync(fd, message, at, message.length - at);
+    write(message, message.length);
     parentPort.postMessage('written');
     return;
   }
@@ -30,6 +42,6 @@ parentPort.on('message', (message) => {
     used += buffer.write(line, used);
     buffer[used++] = 10;
   }
-  for (let at = 0; at < used; ) at += writeSync(fd, buffer, at, used - at);
+  write(buffer, used);
   parentPort.postMessage('written');
 });

@@ -114,8 +114,10 @@ export default defineSink({
       runtime.outputFiles
         .filter((file) => file.node !== ctx.id)
         .map(async (file): Promise<ManifestOutput> => {
-          const rows = ctx.allStats[file.node]?.rows;
-          return { path: manifestPath(folder, file.path), node: file.node, rows: typeof rows === 'number' ? rows : null, ...(await fileDigest(file.tmpPath, ctx.signal)) };
+          const { rows, file_digest: reported } = (ctx.allStats[file.node] ?? {}) as { rows?: unknown; file_digest?: FileDigest & { path: string } };
+          // A sink that hashed the bytes as it wrote them saves reading the file again.
+          const digest = reported?.path === file.tmpPath ? { bytes: reported.bytes, sha256: reported.sha256 } : await fileDigest(file.tmpPath, ctx.signal);
+          return { path: manifestPath(folder, file.path), node: file.node, rows: typeof rows === 'number' ? rows : null, ...digest };
         }),
     );
     const manifest: Manifest = {

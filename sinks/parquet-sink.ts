@@ -23,7 +23,7 @@ export default defineSink({
     const counter = ctx.progress.counter('written', { unit: 'rows' });
     const data: ParquetWriterData = { path: ctx.output(path), rowGroupSize: row_group_size, compression };
     // Rows travel by structured clone, plain data as prep rows are.
-    const rows = await writeInWorker(inputs.ports.in!, new URL('./parquet-writer.mjs', import.meta.url), data, (batch) => batch, ctx.signal, (n) => counter.add(n));
+    const { rows } = await writeInWorker(inputs.ports.in!, new URL('./parquet-writer.mjs', import.meta.url), data, (batch) => batch, ctx.signal, (n) => counter.add(n));
     ctx.stats.rows = rows;
     counter.done();
   },

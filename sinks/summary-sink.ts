@@ -1,12 +1,11 @@
-import { hash } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError, DataError } from '../engine/errors.ts';
 import { defineSink, type Stats } from '../engine/node.ts';
 import { outputPath } from '../engine/options.ts';
+import { DistinctRows } from './distinct-rows.ts';
 import type { Stream } from '../engine/stream.ts';
 import { TASK_A_TEMPLATES } from '../transforms/prep/task-a.ts';
-import { contentJson, rowContent } from '../transforms/prep/row-lines.ts';
 import type { PrepExample } from '../transforms/prep/types.ts';
 
 /** Which node of the pipeline reports each group of counters; the defaults are prep.yaml's ids. */
@@ -29,32 +28,6 @@ const statsFrom = z
   .describe('node ids whose stats the summary reads, by role (defaults match pipelines/prep.yaml)');
 
 const TEMPLATE_IDS = [...TASK_A_TEMPLATES.map((t) => t.id), 'watch_sequence_mask', 'reasoning_single', 'reasoning_triple'];
-
-/**
- * The first 64 bits of each row's SHA-1, in a growable typed array (8 bytes a row, where a Set of
- * digest strings took ~70), counted once at the end by sorting. Two different rows share 64 bits
- * with probability ~n²/2^65: about 4e-9 for 400k rows.
- */
-class Digests {
-  private values = new BigUint64Array(1 << 16);
-  private size = 0;
-
-  add(content: string | Uint8Array): void {
-    if (this.size === this.values.length) {
-      const grown = new BigUint64Array(this.values.length * 2);
-      grown.set(this.values);
-      this.values = grown;
-    }
-    this.values[this.size++] = hash('sha1', content, 'buffer').readBigUInt64LE(0);
-  }
-
-  distinct(): number {
-    const sorted = this.values.subarray(0, this.size).sort();
-    let count = 0;
-    for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) count++;
-    return count;
-  }
-}
 
 const seconds = (ms: number) => Number((ms / 1000).toFixed(3));
 
@@ -89,19 +62,16 @@ export default defineSink({
     const target = ctx.output(ctx.options.path);
     const counts = { A: 0, B: 0, C: 0, total: 0 };
     const templates: Record<string, number> = Object.fromEntries(TEMPLATE_IDS.map((id) => [id, 0]));
-    const digests = new Digests();
+    const distinct = new DistinctRows();
+    ctx.onClose(() => distinct.close());
     await (inputs.ports.in! as Stream<PrepExample[]>)
       .reduce(0, (n: number, batch: PrepExample[]) => {
         firstRowAt ??= time.now();
-        // Rows are told apart by the JSON of (task, input, output): read from the encoded lines
-        // when the batch has them, so no row's text is decoded just to be hashed.
-        const content = rowContent(batch);
-        for (let i = 0; i < batch.length; i++) {
-          const row = batch[i]!;
+        for (const row of batch) {
           counts[row.task]++;
           templates[row.meta.template_id as string] = (templates[row.meta.template_id as string] ?? 0) + 1;
-          digests.add(content ? content.bytes.subarray(content.spans[2 * i], content.spans[2 * i + 1]) : contentJson(row));
         }
+        distinct.add(batch);
         return n + batch.length;
       })
       .toPromise(Promise);
@@ -146,7 +116,7 @@ export default defineSink({
         placeholders_removed: stats('clean_anime').placeholders_removed,
         anime_without_title: taskA.without_title,
       },
-      distinct_row_share: counts.total ? Number((digests.distinct() / counts.total).toFixed(6)) : 0,
+      distinct_row_share: counts.total ? Number(((await distinct.count()) / counts.total).toFixed(6)) : 0,
       timings: {
         generated_at: new Date(finished).toISOString(),
         pools_seconds: time.pinned ? 0 : seconds((firstRowAt ?? finished) - started),

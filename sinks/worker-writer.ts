@@ -1,7 +1,14 @@
 import { Worker } from 'node:worker_threads';
 import type { Batch } from '../engine/node.ts';
 import type { Stream } from '../engine/stream.ts';
+import type { FileDigest } from './file-digest.ts';
 import { forEachBatch } from './for-each-batch.ts';
+
+export interface Written {
+  rows: number;
+  /** Size and SHA-256 of the file, from writers that hash what they write. */
+  digest?: FileDigest;
+}
 
 /** How many batches may be on their way to or inside the writer thread: enough to keep it busy, few enough to bound memory. */
 const AHEAD = 2;
@@ -9,8 +16,9 @@ const AHEAD = 2;
 /**
  * Streams batches to a writer thread as `toMessage(batch)` (see jsonl-writer.mjs for the protocol),
  * so encoding and writing happen off the main thread. Backpressure holds: at most AHEAD batches
- * are sent before the thread acknowledges one. Resolves with the row count once the thread has
- * closed its file; the run's abort signal stops the thread.
+ * are sent before the thread acknowledges one. Resolves with the row count (and the file's digest,
+ * when the thread reports one) once the thread has closed its file; the run's abort signal stops
+ * the thread.
  */
 export function writeInWorker(
   input: Stream<Batch>,
@@ -19,7 +27,7 @@ export function writeInWorker(
   toMessage: (batch: Batch) => unknown,
   signal: AbortSignal,
   onWritten: (rows: number) => void,
-): Promise<number> {
+): Promise<Written> {
   const worker = new Worker(script, { workerData });
   const stop = () => void worker.terminate();
   signal.addEventListener('abort', stop, { once: true });
@@ -30,9 +38,10 @@ export function writeInWorker(
   worker.on('exit', (code) => code === 0 || failed(signal.aborted ? signal.reason : new Error(`the writer thread stopped (exit code ${code})`)));
   const sizes: number[] = [];
   let acknowledged: (() => void) | undefined;
-  let finished: (() => void) | undefined;
-  worker.on('message', (reply: 'written' | 'closed') => {
+  let finished: ((digest?: FileDigest) => void) | undefined;
+  worker.on('message', (reply: 'written' | 'closed' | { closed: FileDigest }) => {
     if (reply === 'closed') return finished?.();
+    if (typeof reply === 'object') return finished?.(reply.closed);
     onWritten(sizes.shift()!);
     acknowledged?.();
   });
@@ -43,10 +52,10 @@ export function writeInWorker(
   };
   return Promise.race([
     forEachBatch(input, send).then(async (rows) => {
-      const closed = new Promise<void>((resolve) => (finished = resolve));
+      const closed = new Promise<FileDigest | undefined>((resolve) => (finished = resolve));
       worker.postMessage('close');
-      await closed;
-      return rows;
+      const digest = await closed;
+      return digest ? { rows, digest } : { rows };
     }),
     failure,
   ]).finally(() => {
