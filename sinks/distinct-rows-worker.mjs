@@ -1,8 +1,7 @@
 // The summary's distinct-row counter, on a thread of its own so hashing ~400k rows of content
 // overlaps making them. Plain JavaScript so it starts without the TypeScript loader.
-// Protocol (distinct-rows.ts): { bytes, spans } (shared memory: row i's content is
-// bytes[spans[2i], spans[2i + 1])) or { texts } adds rows; 'count' is answered with the number of
-// distinct rows seen.
+// Protocol (distinct-rows.ts): { bytes, spans } (row i's content is bytes[spans[2i], spans[2i + 1]))
+// or { texts } adds rows; 'count' is answered with the number of distinct rows seen.
 import { hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 

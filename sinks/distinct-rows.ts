@@ -5,8 +5,8 @@ import type { PrepExample } from '../transforms/prep/types.ts';
 
 /**
  * Counts distinct rows by the JSON of (task, input, output), hashed on a thread of its own (see
- * distinct-rows-worker.mjs). A batch from prep-shuffle goes over as its encoded bytes, shared and
- * not copied; any other batch as its rows' content text.
+ * distinct-rows-worker.mjs). A batch from prep-shuffle goes over as its encoded bytes (a memory
+ * copy, cheaper than hashing here); any other batch as its rows' content text.
  */
 export class DistinctRows {
   private readonly worker = new Worker(new URL('./distinct-rows-worker.mjs', import.meta.url));
