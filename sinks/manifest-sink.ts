@@ -99,13 +99,20 @@ export default defineSink({
     const target = ctx.options.path;
     const folder = path.dirname(target);
     const time = generatedAt(ctx.options.pin_time);
-    // Inputs are hashed from the start, on their own threads, while the run reads them.
-    const hashing = [...planInputFiles(runtime.plan)].map(([file, used_by]) =>
-      fileDigest(file, ctx.signal).then((digest): ManifestInput => ({ path: manifestPath(folder, file), used_by, ...digest })),
-    );
-    for (const digest of hashing) digest.catch(() => {});
+    // Inputs are hashed on their own threads once the first row gets here: by then the sources
+    // have been read, so hashing (~4 s of processor for an 8 GB database) does not compete with
+    // the scan, which keeps both cores busy, but with writing, which leaves one idle.
+    let hashing: Promise<ManifestInput>[] | undefined;
+    const startHashing = () => {
+      const started = [...planInputFiles(runtime.plan)].map(([file, used_by]) =>
+        fileDigest(file, ctx.signal).then((digest): ManifestInput => ({ path: manifestPath(folder, file), used_by, ...digest })),
+      );
+      for (const digest of started) digest.catch(() => {});
+      return started;
+    };
     // Drained before waiting on the other sinks: they may share this stream, and an unread fork holds them back.
-    await forEachBatch(inputs.ports.in!, () => undefined);
+    await forEachBatch(inputs.ports.in!, () => void (hashing ??= startHashing()));
+    hashing ??= startHashing();
     await runtime.otherSinksDone();
 
     const inputFiles = await Promise.all(hashing);

@@ -9,6 +9,7 @@ import { createReporter, type Reporter } from '../../engine/progress.ts';
 import { runPlan } from '../../engine/runtime.ts';
 import { loadPlan } from '../../engine/validate.ts';
 import { generateFixture } from '../../fixtures/generate-fixture.ts';
+import { selectLargest } from '../../sources/user-histories/scan-chunk.ts';
 import userHistories from '../../transforms/prep/user-histories.ts';
 import { historyRow, userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
 import type { CatalogEntry, UserHistory, WatchRow } from '../../transforms/prep/types.ts';
@@ -180,5 +181,19 @@ test('prep-user-histories checks the user_anime schema before the run', async ()
     assert.deepEqual(problems, [{ option: 'table', message: `database ${fixture.database}, table 'user_anime': missing required column 'scraped_at'` }]);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('selectLargest moves the m largest keys to the end, for every m and in any starting order', () => {
+  let seed = 1;
+  const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
+  for (const length of [1, 2, 3, 10, 61, 300]) {
+    for (let m = 0; m <= length; m += Math.max(1, Math.floor(length / 7))) {
+      const values = Float64Array.from(new Set(Array.from({ length: length * 2 }, () => Math.floor(random() * 2 ** 50)))).slice(0, length);
+      const selected = values.slice();
+      selectLargest(selected, m);
+      const expected = values.slice().sort().subarray(values.length - m);
+      assert.deepEqual(selected.subarray(values.length - m).sort(), expected, `length ${length}, m ${m}`);
+    }
   }
 });
