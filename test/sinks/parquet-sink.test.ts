@@ -24,6 +24,17 @@ nodes:
     row_group_size: ${rowGroupSize}
 `;
 
+/** A row as DuckDB reads it back, in the prep row's own types (BIGINT comes back as bigint, meta as its JSON text). */
+const asPrepRow = (r: Record<string, unknown>) => ({
+  example_id: r.example_id,
+  task: r.task,
+  input: r.input,
+  output: r.output,
+  anime_ids: (r.anime_ids as bigint[]).map(Number),
+  user_id: r.user_id === null ? null : Number(r.user_id),
+  meta: JSON.parse(r.meta as string) as unknown,
+});
+
 // DuckDB is an independent reader: agreeing with it means the file follows the Parquet spec, not just parquetjs.
 describe('parquet-sink', () => {
   let instance: DuckDBInstance;
@@ -67,15 +78,7 @@ describe('parquet-sink', () => {
     const read = await query('SELECT * FROM read_parquet(?) ORDER BY example_id', file);
     assert.equal(read.length, rows.length);
     assert.equal(read.filter((r) => r.user_id === null).length, rows.filter((r) => r.user_id === null).length);
-    const back = read.map((r) => ({
-      example_id: r.example_id,
-      task: r.task,
-      input: r.input,
-      output: r.output,
-      anime_ids: (r.anime_ids as bigint[]).map(Number),
-      user_id: r.user_id === null ? null : Number(r.user_id),
-      meta: JSON.parse(r.meta as string),
-    }));
+    const back = read.map(asPrepRow);
     assert.deepEqual(back, rows);
   });
 
@@ -84,15 +87,7 @@ describe('parquet-sink', () => {
     const params = { out_dir: out, export_parquet: 'true', target_examples: '3000', batch_size: '500' };
     await runPlan(await loadPlan(PREP_YAML, params), { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
     const read = await query('SELECT * FROM read_parquet(?) ORDER BY example_id', path.join(out, 'llm_prep_train.parquet'));
-    const back = read.map((r) => ({
-      example_id: r.example_id,
-      task: r.task,
-      input: r.input,
-      output: r.output,
-      anime_ids: (r.anime_ids as bigint[]).map(Number),
-      user_id: r.user_id === null ? null : Number(r.user_id),
-      meta: JSON.parse(r.meta as string),
-    }));
+    const back = read.map(asPrepRow);
     assert.deepEqual(back, readRows(out));
     assert.ok(back.some((row) => row.task === 'B'));
   });
