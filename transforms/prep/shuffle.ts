@@ -3,7 +3,7 @@ import { defineTransform } from '../../engine/node.ts';
 import { fromGenerator, type Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
 import { attachEncodedLines } from '../../sinks/json-lines.ts';
-import { attachRowContent, contentJson, exampleHead, RowLines } from './row-lines.ts';
+import { attachRowContent, exampleHead, RowLines } from './row-lines.ts';
 import { poolRow, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
 
 export const exampleId = (position: number) => `prep_${String(position).padStart(9, '0')}`;
@@ -20,9 +20,13 @@ function shuffledOrder(items: readonly PoolItem[], priority: (key: string) => nu
 /** Writes a made row's line as JSON.stringify of the example would, content span marked. */
 function encodeExample(out: RowLines, example_id: string, row: PrepRow): PrepExample {
   const { task, input, output, anime_ids, user_id, meta } = row;
-  out.text(exampleHead(example_id));
+  out.ascii(exampleHead(example_id));
   out.contentStart();
-  out.text(contentJson(row));
+  // contentJson(row), written in pieces: no object to serialize, no slice of a copy.
+  out.text(`"task":${JSON.stringify(task)},"input":`);
+  out.text(JSON.stringify(input));
+  out.text(',"output":');
+  out.text(JSON.stringify(output));
   out.contentEnd();
   out.text(`,"anime_ids":${JSON.stringify(anime_ids)},"user_id":${JSON.stringify(user_id)},"meta":${JSON.stringify(meta)}}`);
   out.endLine();
