@@ -6,6 +6,7 @@
  *
  *   npm run bench:prep                       # 1m and 10m, plus 10m with export_parquet=true
  *   npm run bench:prep -- --sizes 1m,10m,100m --parquet-sizes 10m --set batch_size=4096
+ *   npm run bench:prep -- --sizes 10m --runs 5   # median of 5 runs, with their spread
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -33,6 +34,7 @@ const { values: args } = parseArgs({
     'semantic-ids': { type: 'string', default: ARTIFACT },
     set: { type: 'string', multiple: true, default: [] },
     keep: { type: 'boolean', default: false },
+    runs: { type: 'string', default: '1' },
   },
 });
 
@@ -115,11 +117,29 @@ function runPrep(file: string, extra: string[]): Promise<Measure> {
 }
 
 const fmt = (n: number, digits = 2) => n.toFixed(digits);
+const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
+
+/**
+ * Runs prep `runs` times: the median time (a 2-core machine's timings vary by ±10% run to run),
+ * the highest peak RSS, and the spread of the times.
+ */
+async function repeatPrep(file: string, extra: string[], runs: number): Promise<Measure & { spread: string }> {
+  const measures: Measure[] = [];
+  for (let i = 0; i < runs; i++) measures.push(await runPrep(file, extra));
+  const times = measures.map((m) => m.seconds);
+  return {
+    seconds: median(times),
+    peakMb: Math.max(...measures.map((m) => m.peakMb)),
+    spread: runs > 1 ? `${fmt(Math.min(...times))}–${fmt(Math.max(...times))}` : fmt(times[0]!),
+  };
+}
 const perSecond = (rows: number, seconds: number) => `${fmt(rows / seconds / 1e6)}M`;
 
 async function main() {
   const sizes = args.sizes.split(',').filter(Boolean);
   const parquetSizes = new Set(args['parquet-sizes'].split(',').filter(Boolean));
+  const runs = Number(args.runs);
+  if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a positive integer, got '${args.runs}'`);
   const load = os.loadavg()[0]!;
   console.log(`node ${process.version}, ${os.availableParallelism()} cores, load ${fmt(load)}${load > 1.5 ? ' (busy machine: timings are inflated)' : ''}`);
   const rows: string[][] = [['size', 'rows', 'users', 'floor s', 'floor rows/s', 'prep s', 'prep rows/s', 'prep/floor', 'peak RSS MB', 'with parquet s', 'parquet adds']];
@@ -129,11 +149,11 @@ async function main() {
     // Warm the page cache for both contenders, then take the better of two floors around the prep run.
     floor(file);
     const before = floor(file);
-    const prep = await runPrep(file, args.set);
+    const prep = await repeatPrep(file, args.set, runs);
     const after = floor(file);
     const best = Math.min(before, after);
     let withParquet: Measure | undefined;
-    if (parquetSizes.has(size)) withParquet = await runPrep(file, [...args.set, 'export_parquet=true']);
+    if (parquetSizes.has(size)) withParquet = await repeatPrep(file, [...args.set, 'export_parquet=true'], runs);
     rows.push([
       size,
       total.toLocaleString('en-US'),
@@ -147,11 +167,17 @@ async function main() {
       withParquet ? fmt(withParquet.seconds) : '-',
       withParquet ? `+${fmt((withParquet.seconds / prep.seconds - 1) * 100, 0)}%` : '-',
     ]);
-    process.stderr.write(`${size}: floor ${fmt(before)}/${fmt(after)} s, prep ${fmt(prep.seconds)} s, ${fmt(prep.peakMb, 0)} MB\n`);
+    process.stderr.write(`${size}: floor ${fmt(before)}/${fmt(after)} s, prep ${prep.spread} s (median ${fmt(prep.seconds)}), ${fmt(prep.peakMb, 0)} MB\n`);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => `| ${r.map((cell, i) => cell.padStart(widths[i]!)).join(' | ')} |`;
   console.log([line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 1) + ':').join('|')}|`, ...rows.slice(1).map(line)].join('\n'));
 }
 
-await main();
+try {
+  await main();
+} catch (error) {
+  // A bad option or a failed prep run: one line, as the CLI reports its errors.
+  process.stderr.write(`bench:prep: ${(error as Error).message}\n`);
+  process.exitCode = 1;
+}
