@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { defineSink } from '../engine/node.ts';
 import { outputPath } from '../engine/options.ts';
+import { workerScript } from '../engine/worker-script.ts';
 import type { ParquetWriterData } from './parquet-writer.ts';
 import { writeInWorker } from './worker-writer.ts';
 
@@ -23,7 +24,7 @@ export default defineSink({
     const counter = ctx.progress.counter('written', { unit: 'rows' });
     const data: ParquetWriterData = { path: ctx.output(path), rowGroupSize: row_group_size, compression };
     // Rows travel by structured clone, plain data as prep rows are.
-    const { rows } = await writeInWorker(inputs.ports.in!, new URL('./parquet-writer.mjs', import.meta.url), data, (batch) => batch, ctx.signal, (n) => counter.add(n));
+    const { rows } = await writeInWorker(inputs.ports.in!, workerScript(new URL('./parquet-writer.ts', import.meta.url)), data, (batch) => batch, ctx.signal, (n) => counter.add(n));
     ctx.stats.rows = rows;
     counter.done();
   },

@@ -1,0 +1,51 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { buildSync } from 'esbuild';
+
+const PROJECT_CACHE = fileURLToPath(new URL('../node_modules/.cache/animind/', import.meta.url));
+const built = new Map<string, URL>();
+
+/**
+ * A worker thread's TypeScript entry as one plain ES module, so the thread starts without the
+ * TypeScript loader. Under tsx, each scan worker spent ~0.4 s of CPU and ~25 MB loading modules
+ * through the loader, on a machine whose two cores the scan needs. Measured at 10M rows over
+ * three runs each: 9.4 s and 584 MB, against 10.1 s and 634 MB.
+ *
+ * The module is bundled with esbuild (what tsx itself compiles with), its packages left as
+ * imports. It is written once per content under node_modules/.cache/animind, so packages resolve
+ * from there as they do from the sources; the temporary folder is used if that cannot be written.
+ */
+export function workerScript(entry: URL): URL {
+  const key = entry.href;
+  let script = built.get(key);
+  if (!script) {
+    const source = fileURLToPath(entry);
+    const { outputFiles } = buildSync({ entryPoints: [source], bundle: true, platform: 'node', format: 'esm', packages: 'external', target: 'node20', write: false, logLevel: 'silent' });
+    const code = outputFiles[0]!.contents;
+    const name = `${path.basename(source, path.extname(source))}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`;
+    script = pathToFileURL(write(name, code));
+    built.set(key, script);
+  }
+  return script;
+}
+
+function write(name: string, code: Uint8Array): string {
+  for (const folder of [PROJECT_CACHE, path.join(os.tmpdir(), 'animind-workers')]) {
+    const file = path.join(folder, name);
+    if (existsSync(file)) return file;
+    try {
+      mkdirSync(folder, { recursive: true });
+      // Written aside and renamed, so a run started meanwhile never loads half a file.
+      const partial = `${file}.${process.pid}.tmp`;
+      writeFileSync(partial, code);
+      renameSync(partial, file);
+      return file;
+    } catch {
+      // A read-only install: try the next folder.
+    }
+  }
+  throw new Error(`could not write the worker script ${name} to ${PROJECT_CACHE} or the temporary folder`);
+}
