@@ -1,4 +1,4 @@
-import type { EncodedLines } from '../../sinks/json-lines.ts';
+import { encodedLines, type EncodedLines } from '../../sinks/json-lines.ts';
 import type { PrepExample, Task } from './types.ts';
 
 /**
@@ -91,7 +91,7 @@ export class RowLines {
  * lines), for sinks that compare rows by content without decoding them (the summary's distinct
  * share).
  */
-const CONTENT = Symbol('animind.prepRowContent');
+const CONTENT_SPANS = Symbol('animind.prepRowContentSpans');
 
 export interface RowContent {
   bytes: Uint8Array;
@@ -99,13 +99,16 @@ export interface RowContent {
   spans: Uint32Array;
 }
 
-export function attachRowContent(batch: unknown[], content: RowContent): void {
-  Object.defineProperty(batch, CONTENT, { value: content });
+/** Attaches the spans RowLines#finish returns; the bytes are the batch's encoded lines. */
+export function attachContentSpans(batch: unknown[], spans: Uint32Array): void {
+  Object.defineProperty(batch, CONTENT_SPANS, { value: spans });
 }
 
-/** The content spans attached by prep-shuffle; undefined for a batch made any other way. */
+/** The content spans attached by prep-shuffle, with the lines they point into; undefined for a batch made any other way. */
 export function rowContent(batch: unknown[]): RowContent | undefined {
-  return (batch as { [CONTENT]?: RowContent })[CONTENT];
+  const spans = (batch as { [CONTENT_SPANS]?: Uint32Array })[CONTENT_SPANS];
+  const lines = encodedLines(batch);
+  return spans && lines ? { bytes: lines.bytes, spans } : undefined;
 }
 
 /** A row's content as rowContent's spans hold it, for rows that come with no spans. */

@@ -3,7 +3,7 @@ import { defineTransform } from '../../engine/node.ts';
 import { fromGenerator, type Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
 import { attachEncodedLines } from '../../sinks/json-lines.ts';
-import { attachRowContent, exampleHead, RowLines } from './row-lines.ts';
+import { attachContentSpans, exampleHead, RowLines } from './row-lines.ts';
 import { poolRow, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
 
 export const exampleId = (position: number) => `prep_${String(position).padStart(9, '0')}`;
@@ -68,7 +68,7 @@ export default defineTransform({
           const { lines, content } = out.finish();
           capacity = lines.bytes.length + (lines.bytes.length >> 3);
           attachEncodedLines(batch, lines);
-          attachRowContent(batch, { bytes: lines.bytes, spans: content });
+          attachContentSpans(batch, content);
           yield batch;
         }
       });

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
 import { intOption } from './options.ts';
 import { atEnd, withCatalog } from './streams.ts';
-import { EncodedExample, exampleHead, type RowLines } from './row-lines.ts';
+import { EncodedExample, exampleHead, RowLines } from './row-lines.ts';
 import type { CatalogEntry, DeferredRow, HistoryRow, MaskedHistory, MaskMode, PoolItem, PrepExample, PrepRow } from './types.ts';
 
 const SENTIMENTS = ['<liked>', '<watch>', '<disliked>', '<dropped>'] as const;
@@ -109,13 +109,10 @@ class TaskBRow implements DeferredRow {
     private readonly segments: Segments,
   ) {}
 
+  /** The row on its own, read back from its encoded line, so the two can never disagree. */
   render(): PrepRow {
-    const { anime_ids, anime, sentiments } = this.sequence;
-    const parts = anime_ids.map((_, i) => {
-      const lead = LEADS[i === 0 ? 0 : 1];
-      return i === this.masked ? `${lead} <anime_start>[MASK]<anime_end>` : `${lead} <anime_start>${this.segments.sids[anime[i]!]}<anime_end> ${SENTIMENTS[sentiments[i]!]}`;
-    });
-    return { task: 'B', input: parts.join(' '), output: this.segments.sids[anime[this.masked]!]!, anime_ids, user_id: this.userId, meta: this.meta() };
+    const { example_id: _, ...row } = this.encode(new RowLines(1 << 12), '');
+    return row;
   }
 
   /**
