@@ -70,30 +70,3 @@ export function parseIntegers(text: string, out: Float64Array): number {
   out[n++] = sign * value;
   return n;
 }
-
-const mod = (a: number, m: number) => a - Math.floor(a / m) * m;
-
-export const animeOf = (key: number) => mod(key, ANIME_BITS);
-
-/** The watching_status encoded in a key. */
-export function statusOf(key: number): number {
-  const rest = (key - animeOf(key)) / ANIME_BITS;
-  const sortScore = (rest + mod(-rest, EPISODE_RANGE)) / EPISODE_RANGE;
-  return Math.floor((sortScore + SCORE_RANGE - 1) / SCORE_RANGE);
-}
-
-/**
- * What the rest of the pipeline keeps of a key's row, packed as anime_id × 2^16 + status × 1024
- * + score, small enough to travel in a Float64Array between threads.
- */
-export function entryOf(key: number): number {
-  const anime = animeOf(key);
-  const rest = (key - anime) / ANIME_BITS;
-  const sortScore = (rest + mod(-rest, EPISODE_RANGE)) / EPISODE_RANGE;
-  const status = Math.floor((sortScore + SCORE_RANGE - 1) / SCORE_RANGE);
-  return (anime * 64 + status) * SCORE_RANGE + (status * SCORE_RANGE - sortScore);
-}
-
-export const entryAnime = (entry: number) => Math.floor(entry / (64 * SCORE_RANGE));
-export const entryStatus = (entry: number) => Math.floor(entry / SCORE_RANGE) % 64;
-export const entryScore = (entry: number) => entry % SCORE_RANGE;
