@@ -142,7 +142,7 @@ async function main() {
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a positive integer, got '${args.runs}'`);
   const load = os.loadavg()[0]!;
   console.log(`node ${process.version}, ${os.availableParallelism()} cores, load ${fmt(load)}${load > 1.5 ? ' (busy machine: timings are inflated)' : ''}`);
-  const rows: string[][] = [['size', 'rows', 'users', 'floor s', 'floor rows/s', 'prep s', 'prep rows/s', 'prep/floor', 'peak RSS MB', 'with parquet s', 'parquet adds']];
+  const rows: string[][] = [['size', 'rows', 'users', 'floor s', 'floor rows/s', 'prep s', 'prep rows/s', 'prep/floor', 'peak RSS MB', 'with parquet s', 'parquet adds', 'with parquet MB']];
   for (const size of sizes) {
     const { file, users } = database(size);
     const total = SIZES[size]!;
@@ -166,6 +166,7 @@ async function main() {
       fmt(prep.peakMb, 0),
       withParquet ? fmt(withParquet.seconds) : '-',
       withParquet ? `+${fmt((withParquet.seconds / prep.seconds - 1) * 100, 0)}%` : '-',
+      withParquet ? fmt(withParquet.peakMb, 0) : '-',
     ]);
     process.stderr.write(`${size}: floor ${fmt(before)}/${fmt(after)} s, prep ${prep.spread} s (median ${fmt(prep.seconds)}), ${fmt(prep.peakMb, 0)} MB\n`);
   }

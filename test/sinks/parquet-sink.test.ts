@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
@@ -10,18 +11,20 @@ import { loadPlan } from '../../engine/validate.ts';
 import { PREP_YAML, readRows } from '../prep/run-prep.ts';
 import { prepRows, runYaml, tempDir, writeJsonl } from './prep-rows.ts';
 
-const pipeline = (rowGroupSize: number) => `
+const pipeline = (rowGroupSize: number, { batchSize = 1024, compression = 'SNAPPY' } = {}) => `
 name: parquet-test
 seed: 1
 nodes:
   rows:
     use: jsonl-source
     path: rows.jsonl
+    batch_size: ${batchSize}
   parquet:
     use: parquet-sink
     from: rows
     path: out/rows.parquet
     row_group_size: ${rowGroupSize}
+    compression: ${compression}
 `;
 
 /** A row as DuckDB reads it back, in the prep row's own types (BIGINT comes back as bigint, meta as its JSON text). */
@@ -35,7 +38,7 @@ const asPrepRow = (r: Record<string, unknown>) => ({
   meta: JSON.parse(r.meta as string) as unknown,
 });
 
-// DuckDB is an independent reader: agreeing with it means the file follows the Parquet spec, not just parquetjs.
+// DuckDB is an independent reader: agreeing with it means the file follows the Parquet spec, not just the writer's own reading of it.
 describe('parquet-sink', () => {
   let instance: DuckDBInstance;
   let db: DuckDBConnection;
@@ -80,6 +83,30 @@ describe('parquet-sink', () => {
     assert.equal(read.filter((r) => r.user_id === null).length, rows.filter((r) => r.user_id === null).length);
     const back = read.map(asPrepRow);
     assert.deepEqual(back, rows);
+  });
+
+  test('the file is the same bytes however the rows were batched upstream', async () => {
+    const rows = prepRows(2500);
+    const digests = await Promise.all(
+      [1, 7, 4096].map(async (batchSize) => {
+        const dir = tempDir(`parquet-batch-${batchSize}`);
+        writeJsonl(path.join(dir, 'rows.jsonl'), rows);
+        await runYaml(dir, pipeline(1000, { batchSize }));
+        return createHash('sha256').update(readFileSync(path.join(dir, 'out/rows.parquet'))).digest('hex');
+      }),
+    );
+    assert.equal(new Set(digests).size, 1);
+  });
+
+  test('ZSTD compression, read back by DuckDB', async () => {
+    const dir = tempDir('parquet-zstd');
+    const rows = prepRows(300);
+    writeJsonl(path.join(dir, 'rows.jsonl'), rows);
+    await runYaml(dir, pipeline(1000, { compression: 'ZSTD' }));
+    const file = path.join(dir, 'out/rows.parquet');
+    const codecs = await query('SELECT DISTINCT compression FROM parquet_metadata(?)', file);
+    assert.deepEqual(codecs.map((r) => r.compression), ['ZSTD']);
+    assert.deepEqual((await query('SELECT * FROM read_parquet(?) ORDER BY example_id', file)).map(asPrepRow), rows);
   });
 
   test('prep.yaml with export_parquet: the Parquet rows are the JSONL rows, Task B inputs (kept as bytes until read) included', async () => {

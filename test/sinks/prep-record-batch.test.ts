@@ -1,0 +1,46 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { DataError } from '../../engine/errors.ts';
+import { PrepBatchBuilder, type PrepRow } from '../../sinks/prep-record-batch.ts';
+
+function prepRecordBatch(rows: PrepRow[]) {
+  const builder = new PrepBatchBuilder();
+  for (const row of rows) builder.append(row);
+  return builder.finish();
+}
+
+const row = (over: Partial<PrepRow>): PrepRow => ({ example_id: 'prep_000000001', task: 'B', input: 'in', output: 'out', anime_ids: [1], user_id: 1, meta: {}, ...over });
+
+test('integers keep their value across the whole safe range, negative ones included', () => {
+  const extremes = [0, -1, 2 ** 32, -(2 ** 32) - 1, Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_INTEGER];
+  const batch = prepRecordBatch([row({ anime_ids: extremes, user_id: Number.MIN_SAFE_INTEGER }), row({ anime_ids: [], user_id: null })]);
+  assert.deepEqual([...batch.getChild('anime_ids')!.get(0)!], extremes.map(BigInt));
+  assert.deepEqual([...batch.getChild('anime_ids')!.get(1)!], []);
+  assert.deepEqual([...batch.getChild('user_id')!], [BigInt(Number.MIN_SAFE_INTEGER), null]);
+});
+
+test('text of any length and script comes back as written, meta as JSON text', () => {
+  const long = '東京 “quoted” 🎌 '.repeat(10_000);
+  const batch = prepRecordBatch([row({ input: long, meta: { template_id: 't' } }), row({ input: '', meta: undefined })]);
+  assert.deepEqual([...batch.getChild('input')!], [long, '']);
+  assert.deepEqual([...batch.getChild('meta')!], ['{"template_id":"t"}', '{}']);
+});
+
+test('a finished builder starts empty: each batch holds only its own rows', () => {
+  const builder = new PrepBatchBuilder();
+  builder.append(row({ input: 'first', anime_ids: [1, 2], user_id: null }));
+  builder.finish();
+  builder.append(row({ input: 'second', anime_ids: [3], user_id: 4 }));
+  const batch = builder.finish();
+  assert.equal(batch.numRows, 1);
+  assert.deepEqual([...batch.getChild('input')!], ['second']);
+  assert.deepEqual([...batch.getChild('anime_ids')!.get(0)!], [3n]);
+  assert.deepEqual([...batch.getChild('user_id')!], [4n]);
+});
+
+test('a row outside the prep format is a DataError naming the row and the field', () => {
+  assert.throws(
+    () => prepRecordBatch([row({}), row({ example_id: 'prep_000000002', user_id: 1.5 })]),
+    (error: unknown) => error instanceof DataError && /row "prep_000000002": field 'user_id'/.test(error.message),
+  );
+});
