@@ -36,7 +36,8 @@ test('bottom-k keeps the k smallest priorities, whatever the arrival order', () 
   for (const order of [values, [...values].reverse()]) {
     const sampler = new BottomK<string>(20);
     for (const v of order) sampler.offer(v.p, v.key, v.key);
-    assert.deepEqual(sampler.sorted(), smallest);
+    assert.deepEqual(sampler.take(), smallest);
+    assert.equal(sampler.size, 0);
   }
   const none = new BottomK<string>(0);
   none.offer(1, 'a', 'a');

@@ -25,9 +25,10 @@ export class BottomK<T> {
     }
   }
 
-  /** The kept items, smallest priority first. */
-  sorted(): T[] {
-    return [...this.heap].sort((a, b) => (before(a.priority, a.key, b) ? -1 : 1)).map((e) => e.item);
+  /** The kept items, smallest priority first. The sampler is left empty, so it no longer holds them. */
+  take(): T[] {
+    const entries = this.heap.splice(0).sort((a, b) => (before(a.priority, a.key, b) ? -1 : 1));
+    return entries.map((e) => e.item);
   }
 
   private up(i: number): void {

@@ -80,7 +80,7 @@ export default defineTransform({
       for (const [, task] of PORTS) {
         const [q, pool] = [quota[task], pools[task]];
         if (q > 0 && pool === 0) throw new DataError(`Task ${task} pool is empty but its quota is ${q}: ${WHY_EMPTY[task]}`);
-        const kept = samplers[task].sorted();
+        const kept = samplers[task].take();
         const sample = pool >= q ? kept : fillByPasses(kept, q, (key, pass) => ctx.keyed.hash(key, String(pass)));
         oversampling[task] = pool >= q ? 1 : Number((q / pool).toFixed(6));
         passes[task] = pool === 0 ? 0 : Math.ceil(q / pool);

@@ -4,7 +4,7 @@ import { fromGenerator, type Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
 import { attachEncodedLines } from '../../sinks/json-lines.ts';
 import { attachContentSpans, exampleHead, RowLines } from './row-lines.ts';
-import { poolRow, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
+import { madeRow, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
 
 export const exampleId = (position: number) => `prep_${String(position).padStart(9, '0')}`;
 
@@ -52,18 +52,22 @@ export default defineTransform({
     return (inputs.ports.in! as Stream<PoolItem[]>).collect().flatMap((batches) => {
       const items = batches.flat();
       const order = shuffledOrder(items, (key) => ctx.keyed.hash(key));
-      ctx.stats.rows = items.length;
+      // Only the rows, in their new order: the items and their keys can go now, and each row
+      // goes once it is written, so what the shuffle holds shrinks as the output grows.
+      const rows: (PoolItem['row'] | undefined)[] = Array.from(order, (i) => items[i]!.row);
+      ctx.stats.rows = rows.length;
       return fromGenerator(function* () {
         // Batches are alike in size, so each starts with room for the last one's bytes.
         let capacity = 1 << 20;
-        for (let start = 0; start < order.length; start += size) {
-          const stop = Math.min(start + size, order.length);
+        for (let start = 0; start < rows.length; start += size) {
+          const stop = Math.min(start + size, rows.length);
           const out = new RowLines(capacity);
           const batch: PrepExample[] = [];
           for (let i = start; i < stop; i++) {
-            const item = items[order[i]!]!;
+            const row = rows[i]!;
+            rows[i] = undefined;
             const example_id = exampleId(i + 1);
-            batch.push('encode' in item.row ? item.row.encode!(out, example_id) : encodeExample(out, example_id, poolRow(item)));
+            batch.push('encode' in row ? row.encode!(out, example_id) : encodeExample(out, example_id, madeRow(row)));
           }
           const { lines, content } = out.finish();
           capacity = lines.bytes.length + (lines.bytes.length >> 3);

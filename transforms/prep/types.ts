@@ -93,7 +93,7 @@ export interface DeferredRow {
  * A pool row with the stable key that sampling and shuffling hash (e.g. `B:<user_id>:<mask_mode>`).
  * `row` may be deferred: a pool can be many times its quota and is held until sampling ends, and
  * a Task B row is kilobytes of text, so text is made only for the rows sampled, when they are
- * written (poolRow). Deferred rows are small class instances rather than closures: tsx keeps
+ * written (madeRow). Deferred rows are small class instances rather than closures: tsx keeps
  * function names, and naming a closure gives it a ~250-byte property store.
  */
 export interface PoolItem<R extends PrepRow | DeferredRow = PrepRow | DeferredRow> {
@@ -101,7 +101,8 @@ export interface PoolItem<R extends PrepRow | DeferredRow = PrepRow | DeferredRo
   row: R;
 }
 
-export const poolRow = (item: PoolItem): PrepRow => ('render' in item.row ? item.row.render() : item.row);
+export const madeRow = (row: PoolItem['row']): PrepRow => ('render' in row ? row.render() : row);
+export const poolRow = (item: PoolItem): PrepRow => madeRow(item.row);
 
 export interface PrepExample extends PrepRow {
   example_id: string;
