@@ -19,25 +19,26 @@ function sentimentCode(row: Pick<HistoryRow, 'score' | 'watching_status'>, posit
 /** Task B step 5 sentiment of one watch. */
 export const sentiment = (row: Pick<HistoryRow, 'score' | 'watching_status'>, positiveMin: number): string => SENTIMENTS[sentimentCode(row, positiveMin)]!;
 
-/** What a user's Task B rows are made from; the user's masked histories share it. */
+/**
+ * What a user's Task B rows are made from; the user's masked histories share it. One typed array,
+ * because a sampler holds up to its quota of these: as an id array and two typed arrays each was
+ * ~900 bytes, this is ~500.
+ */
 interface Sequence {
-  anime_ids: number[];
-  /** Each position's anime as its index in the catalog's Segments. */
-  anime: Int32Array;
-  /** Index into SENTIMENTS per position. */
-  sentiments: Uint8Array;
-  /** JSON of anime_ids, made when first written. */
+  /** For n positions: [0, n) each position's anime as its index in the catalog's Segments, [n, 2n) its index into SENTIMENTS. */
+  codes: Int32Array;
+  /** JSON of the anime ids, made when first written. */
   idsJson?: string;
 }
 
 function sequenceOf(rows: readonly HistoryRow[], positiveMin: number, segments: Segments): Sequence {
-  const anime = new Int32Array(rows.length);
-  const sentiments = new Uint8Array(rows.length);
-  for (let i = 0; i < rows.length; i++) {
-    anime[i] = segments.indexOf(rows[i]!.anime_id);
-    sentiments[i] = sentimentCode(rows[i]!, positiveMin);
+  const n = rows.length;
+  const codes = new Int32Array(2 * n);
+  for (let i = 0; i < n; i++) {
+    codes[i] = segments.indexOf(rows[i]!.anime_id);
+    codes[n + i] = sentimentCode(rows[i]!, positiveMin);
   }
-  return { anime_ids: rows.map((row) => row.anime_id), anime, sentiments };
+  return { codes };
 }
 
 const bytesOf = (text: string) => new Uint8Array(Buffer.from(text));
@@ -57,6 +58,7 @@ const MASKED_BYTES = LEADS.map((lead, l) => bytesOf(`${l === 0 ? '' : ' '}${lead
  */
 class Segments {
   readonly sids: string[] = [];
+  readonly animeIds: number[] = [];
   readonly sidJson: string[] = [];
   /** Id k after a later position's lead, and followed by ID_END: views of one array, made once so copying allocates nothing. */
   readonly later: Uint8Array[] = [];
@@ -74,6 +76,7 @@ class Segments {
       this.escaped[this.sids.length] = json.length !== sid.length + 2 ? 1 : 0;
       this.index.set(animeId, this.sids.length);
       this.sids.push(sid);
+      this.animeIds.push(animeId);
       this.sidJson.push(json);
       encoded.push(LATER_LEAD, Buffer.from(json.slice(1, -1)), ID_END);
     }
@@ -121,40 +124,43 @@ class TaskBRow implements DeferredRow {
    */
   encode(out: RowLines, example_id: string): PrepExample {
     const { masked, sequence, segments } = this;
-    const { anime, sentiments } = sequence;
+    const { codes } = sequence;
+    const length = codes.length >> 1;
     out.ascii(exampleHead(example_id));
     out.contentStart();
     out.ascii('"task":"B","input":"');
     const inputStart = out.position;
     let escaped = false;
-    for (let i = 0; i < anime.length; i++) {
+    for (let i = 0; i < length; i++) {
       const lead = i === 0 ? 0 : 1;
       if (i === masked) out.copy(MASKED_BYTES[lead]!);
       else {
-        const k = anime[i]!;
+        const k = codes[i]!;
         if (segments.escaped[k] === 1) escaped = true;
         if (lead === 0) {
           out.copy(FIRST_LEAD);
           out.copy(segments.first[k]!);
         } else out.copy(segments.later[k]!);
-        out.smallCopy(SENTIMENT_BYTES[sentiments[i]!]!);
+        out.smallCopy(SENTIMENT_BYTES[codes[length + i]!]!);
       }
     }
     const inputEnd = out.position;
-    const target = anime[masked]!;
+    const target = codes[masked]!;
     out.text(`","output":${segments.sidJson[target]}`);
     out.contentEnd();
-    sequence.idsJson ??= JSON.stringify(sequence.anime_ids);
+    const animeIds = new Array<number>(length);
+    for (let i = 0; i < length; i++) animeIds[i] = segments.animeIds[codes[i]!]!;
+    sequence.idsJson ??= JSON.stringify(animeIds);
     out.ascii(
-      `,"anime_ids":${sequence.idsJson},"user_id":${this.userId},"meta":{"template_id":"watch_sequence_mask","mask_mode":"${this.mode}","mask_index":${masked},"history_len":${anime.length}}}`,
+      `,"anime_ids":${sequence.idsJson},"user_id":${this.userId},"meta":{"template_id":"watch_sequence_mask","mask_mode":"${this.mode}","mask_index":${masked},"history_len":${length}}}`,
     );
     out.endLine();
     const input = { source: out, start: inputStart, end: inputEnd, escaped };
-    return new EncodedExample(example_id, 'B', input, segments.sids[target]!, sequence.anime_ids, this.userId, this.meta());
+    return new EncodedExample(example_id, 'B', input, segments.sids[target]!, animeIds, this.userId, this.meta(length));
   }
 
-  private meta() {
-    return { template_id: 'watch_sequence_mask', mask_mode: this.mode, mask_index: this.masked, history_len: this.sequence.anime.length };
+  private meta(length: number) {
+    return { template_id: 'watch_sequence_mask', mask_mode: this.mode, mask_index: this.masked, history_len: length };
   }
 }
 
