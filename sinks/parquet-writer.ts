@@ -43,20 +43,20 @@ function main(port: NonNullable<typeof parentPort>, { path, rowGroupSize, compre
   let properties = new WriterPropertiesBuilder().setCompression(Compression[compression]).setMaxRowGroupSize(rowGroupSize).setDictionaryEnabled(false);
   for (const column of DICTIONARY_COLUMNS) properties = properties.setColumnDictionaryEnabled(column, true);
 
-  let groups!: ReadableStreamDefaultController<RecordBatch>;
+  let batches!: ReadableStreamDefaultController<RecordBatch>;
   let pulled: (() => void) | undefined;
   const input = new ReadableStream<RecordBatch>(
-    { start: (controller) => void (groups = controller), pull: () => pulled?.() },
+    { start: (controller) => void (batches = controller), pull: () => pulled?.() },
     { highWaterMark: 1 },
   );
-  // Not awaited here: the writer reads its first group before it resolves.
+  // Not awaited here: the writer reads its first batch before it resolves.
   const written = transformParquetStream(input, properties.build()).then((bytes) => bytes.pipeTo(Writable.toWeb(createWriteStream(path))));
   written.catch(() => {});
 
   /** Hands the gathered rows to the Parquet writer and waits until it has taken them, so at most one batch waits in memory. */
   const flush = async () => {
-    groups.enqueue(toWasm(rows.finish()));
-    while (groups.desiredSize! <= 0) await Promise.race([new Promise<void>((resolve) => (pulled = resolve)), written]);
+    batches.enqueue(toWasm(rows.finish()));
+    while (batches.desiredSize! <= 0) await Promise.race([new Promise<void>((resolve) => (pulled = resolve)), written]);
   };
 
   const rows = new PrepBatchBuilder();
@@ -65,7 +65,7 @@ function main(port: NonNullable<typeof parentPort>, { path, rowGroupSize, compre
     queue = queue.then(async () => {
       if (message === 'close') {
         if (rows.length > 0) await flush();
-        groups.close();
+        batches.close();
         // Resolves once the footer is flushed and the file closed, so the manifest hashes the final bytes.
         await written;
         port.postMessage('closed');

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import catalogNode from '../../transforms/prep/catalog.ts';
 import taskANode, { taskARows } from '../../transforms/prep/task-a.ts';
-import { poolRow, type AnimeInfo, type CatalogEntry, type PoolItem } from '../../transforms/prep/types.ts';
+import { madeRow, type AnimeInfo, type CatalogEntry, type PoolItem } from '../../transforms/prep/types.ts';
 import { entry, info, runNode } from './harness.ts';
 
 const full = entry(7, {
@@ -14,7 +14,7 @@ const full = entry(7, {
 }) as CatalogEntry & { info: AnimeInfo };
 
 /** template_id -> [input, output] for one anime. */
-const byTemplate = (items: PoolItem[]) => Object.fromEntries(items.map(poolRow).map((r) => [r.meta.template_id, [r.input, r.output]]));
+const byTemplate = (items: PoolItem[]) => Object.fromEntries(items.map((item) => madeRow(item.row)).map((r) => [r.meta.template_id, [r.input, r.output]]));
 const only = (fields: Partial<AnimeInfo>) => Object.keys(byTemplate(taskARows(entry(7, fields) as CatalogEntry & { info: AnimeInfo }, 12)));
 
 test('sid_to_title: "The anime {SID} has the title" -> title, when there is a title', () => {
@@ -68,14 +68,14 @@ test('sid_to_themes: "The anime {SID} has notable themes" -> the first 3 genres,
 });
 
 test('templates come in table order and only the first max_task_a_templates_per_anime are kept', () => {
-  const ids = (max: number) => taskARows(full, max).map((i) => poolRow(i).meta.template_id);
+  const ids = (max: number) => taskARows(full, max).map((i) => madeRow(i.row).meta.template_id);
   assert.deepEqual(ids(12), [
     'sid_to_title', 'title_to_sid', 'sid_to_genres', 'title_to_genres', 'sid_to_studio',
     'title_studio_to_sid', 'sid_to_year', 'title_year_to_sid', 'sid_to_synopsis', 'sid_to_themes',
   ]);
   assert.deepEqual(ids(3), ['sid_to_title', 'title_to_sid', 'sid_to_genres']);
   const [first] = taskARows(full, 1);
-  assert.deepEqual({ key: first!.key, row: poolRow(first!) }, {
+  assert.deepEqual({ key: first!.key, row: madeRow(first!.row) }, {
     key: 'A:7:sid_to_title',
     row: { task: 'A', input: 'The anime <S7> has the title', output: 'Cowboy Bebop', anime_ids: [7], user_id: null, meta: { template_id: 'sid_to_title' } },
   });
@@ -97,7 +97,7 @@ test('genres come from the anime row, else from the semantic-id row', async () =
 test('prep-task-a: only anime with a metadata row; titleless anime are counted and get no title templates', async () => {
   const catalog = [full, entry(8, null), entry(9, { genres: ['Horror'] })];
   const { rows, stats } = await runNode<PoolItem>(taskANode, { max_task_a_templates_per_anime: '12' }, { in: [catalog] });
-  assert.deepEqual(new Set(rows.map((r) => poolRow(r).anime_ids[0])), new Set([7, 9]));
+  assert.deepEqual(new Set(rows.map((r) => madeRow(r.row).anime_ids[0])), new Set([7, 9]));
   assert.equal(stats.anime, 2);
   assert.equal(stats.without_title, 1);
   assert.equal(stats.pool, 12);

@@ -5,7 +5,7 @@ import historyNode from '../../transforms/prep/history.ts';
 import { userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
 import maskNode, { maskPositions } from '../../transforms/prep/mask.ts';
 import { sentiment, taskBRow } from '../../transforms/prep/task-b.ts';
-import { poolRow, type MaskedHistory, type PrepExample, type UserHistory } from '../../transforms/prep/types.ts';
+import { madeRow, type MaskedHistory, type PrepExample, type UserHistory } from '../../transforms/prep/types.ts';
 import shuffleNode from '../../transforms/prep/shuffle.ts';
 import { jsonLines } from '../../sinks/json-lines.ts';
 import { catalogOf, entry, rebatch, runNode, watch } from './harness.ts';
@@ -17,7 +17,7 @@ const counts = (): HistoryCounts => ({ unknown_anime_rows: 0, status_filtered_ro
 test('Task B input: "A user watched" then "then watched", <anime_start>SID<anime_end>, sentiment on unmasked positions, [MASK] at the mask', () => {
   const rows = [watch(9, 1, { score: 9 }), watch(9, 2, { score: 5 }), watch(9, 3, { watching_status: 4 })];
   const item = taskBRow({ user_id: 9, rows, mask_mode: 'random', mask_index: 1 }, catalog, 7);
-  assert.deepEqual({ key: item.key, row: poolRow(item) }, {
+  assert.deepEqual({ key: item.key, row: madeRow(item.row) }, {
     key: 'B:9:random',
     row: {
       task: 'B',

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import seedsNode, { likedAnime, userSeeds } from '../../transforms/prep/seeds.ts';
 import { SINGLE_FALLBACK, singleReason, taskCRow, TRIPLE_FALLBACK, tripleReason } from '../../transforms/prep/task-c.ts';
-import { poolRow, type AnimeInfo, type Seed, type UserHistory } from '../../transforms/prep/types.ts';
+import { madeRow, type AnimeInfo, type Seed, type UserHistory } from '../../transforms/prep/types.ts';
 import { catalogOf, entry, runNode, watch } from './harness.ts';
 
 const anime = (id: number, fields: Partial<AnimeInfo>) => entry(id, fields);
@@ -98,14 +98,14 @@ test('triple: no clause -> the fallback', () => {
 test('Task C rows: inputs, seed anime as anime_ids, the user as user_id, meta template and kind', () => {
   const catalog = catalogOf(anime(1, { type: 'TV' }), anime(2, {}), anime(3, {}));
   const single = taskCRow({ user_id: 5, kind: 'single', anime_ids: [1] }, catalog);
-  assert.deepEqual({ key: single.key, row: poolRow(single) }, {
+  assert.deepEqual({ key: single.key, row: madeRow(single.row) }, {
     key: 'C:5:single',
     row: { task: 'C', input: '<S1> is interesting to fans of', output: 'tv storytelling', anime_ids: [1], user_id: 5, meta: { template_id: 'reasoning_single', kind: 'single' } },
   });
   const triple = taskCRow({ user_id: 5, kind: 'triple', anime_ids: [2, 1, 3] }, catalog);
   assert.equal(triple.key, 'C:5:triple');
-  assert.equal(poolRow(triple).input, 'A user who liked <S2> and <S1> and <S3> would enjoy these anime because they share');
-  assert.deepEqual(poolRow(triple).meta, { template_id: 'reasoning_triple', kind: 'triple' });
+  assert.equal(madeRow(triple.row).input, 'A user who liked <S2> and <S1> and <S3> would enjoy these anime because they share');
+  assert.deepEqual(madeRow(triple.row).meta, { template_id: 'reasoning_triple', kind: 'triple' });
 });
 
 test('seeds: liked = score >= min, by score desc then anime_id asc; >=1 -> single, >=3 -> triple', () => {

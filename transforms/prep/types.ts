@@ -102,7 +102,6 @@ export interface PoolItem<R extends PrepRow | DeferredRow = PrepRow | DeferredRo
 }
 
 export const madeRow = (row: PoolItem['row']): PrepRow => ('render' in row ? row.render() : row);
-export const poolRow = (item: PoolItem): PrepRow => madeRow(item.row);
 
 export interface PrepExample extends PrepRow {
   example_id: string;
