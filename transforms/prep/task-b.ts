@@ -27,8 +27,8 @@ export const sentiment = (row: Pick<HistoryRow, 'score' | 'watching_status'>, po
 interface Sequence {
   /** For n positions: [0, n) each position's anime as its index in the catalog's Segments, [n, 2n) its index into SENTIMENTS. */
   codes: Int32Array;
-  /** JSON of the anime ids, made when first written. */
-  idsJson?: string;
+  /** The anime ids and their JSON, made when first written and shared by later writes (a small pool is written many times). */
+  ids?: { list: number[]; json: string };
 }
 
 function sequenceOf(rows: readonly HistoryRow[], positiveMin: number, segments: Segments): Sequence {
@@ -39,6 +39,12 @@ function sequenceOf(rows: readonly HistoryRow[], positiveMin: number, segments: 
     codes[n + i] = sentimentCode(rows[i]!, positiveMin);
   }
   return { codes };
+}
+
+function idsOf(codes: Int32Array, length: number, segments: Segments): { list: number[]; json: string } {
+  const list = new Array<number>(length);
+  for (let i = 0; i < length; i++) list[i] = segments.animeIds[codes[i]!]!;
+  return { list, json: JSON.stringify(list) };
 }
 
 const bytesOf = (text: string) => new Uint8Array(Buffer.from(text));
@@ -148,15 +154,13 @@ class TaskBRow implements DeferredRow {
     const target = codes[masked]!;
     out.text(`","output":${segments.sidJson[target]}`);
     out.contentEnd();
-    const animeIds = new Array<number>(length);
-    for (let i = 0; i < length; i++) animeIds[i] = segments.animeIds[codes[i]!]!;
-    sequence.idsJson ??= JSON.stringify(animeIds);
+    sequence.ids ??= idsOf(codes, length, segments);
     out.ascii(
-      `,"anime_ids":${sequence.idsJson},"user_id":${this.userId},"meta":{"template_id":"watch_sequence_mask","mask_mode":"${this.mode}","mask_index":${masked},"history_len":${length}}}`,
+      `,"anime_ids":${sequence.ids.json},"user_id":${this.userId},"meta":{"template_id":"watch_sequence_mask","mask_mode":"${this.mode}","mask_index":${masked},"history_len":${length}}}`,
     );
     out.endLine();
     const input = { source: out, start: inputStart, end: inputEnd, escaped };
-    return new EncodedExample(example_id, 'B', input, segments.sids[target]!, animeIds, this.userId, this.meta(length));
+    return new EncodedExample(example_id, 'B', input, segments.sids[target]!, sequence.ids.list, this.userId, this.meta(length));
   }
 
   private meta(length: number) {
