@@ -4,9 +4,10 @@ import { register } from 'tsx/esm/api';
 
 // V8 lets the old generation grow to ~3.5x its live size between full collections when a program
 // allocates fast, as prep does: much of its garbage is rows sampled, held, then evicted, so it
-// dies old. Growing by 60% keeps peak memory nearer the live heap. Measured at bench:prep's settings,
-// against the default: 100M rows, 1,117 -> 836 MB at the same speed; 10M, ~605 -> ~555 MB and
-// ~3% slower (30% saved a little more memory at 10M but cost ~13% of the time there).
+// dies old. Growing by 60% keeps peak memory nearer the live heap. Measured at bench:prep's
+// settings against the default: 100M rows, ~1,010 -> ~720 MB at the same speed; 10M, ~605 ->
+// ~555 MB for ~0.3 s, and in some runs ~2 s when V8 keeps marking through the writing phase
+// (14 full collections instead of 3). 30% and 100% did no better on either count.
 v8.setFlagsFromString('--heap-growing-percent=60');
 // Registers tsx so both the CLI and user nodes named by a `.ts` path load without a build step.
 register();
