@@ -1,5 +1,6 @@
 import { Field, Int64, List, makeData, RecordBatch, Schema, Struct, Utf8, type Data } from 'apache-arrow';
 import { DataError } from '../engine/errors.ts';
+import { Utf8Buffer } from './utf8-buffer.ts';
 
 /** A prep row as it reaches the Parquet sink. */
 export interface PrepRow {
@@ -44,28 +45,22 @@ function grown<T extends Int32Array | Uint8Array>(array: T, needed: number): T {
 
 /** Strings as an Arrow Utf8 column: their UTF-8 bytes end to end, and where each one ends. */
 class TextColumn {
-  private bytes = Buffer.allocUnsafe(1 << 16);
-  private at = 0;
+  private bytes = new Utf8Buffer(1 << 16);
   private ends = new Int32Array(1024);
   private count = 0;
 
   append(value: string): void {
-    // A UTF-16 code unit takes at most 3 UTF-8 bytes, so this much room always fits the value.
-    if (this.bytes.length - this.at < value.length * 3) {
-      const bigger = Buffer.allocUnsafe(Math.max(this.bytes.length * 2, this.at + value.length * 3));
-      this.bytes.copy(bigger, 0, 0, this.at);
-      this.bytes = bigger;
-    }
-    this.at += this.bytes.write(value, this.at);
+    this.bytes.text(value);
     this.ends = grown(this.ends, this.count + 2);
-    this.ends[++this.count] = this.at;
+    this.ends[++this.count] = this.bytes.position;
   }
 
   finish(): Data<Utf8> {
-    const data = makeData({ type: new Utf8(), length: this.count, nullCount: 0, valueOffsets: this.ends.slice(0, this.count + 1), data: this.bytes.subarray(0, this.at) });
+    const { bytes, position } = this.bytes;
+    const data = makeData({ type: new Utf8(), length: this.count, nullCount: 0, valueOffsets: this.ends.slice(0, this.count + 1), data: bytes.subarray(0, position) });
     // The finished column keeps the old buffer; the next one starts in a buffer of its size.
-    this.bytes = Buffer.allocUnsafe(this.bytes.length);
-    [this.at, this.count] = [0, 0];
+    this.bytes = new Utf8Buffer(bytes.length);
+    this.count = 0;
     return data;
   }
 }
@@ -114,7 +109,7 @@ export class PrepBatchBuilder {
         `row ${JSON.stringify(row.example_id)}: field '${field}' does not fit the prep row format ` +
           '(strings example_id, task, input, output; integer list anime_ids; integer or null user_id)',
       );
-    TEXT_FIELDS.forEach((key, i) => this.texts[i]!.append(row[key]));
+    for (let i = 0; i < TEXT_FIELDS.length; i++) this.texts[i]!.append(row[TEXT_FIELDS[i]!]);
     this.meta.append(JSON.stringify(row.meta ?? {}));
     for (const id of row.anime_ids) this.ids.push(id);
     this.idEnds = grown(this.idEnds, this.length + 2);

@@ -1,4 +1,5 @@
 import { encodedLines, type EncodedLines } from '../../sinks/json-lines.ts';
+import { Utf8Buffer } from '../../sinks/utf8-buffer.ts';
 import type { PrepExample, Task } from './types.ts';
 
 /**
@@ -13,52 +14,12 @@ import type { PrepExample, Task } from './types.ts';
  * Each line also records its content span: the bytes of `"task":…,"input":…,"output":…`, which
  * is JSON of (task, input, output) and so identifies a row's content (see rowContent).
  */
-export class RowLines {
-  private buffer: Buffer;
-  private size = 0;
+export class RowLines extends Utf8Buffer {
   private readonly ends: number[] = [];
   private readonly spans: number[] = [];
 
   constructor(capacity = 1 << 20) {
-    this.buffer = Buffer.allocUnsafeSlow(capacity);
-  }
-
-  /** The bytes written so far; a row reads its text through this after the batch is finished. */
-  get bytes(): Buffer {
-    return this.buffer;
-  }
-
-  get position(): number {
-    return this.size;
-  }
-
-  /** Appends `text`, which the caller knows is all ASCII: copied byte for byte, with no UTF-8 encoding pass. */
-  ascii(text: string): void {
-    if (this.size + text.length > this.buffer.length) this.grow(text.length);
-    this.size += this.buffer.write(text, this.size, 'latin1');
-  }
-
-  /** Appends `src` (a view made once and reused: a subarray per copy would be garbage by the million). */
-  copy(src: Uint8Array): void {
-    if (this.size + src.length > this.buffer.length) this.grow(src.length);
-    this.buffer.set(src, this.size);
-    this.size += src.length;
-  }
-
-  /** Appends a few bytes: a loop beats a native copy's call overhead below a few dozen. */
-  smallCopy(src: Uint8Array): void {
-    if (this.size + src.length > this.buffer.length) this.grow(src.length);
-    const { buffer } = this;
-    let at = this.size;
-    for (let i = 0; i < src.length; i++) buffer[at++] = src[i]!;
-    this.size = at;
-  }
-
-  /** Appends `text` as UTF-8. */
-  text(text: string): void {
-    // A UTF-16 unit never takes more than 3 UTF-8 bytes, and Buffer#write silently stops at the end.
-    if (this.size + text.length * 3 > this.buffer.length) this.grow(text.length * 3);
-    this.size += this.buffer.write(text, this.size);
+    super(capacity);
   }
 
   contentStart(): void {
@@ -77,12 +38,6 @@ export class RowLines {
 
   finish(): { lines: EncodedLines; content: Uint32Array } {
     return { lines: { bytes: this.buffer.subarray(0, this.size), ends: Uint32Array.from(this.ends) }, content: Uint32Array.from(this.spans) };
-  }
-
-  private grow(need: number): void {
-    const grown = Buffer.allocUnsafeSlow(Math.max(this.buffer.length * 2, this.size + need));
-    this.buffer.copy(grown, 0, 0, this.size);
-    this.buffer = grown;
   }
 }
 
