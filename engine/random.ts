@@ -6,13 +6,25 @@ import type { RandomGenerator } from 'pure-rand/types/RandomGenerator';
  * stays in fast integer arithmetic. Collisions only cost a tie-break, never correctness.
  */
 export function hash53(text: string, seed = 0): number {
-  let h1 = 0xdeadbeef ^ seed;
-  let h2 = 0x41c6ce57 ^ seed;
+  return finish53(absorb(0xdeadbeef ^ seed, 0x41c6ce57 ^ seed, text));
+}
+
+/** hash53's two lanes part way: KeyedRandom absorbs its key prefixes once and goes on from there. */
+interface Lanes {
+  h1: number;
+  h2: number;
+}
+
+function absorb(h1: number, h2: number, text: string): Lanes {
   for (let i = 0; i < text.length; i++) {
     const c = text.charCodeAt(i);
     h1 = Math.imul(h1 ^ c, 2654435761);
     h2 = Math.imul(h2 ^ c, 1597334677);
   }
+  return { h1, h2 };
+}
+
+function finish53({ h1, h2 }: Lanes): number {
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507);
   h1 ^= Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507);
@@ -28,6 +40,8 @@ const TWO_POW_53 = 2 ** 53;
  */
 export class KeyedRandom {
   private readonly base: string;
+  /** hash53's lanes after `${base}${purpose}\u0000`, per purpose: a key is hashed without building that string. */
+  private readonly prefixes = new Map<string, Lanes>();
 
   constructor(seed: number, node: string) {
     this.base = `${seed}\u0000${node}\u0000`;
@@ -35,7 +49,9 @@ export class KeyedRandom {
 
   /** A 53-bit integer for the key; `purpose` separates independent draws for the same record. */
   hash(key: string | number, purpose = ''): number {
-    return hash53(`${this.base}${purpose}\u0000${key}`);
+    let prefix = this.prefixes.get(purpose);
+    if (!prefix) this.prefixes.set(purpose, (prefix = absorb(0xdeadbeef, 0x41c6ce57, `${this.base}${purpose}\u0000`)));
+    return finish53(absorb(prefix.h1, prefix.h2, typeof key === 'string' ? key : String(key)));
   }
 
   /** Uniform in [0, 1). */

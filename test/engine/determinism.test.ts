@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { createReporter } from '../../engine/progress.ts';
 import { runPlan } from '../../engine/runtime.ts';
 import { loadPlan } from '../../engine/validate.ts';
-import { KeyedRandom } from '../../engine/random.ts';
+import { hash53, KeyedRandom } from '../../engine/random.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const quiet = createReporter({ mode: 'quiet', format: 'text' });
@@ -38,6 +38,9 @@ test('keyed draws depend on seed, node and key only', () => {
   assert.notEqual(a.uniform('user-1'), new KeyedRandom(43, 'mask').uniform('user-1'));
   assert.notEqual(a.uniform('user-1'), new KeyedRandom(42, 'other').uniform('user-1'));
   assert.notEqual(a.uniform('user-1', 'pass-1'), a.uniform('user-1', 'pass-2'));
+  // A keyed hash is hash53 of seed, node, purpose and key joined by NULs, whichever way it is computed.
+  assert.equal(a.hash('user-1', 'pass-1'), hash53('42\u0000mask\u0000pass-1\u0000user-1'));
+  assert.equal(a.hash(7), hash53('42\u0000mask\u0000\u00007'));
   const draws = Array.from({ length: 20000 }, (_, i) => a.int(`k${i}`, 10));
   for (let bucket = 0; bucket < 10; bucket++) {
     const share = draws.filter((d) => d === bucket).length / draws.length;

@@ -1,62 +1,96 @@
+import { priorityOrder } from './priority-order.ts';
+
 /**
  * Keeps the `k` items with the smallest priority seen so far (a bottom-k sample). With
  * priorities from a keyed hash, the kept set is a uniform sample without replacement that does
  * not depend on the order items arrive in, in O(k) memory. Ties break on the key.
+ *
+ * The heap is three parallel arrays rather than one object per entry: a sampler holds up to its
+ * quota (hundreds of thousands of rows), and each entry as an object cost ~60 bytes more.
  */
 export class BottomK<T> {
-  /** Max-heap on (priority, key): the root is the item the next better one evicts. */
-  private readonly heap: { priority: number; key: string; item: T }[] = [];
+  /** Max-heap on (priority, key): slot 0 holds the entry the next better one evicts. */
+  private priorities = new Float64Array(0);
+  private readonly keys: string[] = [];
+  private readonly items: T[] = [];
 
   constructor(readonly k: number) {}
 
   get size(): number {
-    return this.heap.length;
+    return this.keys.length;
   }
 
   offer(priority: number, key: string, item: T): void {
     if (this.k === 0) return;
-    const heap = this.heap;
-    if (heap.length < this.k) {
-      heap.push({ priority, key, item });
-      this.up(heap.length - 1);
-    } else if (before(priority, key, heap[0]!)) {
-      heap[0] = { priority, key, item };
+    const n = this.keys.length;
+    if (n < this.k) {
+      if (n === this.priorities.length) this.grow();
+      this.set(n, priority, key, item);
+      this.up(n);
+    } else if (this.before(priority, key, 0)) {
+      this.set(0, priority, key, item);
       this.down(0);
     }
   }
 
   /** The kept items, smallest priority first. The sampler is left empty, so it no longer holds them. */
   take(): T[] {
-    const entries = this.heap.splice(0).sort((a, b) => (before(a.priority, a.key, b) ? -1 : 1));
-    return entries.map((e) => e.item);
+    const { keys, items } = this;
+    const order = priorityOrder(this.priorities.subarray(0, keys.length), (i) => keys[i]!);
+    const taken = Array.from(order, (i) => items[i]!);
+    this.priorities = new Float64Array(0);
+    keys.length = 0;
+    items.length = 0;
+    return taken;
+  }
+
+  private grow(): void {
+    const grown = new Float64Array(Math.min(this.k, Math.max(1024, this.priorities.length * 2)));
+    grown.set(this.priorities);
+    this.priorities = grown;
+  }
+
+  private set(i: number, priority: number, key: string, item: T): void {
+    this.priorities[i] = priority;
+    this.keys[i] = key;
+    this.items[i] = item;
+  }
+
+  /** Whether (priority, key) sorts strictly before entry j. */
+  private before(priority: number, key: string, j: number): boolean {
+    const other = this.priorities[j]!;
+    return priority < other || (priority === other && key < this.keys[j]!);
+  }
+
+  private swap(i: number, j: number): void {
+    const { priorities, keys, items } = this;
+    const p = priorities[i]!;
+    const key = keys[i]!;
+    const item = items[i]!;
+    this.set(i, priorities[j]!, keys[j]!, items[j]!);
+    this.set(j, p, key, item);
   }
 
   private up(i: number): void {
-    const heap = this.heap;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      if (!before(heap[parent]!.priority, heap[parent]!.key, heap[i]!)) break;
-      [heap[parent], heap[i]] = [heap[i]!, heap[parent]!];
+      if (!this.before(this.priorities[parent]!, this.keys[parent]!, i)) break;
+      this.swap(parent, i);
       i = parent;
     }
   }
 
   private down(i: number): void {
-    const heap = this.heap;
+    const n = this.keys.length;
     for (;;) {
       const left = 2 * i + 1;
       const right = left + 1;
       let largest = i;
-      if (left < heap.length && before(heap[largest]!.priority, heap[largest]!.key, heap[left]!)) largest = left;
-      if (right < heap.length && before(heap[largest]!.priority, heap[largest]!.key, heap[right]!)) largest = right;
+      if (left < n && this.before(this.priorities[largest]!, this.keys[largest]!, left)) largest = left;
+      if (right < n && this.before(this.priorities[largest]!, this.keys[largest]!, right)) largest = right;
       if (largest === i) return;
-      [heap[largest], heap[i]] = [heap[i]!, heap[largest]!];
+      this.swap(largest, i);
       i = largest;
     }
   }
-}
-
-/** Whether (priority, key) sorts strictly before the entry. */
-function before(priority: number, key: string, entry: { priority: number; key: string }): boolean {
-  return priority < entry.priority || (priority === entry.priority && key < entry.key);
 }

@@ -4,6 +4,7 @@ import { defineTransform } from '../../engine/node.ts';
 import { _, type Stream } from '../../engine/stream.ts';
 import { BottomK } from './bottom-k.ts';
 import { intOption, numberOption } from './options.ts';
+import { priorityOrder } from './priority-order.ts';
 import { quotas, splitsProblem } from './quotas.ts';
 import type { PoolItem, Task } from './types.ts';
 
@@ -24,16 +25,21 @@ const OUT_BATCH = 1024;
 /**
  * A pool smaller than its quota, repeated: each pass visits the whole pool in a fresh keyed
  * order (priority by key and pass) until the quota is filled. Repeats get `#<pass>` keys so
- * every sampled row keeps a unique key for the shuffle.
+ * every sampled row keeps a unique key for the shuffle. Only the last pass, which is cut short,
+ * is put in its order: the shuffle gives every sampled row its final place, so the order of a
+ * pass taken whole is never seen.
  */
 export function fillByPasses(pool: readonly PoolItem[], quota: number, priority: (key: string, pass: number) => number): PoolItem[] {
   const out: PoolItem[] = [];
-  for (let pass = 0; out.length < quota; pass++) {
-    const order = pool.map((item) => ({ p: priority(item.key, pass), item })).sort((x, y) => x.p - y.p || (x.item.key < y.item.key ? -1 : 1));
-    for (const { item } of order) {
-      if (out.length === quota) break;
-      out.push(pass === 0 ? item : { key: `${item.key}#${pass}`, row: item.row });
-    }
+  const repeat = (item: PoolItem, pass: number): PoolItem => (pass === 0 ? item : { key: `${item.key}#${pass}`, row: item.row });
+  const whole = Math.floor(quota / pool.length);
+  for (let pass = 0; pass < whole; pass++) for (const item of pool) out.push(repeat(item, pass));
+  if (out.length < quota) {
+    const order = priorityOrder(
+      Float64Array.from(pool, (item) => priority(item.key, whole)),
+      (i) => pool[i]!.key,
+    );
+    for (let i = 0; out.length < quota; i++) out.push(repeat(pool[order[i]!]!, whole));
   }
   return out;
 }

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
 import { fromGenerator, type Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
+import { priorityOrder } from './priority-order.ts';
 import { attachEncodedLines } from '../../sinks/json-lines.ts';
 import { attachContentSpans, exampleHead, RowLines } from './row-lines.ts';
 import { madeRow, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
@@ -10,11 +11,10 @@ export const exampleId = (position: number) => `prep_${String(position).padStart
 
 /** Positions of `items` ordered by (priority, key): the priorities of unique keys almost never tie. */
 function shuffledOrder(items: readonly PoolItem[], priority: (key: string) => number): Uint32Array {
-  const priorities = new Float64Array(items.length);
-  for (let i = 0; i < items.length; i++) priorities[i] = priority(items[i]!.key);
-  return new Uint32Array(items.length)
-    .map((_, i) => i)
-    .sort((a, b) => priorities[a]! - priorities[b]! || (items[a]!.key < items[b]!.key ? -1 : 1));
+  return priorityOrder(
+    Float64Array.from(items, (item) => priority(item.key)),
+    (i) => items[i]!.key,
+  );
 }
 
 /** Writes a made row's line as JSON.stringify of the example would, content span marked. */
