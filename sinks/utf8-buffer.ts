@@ -1,3 +1,7 @@
+/** What JSON.stringify escapes in a string: control characters, quote, backslash, and (as \\uXXXX) surrogates, of which only lone ones need it. */
+const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
+const QUOTE = 0x22;
+
 /**
  * A growable byte buffer that text is written into as UTF-8, for writers that assemble output
  * bytes without making strings of it (prep's JSON Lines, the Parquet sink's text columns).
@@ -46,6 +50,22 @@ export class Utf8Buffer {
     // A UTF-16 unit never takes more than 3 UTF-8 bytes, and Buffer#write silently stops at the end.
     if (this.size + text.length * 3 > this.buffer.length) this.grow(text.length * 3);
     this.size += this.buffer.write(text, this.size);
+  }
+
+  /**
+   * Appends `text` as a JSON string literal, byte for byte what JSON.stringify(text) gives: text
+   * with nothing to escape is written as it is, with no escaped copy made first.
+   */
+  json(text: string): void {
+    if (NEEDS_ESCAPE.test(text)) return this.text(JSON.stringify(text));
+    this.byte(QUOTE);
+    this.text(text);
+    this.byte(QUOTE);
+  }
+
+  byte(value: number): void {
+    if (this.size === this.buffer.length) this.grow(1);
+    this.buffer[this.size++] = value;
   }
 
   protected grow(need: number): void {

@@ -22,6 +22,13 @@ export class RowLines extends Utf8Buffer {
     super(capacity);
   }
 
+  /** The start of an example's JSON line, up to the task field. */
+  head(example_id: string): void {
+    this.ascii('{"example_id":"');
+    this.ascii(example_id);
+    this.ascii('",');
+  }
+
   contentStart(): void {
     this.spans.push(this.size);
   }
@@ -31,8 +38,7 @@ export class RowLines extends Utf8Buffer {
   }
 
   endLine(): void {
-    if (this.size === this.buffer.length) this.grow(1);
-    this.buffer[this.size++] = 10;
+    this.byte(10);
     this.ends.push(this.size);
   }
 
@@ -69,9 +75,6 @@ export function rowContent(batch: unknown[]): RowContent | undefined {
 /** A row's content as rowContent's spans hold it, for rows that come with no spans. */
 export const contentJson = (row: { task: string; input: string; output: string }): string =>
   JSON.stringify({ task: row.task, input: row.input, output: row.output }).slice(1, -1);
-
-/** The start of an example's JSON line, up to the task field. */
-export const exampleHead = (example_id: string): string => `{"example_id":"${example_id}",`;
 
 /** Where an EncodedExample's input is: JSON string content in `source`'s bytes at [start, end). */
 export interface InputBytes {

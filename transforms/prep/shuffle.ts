@@ -4,7 +4,7 @@ import { fromGenerator, type Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
 import { priorityOrder } from './priority-order.ts';
 import { attachEncodedLines } from '../../sinks/json-lines.ts';
-import { attachContentSpans, exampleHead, RowLines } from './row-lines.ts';
+import { attachContentSpans, RowLines } from './row-lines.ts';
 import { madeRow, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
 
 export const exampleId = (position: number) => `prep_${String(position).padStart(9, '0')}`;
@@ -20,15 +20,22 @@ function shuffledOrder(items: readonly PoolItem[], priority: (key: string) => nu
 /** Writes a made row's line as JSON.stringify of the example would, content span marked. */
 function encodeExample(out: RowLines, example_id: string, row: PrepRow): PrepExample {
   const { task, input, output, anime_ids, user_id, meta } = row;
-  out.ascii(exampleHead(example_id));
+  out.head(example_id);
   out.contentStart();
-  // contentJson(row), written in pieces: no object to serialize, no slice of a copy.
-  out.text(`"task":${JSON.stringify(task)},"input":`);
-  out.text(JSON.stringify(input));
-  out.text(',"output":');
-  out.text(JSON.stringify(output));
+  // contentJson(row), written field by field straight into the line: no object to serialize and
+  // no escaped copy of a text that needs no escaping (most of them).
+  out.ascii('"task":');
+  out.json(task);
+  out.ascii(',"input":');
+  out.json(input);
+  out.ascii(',"output":');
+  out.json(output);
   out.contentEnd();
-  out.text(`,"anime_ids":${JSON.stringify(anime_ids)},"user_id":${JSON.stringify(user_id)},"meta":${JSON.stringify(meta)}}`);
+  out.ascii(',"anime_ids":');
+  out.ascii(JSON.stringify(anime_ids));
+  out.ascii(`,"user_id":${JSON.stringify(user_id)},"meta":`);
+  out.text(JSON.stringify(meta));
+  out.byte(0x7d);
   out.endLine();
   return { example_id, task, input, output, anime_ids, user_id, meta };
 }

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
 import { intOption } from './options.ts';
 import { atEnd, withCatalog } from './streams.ts';
-import { EncodedExample, exampleHead, RowLines } from './row-lines.ts';
+import { EncodedExample, RowLines } from './row-lines.ts';
 import type { CatalogEntry, DeferredRow, HistoryRow, MaskedHistory, MaskMode, PoolItem, PrepExample, PrepRow } from './types.ts';
 
 const SENTIMENTS = ['<liked>', '<watch>', '<disliked>', '<dropped>'] as const;
@@ -132,7 +132,7 @@ class TaskBRow implements DeferredRow {
     const { masked, sequence, segments } = this;
     const { codes } = sequence;
     const length = codes.length >> 1;
-    out.ascii(exampleHead(example_id));
+    out.head(example_id);
     out.contentStart();
     out.ascii('"task":"B","input":"');
     const inputStart = out.position;
