@@ -31,6 +31,18 @@ test('Task B input: "A user watched" then "then watched", <anime_start>SID<anime
   });
 });
 
+test('Task B in a catalog of more than 65,536 anime: positions past the 65,536th anime read back as written', () => {
+  const big = catalogOf(...Array.from({ length: 70000 }, (_, i) => entry(i + 1)));
+  const rows = [watch(9, 3, { score: 9 }), watch(9, 65537, { score: 5 }), watch(9, 69999, { watching_status: 4 }), watch(9, 65536)];
+  const row = madeRow(taskBRow({ user_id: 9, rows, mask_mode: 'last', mask_index: 3 }, big, 7).row);
+  assert.equal(
+    row.input,
+    'A user watched <anime_start><S3><anime_end> <liked> then watched <anime_start><S65537><anime_end> <watch> then watched <anime_start><S69999><anime_end> <dropped> then watched <anime_start>[MASK]<anime_end>',
+  );
+  assert.equal(row.output, '<S65536>');
+  assert.deepEqual(row.anime_ids, [3, 65537, 69999, 65536]);
+});
+
 test('sentiment: status 4 is <dropped> whatever the score', () => {
   assert.equal(sentiment({ watching_status: 4, score: 10 }, 7), '<dropped>');
 });

@@ -19,32 +19,64 @@ function sentimentCode(row: Pick<HistoryRow, 'score' | 'watching_status'>, posit
 /** Task B step 5 sentiment of one watch. */
 export const sentiment = (row: Pick<HistoryRow, 'score' | 'watching_status'>, positiveMin: number): string => SENTIMENTS[sentimentCode(row, positiveMin)]!;
 
+/** String.fromCharCode over a long array would overflow the stack; this many units a call is safe. */
+const UNITS_PER_CALL = 8192;
+
 /**
- * What a user's Task B rows are made from; the user's masked histories share it. One typed array,
- * because a sampler holds up to its quota of these: as an id array and two typed arrays each was
- * ~900 bytes, this is ~500.
+ * What a user's Task B rows are made from; the user's masked histories share it. Its codes are
+ * one string of UTF-16 units, because a sampler holds up to its quota of these: as an Int32Array
+ * a sequence took ~500 bytes with the buffer's bookkeeping, as a string ~150.
  */
-interface Sequence {
-  /** For n positions: [0, n) each position's anime as its index in the catalog's Segments, [n, 2n) its index into SENTIMENTS. */
-  codes: Int32Array;
+class Sequence {
   /** The anime ids and their JSON, made when first written and shared by later writes (a small pool is written many times). */
   ids?: { list: number[]; json: string };
-}
 
-function sequenceOf(rows: readonly HistoryRow[], positiveMin: number, segments: Segments): Sequence {
-  const n = rows.length;
-  const codes = new Int32Array(2 * n);
-  for (let i = 0; i < n; i++) {
-    codes[i] = segments.indexOf(rows[i]!.anime_id);
-    codes[n + i] = sentimentCode(rows[i]!, positiveMin);
+  /**
+   * `codes`: for each position its anime as an index into the catalog's Segments (one unit, or a
+   * high and a low one in a catalog of more than 65,536 anime), then for each position its index
+   * into SENTIMENTS.
+   */
+  private constructor(
+    private readonly codes: string,
+    readonly length: number,
+    private readonly wide: boolean,
+  ) {}
+
+  static of(rows: readonly HistoryRow[], positiveMin: number, segments: Segments): Sequence {
+    const n = rows.length;
+    const { wide } = segments;
+    const units = new Uint16Array((wide ? 3 : 2) * n);
+    for (let i = 0; i < n; i++) {
+      const k = segments.indexOf(rows[i]!.anime_id);
+      if (wide) {
+        units[2 * i] = k >>> 16;
+        units[2 * i + 1] = k & 0xffff;
+      } else units[i] = k;
+      units[units.length - n + i] = sentimentCode(rows[i]!, positiveMin);
+    }
+    let codes = '';
+    for (let at = 0; at < units.length; at += UNITS_PER_CALL) codes += String.fromCharCode.apply(null, units.subarray(at, at + UNITS_PER_CALL) as unknown as number[]);
+    return new Sequence(codes, n, wide);
   }
-  return { codes };
-}
 
-function idsOf(codes: Int32Array, length: number, segments: Segments): { list: number[]; json: string } {
-  const list = new Array<number>(length);
-  for (let i = 0; i < length; i++) list[i] = segments.animeIds[codes[i]!]!;
-  return { list, json: JSON.stringify(list) };
+  /** Position i's anime, as its index into the catalog's Segments. */
+  anime(i: number): number {
+    return this.wide ? this.codes.charCodeAt(2 * i) * 65536 + this.codes.charCodeAt(2 * i + 1) : this.codes.charCodeAt(i);
+  }
+
+  /** Position i's index into SENTIMENTS. */
+  sentiment(i: number): number {
+    return this.codes.charCodeAt(this.codes.length - this.length + i);
+  }
+
+  idsFrom(segments: Segments): { list: number[]; json: string } {
+    if (!this.ids) {
+      const list = new Array<number>(this.length);
+      for (let i = 0; i < this.length; i++) list[i] = segments.animeIds[this.anime(i)]!;
+      this.ids = { list, json: JSON.stringify(list) };
+    }
+    return this.ids;
+  }
 }
 
 const bytesOf = (text: string) => new Uint8Array(Buffer.from(text));
@@ -72,11 +104,14 @@ class Segments {
   readonly first: Uint8Array[] = [];
   /** 1 where id k's JSON form holds escapes, so its text differs from its bytes. */
   readonly escaped: Uint8Array;
+  /** Whether an index takes two UTF-16 units in a Sequence's codes. */
+  readonly wide: boolean;
   private readonly index = new Map<number, number>();
 
   constructor(catalog: ReadonlyMap<number, CatalogEntry>) {
     const encoded: Uint8Array[] = [];
     this.escaped = new Uint8Array(catalog.size);
+    this.wide = catalog.size > 65536;
     for (const [animeId, { sid }] of catalog) {
       const json = JSON.stringify(sid);
       this.escaped[this.sids.length] = json.length !== sid.length + 2 ? 1 : 0;
@@ -130,8 +165,7 @@ class TaskBRow implements DeferredRow {
    */
   encode(out: RowLines, example_id: string): PrepExample {
     const { masked, sequence, segments } = this;
-    const { codes } = sequence;
-    const length = codes.length >> 1;
+    const { length } = sequence;
     out.head(example_id);
     out.contentStart();
     out.ascii('"task":"B","input":"');
@@ -141,26 +175,26 @@ class TaskBRow implements DeferredRow {
       const lead = i === 0 ? 0 : 1;
       if (i === masked) out.copy(MASKED_BYTES[lead]!);
       else {
-        const k = codes[i]!;
+        const k = sequence.anime(i);
         if (segments.escaped[k] === 1) escaped = true;
         if (lead === 0) {
           out.copy(FIRST_LEAD);
           out.copy(segments.first[k]!);
         } else out.copy(segments.later[k]!);
-        out.smallCopy(SENTIMENT_BYTES[codes[length + i]!]!);
+        out.smallCopy(SENTIMENT_BYTES[sequence.sentiment(i)]!);
       }
     }
     const inputEnd = out.position;
-    const target = codes[masked]!;
+    const target = sequence.anime(masked);
     out.text(`","output":${segments.sidJson[target]}`);
     out.contentEnd();
-    sequence.ids ??= idsOf(codes, length, segments);
+    const ids = sequence.idsFrom(segments);
     out.ascii(
-      `,"anime_ids":${sequence.ids.json},"user_id":${this.userId},"meta":{"template_id":"watch_sequence_mask","mask_mode":"${this.mode}","mask_index":${masked},"history_len":${length}}}`,
+      `,"anime_ids":${ids.json},"user_id":${this.userId},"meta":{"template_id":"watch_sequence_mask","mask_mode":"${this.mode}","mask_index":${masked},"history_len":${length}}}`,
     );
     out.endLine();
     const input = { source: out, start: inputStart, end: inputEnd, escaped };
-    return new EncodedExample(example_id, 'B', input, segments.sids[target]!, sequence.ids.list, this.userId, this.meta(length));
+    return new EncodedExample(example_id, 'B', input, segments.sids[target]!, ids.list, this.userId, this.meta(length));
   }
 
   private meta(length: number) {
@@ -172,7 +206,7 @@ class TaskBRow implements DeferredRow {
 export function taskBRow(history: MaskedHistory, catalog: ReadonlyMap<number, CatalogEntry>, positiveMin: number, sequence?: Sequence): PoolItem {
   const segments = segmentsFor(catalog);
   const { user_id, mask_mode, mask_index } = history;
-  const made = sequence ?? sequenceOf(history.rows, positiveMin, segments);
+  const made = sequence ?? Sequence.of(history.rows, positiveMin, segments);
   return { key: `B:${user_id}:${mask_mode}`, row: new TaskBRow(user_id, mask_mode, mask_index, made, segments) };
 }
 
@@ -195,7 +229,7 @@ export default defineTransform({
       for (let i = 0; i < batch.length; i++) {
         const history = batch[i]!;
         // A user's masks arrive together and share one history.
-        if (i === 0 || history.rows !== batch[i - 1]!.rows) sequence = sequenceOf(history.rows, positiveMin, segmentsFor(catalog));
+        if (i === 0 || history.rows !== batch[i - 1]!.rows) sequence = Sequence.of(history.rows, positiveMin, segmentsFor(catalog));
         out[i] = taskBRow(history, catalog, positiveMin, sequence);
       }
       pool += batch.length;
