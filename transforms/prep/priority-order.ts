@@ -38,3 +38,11 @@ export function priorityOrder(priorities: Float64Array, keyAt: (i: number) => st
   }
   return order;
 }
+
+/** Positions of `items` ordered by (priority(key), key), as priorityOrder orders them. */
+export function keyedOrder(items: readonly { key: string }[], priority: (key: string) => number): Uint32Array {
+  return priorityOrder(
+    Float64Array.from(items, (item) => priority(item.key)),
+    (i) => items[i]!.key,
+  );
+}

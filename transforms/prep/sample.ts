@@ -4,7 +4,7 @@ import { defineTransform } from '../../engine/node.ts';
 import { _, type Stream } from '../../engine/stream.ts';
 import { BottomK } from './bottom-k.ts';
 import { intOption, numberOption } from './options.ts';
-import { priorityOrder } from './priority-order.ts';
+import { keyedOrder } from './priority-order.ts';
 import { quotas, splitsProblem } from './quotas.ts';
 import type { PoolItem, Task } from './types.ts';
 
@@ -35,10 +35,7 @@ export function fillByPasses(pool: readonly PoolItem[], quota: number, priority:
   const whole = Math.floor(quota / pool.length);
   for (let pass = 0; pass < whole; pass++) for (const item of pool) out.push(repeat(item, pass));
   if (out.length < quota) {
-    const order = priorityOrder(
-      Float64Array.from(pool, (item) => priority(item.key, whole)),
-      (i) => pool[i]!.key,
-    );
+    const order = keyedOrder(pool, (key) => priority(key, whole));
     for (let i = 0; out.length < quota; i++) out.push(repeat(pool[order[i]!]!, whole));
   }
   return out;

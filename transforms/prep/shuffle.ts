@@ -2,20 +2,12 @@ import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
 import { fromGenerator, type Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
-import { priorityOrder } from './priority-order.ts';
+import { keyedOrder } from './priority-order.ts';
 import { attachEncodedLines } from '../../sinks/json-lines.ts';
 import { attachContentSpans, RowLines } from './row-lines.ts';
 import { madeRow, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
 
 export const exampleId = (position: number) => `prep_${String(position).padStart(9, '0')}`;
-
-/** Positions of `items` ordered by (priority, key): the priorities of unique keys almost never tie. */
-function shuffledOrder(items: readonly PoolItem[], priority: (key: string) => number): Uint32Array {
-  return priorityOrder(
-    Float64Array.from(items, (item) => priority(item.key)),
-    (i) => items[i]!.key,
-  );
-}
 
 /** Writes a made row's line as JSON.stringify of the example would, content span marked. */
 function encodeExample(out: RowLines, example_id: string, row: PrepRow): PrepExample {
@@ -35,7 +27,7 @@ function encodeExample(out: RowLines, example_id: string, row: PrepRow): PrepExa
   out.ascii(JSON.stringify(anime_ids));
   out.ascii(`,"user_id":${JSON.stringify(user_id)},"meta":`);
   out.text(JSON.stringify(meta));
-  out.byte(0x7d);
+  out.ascii('}');
   out.endLine();
   return { example_id, task, input, output, anime_ids, user_id, meta };
 }
@@ -58,7 +50,7 @@ export default defineTransform({
     const size = ctx.options.batch_size;
     return (inputs.ports.in! as Stream<PoolItem[]>).collect().flatMap((batches) => {
       const items = batches.flat();
-      const order = shuffledOrder(items, (key) => ctx.keyed.hash(key));
+      const order = keyedOrder(items, (key) => ctx.keyed.hash(key));
       // Only the rows, in their new order: the items and their keys can go now, and each row
       // goes once it is written, so what the shuffle holds shrinks as the output grows.
       const rows: (PoolItem['row'] | undefined)[] = Array.from(order, (i) => items[i]!.row);
