@@ -2,7 +2,8 @@ const TWO_POW_53 = 2 ** 53;
 
 const byPriorityThenKey = (priorities: Float64Array, keyAt: (i: number) => string) => (a: number, b: number) => {
   if (priorities[a]! !== priorities[b]!) return priorities[a]! - priorities[b]!;
-  const [ka, kb] = [keyAt(a), keyAt(b)];
+  const ka = keyAt(a);
+  const kb = keyAt(b);
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 };
 

@@ -29,7 +29,7 @@ const UNITS_PER_CALL = 8192;
  */
 class Sequence {
   /** The anime ids and their JSON, made when first written and shared by later writes (a small pool is written many times). */
-  ids?: { list: number[]; json: string };
+  private ids?: { list: number[]; json: string };
 
   /**
    * `codes`: for each position its anime as an index into the catalog's Segments (one unit, or a
