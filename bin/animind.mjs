@@ -5,9 +5,8 @@ import { register } from 'tsx/esm/api';
 // V8 lets the old generation grow to ~3.5x its live size between full collections when a program
 // allocates fast, as prep does: much of its garbage is rows sampled, held, then evicted, so it
 // dies old. Growing by 60% keeps peak memory nearer the live heap. Measured at bench:prep's
-// settings against the default: 100M rows, ~1,010 -> ~720 MB at the same speed; 10M, ~605 ->
-// ~555 MB for ~0.3 s, and in some runs ~2 s when V8 keeps marking through the writing phase
-// (14 full collections instead of 3). 30% and 100% did no better on either count.
+// settings against the default (then 2048 rows a batch): 100M rows, ~1,010 -> ~720 MB at the same
+// speed; 10M, ~605 -> ~555 MB for ~0.3 s. 30% and 100% did no better on either count.
 v8.setFlagsFromString('--heap-growing-percent=60');
 // Registers tsx so both the CLI and user nodes named by a `.ts` path load without a build step.
 register();

@@ -139,7 +139,8 @@ export class PrepBatchBuilder {
     });
     const userIds = makeData({ type: new Int64(), length, nullCount: this.nulls, data: this.users.take(), nullBitmap: this.present.slice(0, (length + 7) >> 3) });
     const children = [...this.texts.map((column) => column.finish()), animeIds, userIds, this.meta.finish()];
-    [this.length, this.nulls] = [0, 0];
+    this.length = 0;
+    this.nulls = 0;
     return new RecordBatch(PREP_SCHEMA, makeData({ type: new Struct(PREP_SCHEMA.fields), length, nullCount: 0, children }));
   }
 }
