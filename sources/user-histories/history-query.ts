@@ -7,10 +7,11 @@
  *
  * Ascending keys are the spec's order after scraped_at: status asc, score desc, episodes desc,
  * anime_id asc. That holds while status ∈ [0, 63], score ∈ [0, 1023], episodes ∈ [0, 65535] and
- * anime_id ∈ [0, 2^20): |key| < 2^52, exact in a double. A row outside those ranges (or NULL)
- * gets no key; a REAL value makes the key REAL, which prints with a '.' or an exponent. Either
- * way the user no longer fits the encoding and is read again row by row and run through the
- * reference rules (user-history.ts), so nothing is ever clamped.
+ * anime_id ∈ [0, 2^20): |key| < 2^52, exact in a double. A row outside those ranges, NULL, or
+ * text or a blob (which SQL arithmetic would read as 0) gets no key; a REAL value makes the key
+ * REAL, which prints with a '.' or an exponent. Either way the user no longer fits the encoding
+ * and is read again row by row and run through the reference rules (user-history.ts), so nothing
+ * is ever clamped.
  *
  * Measured on 10M generated rows: ordering inside group_concat is ~4x slower than the scan, string
  * concatenation with || far slower still, so ordering happens in JavaScript on these keys.
@@ -20,8 +21,9 @@ const EPISODE_RANGE = 65536;
 const SCORE_RANGE = 1024;
 
 const KEY = `((watching_status * ${SCORE_RANGE} - score) * ${EPISODE_RANGE} - watched_episodes) * ${ANIME_BITS} + anime_id`;
-// SQLite gives << >> & | one precedence level, left to right, hence every parenthesis.
-const FITS = `((score >> 10) | (watched_episodes >> 16) | (anime_id >> 20) | (watching_status >> 6)) = 0`;
+// BETWEEN is false for text and blobs, which sort above every number. Measured on 10M rows: 0.25 s
+// cheaper than testing the same ranges with shifts, which also read text as 0.
+const FITS = `score BETWEEN 0 AND ${SCORE_RANGE - 1} AND watched_episodes BETWEEN 0 AND ${EPISODE_RANGE - 1} AND anime_id BETWEEN 0 AND ${ANIME_BITS - 1} AND watching_status BETWEEN 0 AND 63`;
 
 /**
  * One row per user with a row in [lo, hi): user_id, its row count, its keys and its scraped_at

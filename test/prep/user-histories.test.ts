@@ -24,8 +24,8 @@ const BIG_ANIME = 2 ** 20 + 5;
 
 /**
  * The test fixture with the user_anime constraints relaxed and values the fast pass's packed keys
- * cannot hold: out-of-range, negative, fractional and NULL scores and episodes, odd statuses,
- * NULL and separator-bearing scrape times, an anime id above 2^20, and users with many ties.
+ * cannot hold: out-of-range, negative, fractional, text and NULL scores and episodes, odd and blob
+ * statuses, NULL and separator-bearing scrape times, an anime id above 2^20, and users with many ties.
  */
 function edgeFixture(dir: string): Fixture {
   mkdirSync(dir);
@@ -50,6 +50,8 @@ function edgeFixture(dir: string): Fixture {
     UPDATE user_anime SET watching_status = 5 WHERE user_id = 37;
     UPDATE user_anime SET scraped_at = '2024-03-01', watching_status = 2, score = 8, watched_episodes = 12 WHERE user_id IN (40, 43, 46);
     UPDATE user_anime SET scraped_at = '2024-03-0' || (anime_id % 3) WHERE user_id IN (49, 52);
+    UPDATE user_anime SET score = 'high' WHERE user_id = 61 AND anime_id % 2 = 0;
+    UPDATE user_anime SET watching_status = X'02' WHERE user_id = 64 AND anime_id % 3 = 0;
     INSERT INTO user_anime VALUES (55, ${BIG_ANIME}, 9, 2, 1, '2024-02-01'), (58, ${BIG_ANIME}, 9, 2, 1, '2024-02-01');`);
   db.close();
   appendFileSync(fixture.semanticIds, JSON.stringify({ anime_id: BIG_ANIME, semantic_id: '<L1_9><L2_9>' }) + '\n');
