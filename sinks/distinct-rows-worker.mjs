@@ -1,7 +1,8 @@
 // The summary's distinct-row counter, on a thread of its own so hashing ~400k rows of content
 // overlaps making them. Plain JavaScript so it starts without the TypeScript loader.
-// Protocol (distinct-rows.ts): { bytes, spans } (row i's content is bytes[spans[2i], spans[2i + 1]))
-// or { texts } adds rows; 'count' is answered with the number of distinct rows seen.
+// Protocol (distinct-rows.ts): { bytes, spans } (row i's content is bytes[spans[2i], spans[2i + 1]),
+// answered with { recycled: buffer }, the bytes' buffer transferred back for reuse) or { texts }
+// adds rows; 'count' is answered with the number of distinct rows seen.
 import { hash } from 'node:crypto';
 import { parentPort } from 'node:worker_threads';
 
@@ -26,5 +27,8 @@ parentPort.on('message', (message) => {
     for (let i = 0; i < sorted.length; i++) if (i === 0 || sorted[i] !== sorted[i - 1]) count++;
     parentPort.postMessage(count);
   } else if (message.texts) for (const text of message.texts) add(text);
-  else for (let i = 0; i < message.spans.length; i += 2) add(message.bytes.subarray(message.spans[i], message.spans[i + 1]));
+  else {
+    for (let i = 0; i < message.spans.length; i += 2) add(message.bytes.subarray(message.spans[i], message.spans[i + 1]));
+    parentPort.postMessage({ recycled: message.bytes.buffer }, [message.bytes.buffer]);
+  }
 });

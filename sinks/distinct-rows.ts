@@ -1,18 +1,24 @@
-import { once } from 'node:events';
 import { Worker } from 'node:worker_threads';
+import { RecycledBuffers } from './recycled-buffers.ts';
 import { contentJson, rowContent } from '../transforms/prep/row-lines.ts';
 import type { PrepExample } from '../transforms/prep/types.ts';
 
 /**
  * Counts distinct rows by the JSON of (task, input, output), hashed on a thread of its own (see
  * distinct-rows-worker.mjs). A batch from prep-shuffle goes over as its encoded bytes (a memory
- * copy, cheaper than hashing here); any other batch as its rows' content text.
+ * copy into a recycled buffer, cheaper than hashing here); any other batch as its rows' content text.
  */
 export class DistinctRows {
   private readonly worker = new Worker(new URL('./distinct-rows-worker.mjs', import.meta.url));
   private readonly failed: Promise<never>;
+  private readonly buffers = new RecycledBuffers();
+  private counted?: (count: number) => void;
 
   constructor() {
+    this.worker.on('message', (reply: { recycled: ArrayBuffer } | number) => {
+      if (typeof reply === 'number') this.counted?.(reply);
+      else this.buffers.recycle(reply.recycled);
+    });
     this.failed = new Promise<never>((_, reject) => {
       this.worker.once('error', reject);
       this.worker.once('exit', (code) => reject(new Error(`the distinct-row counter stopped (exit code ${code})`)));
@@ -22,13 +28,16 @@ export class DistinctRows {
 
   add(batch: PrepExample[]): void {
     const content = rowContent(batch);
-    this.worker.postMessage(content ? { bytes: content.bytes, spans: content.spans } : { texts: batch.map(contentJson) });
+    if (!content) return this.worker.postMessage({ texts: batch.map(contentJson) });
+    // Only up to the last row's content: what follows it is not hashed.
+    const bytes = this.buffers.copy(content.bytes.subarray(0, content.spans[content.spans.length - 1]));
+    this.worker.postMessage({ bytes, spans: content.spans }, [bytes.buffer]);
   }
 
   async count(): Promise<number> {
+    const counted = new Promise<number>((resolve) => (this.counted = resolve));
     this.worker.postMessage('count');
-    const [count] = (await Promise.race([once(this.worker, 'message'), this.failed])) as [number];
-    return count;
+    return Promise.race([counted, this.failed]);
   }
 
   async close(): Promise<void> {

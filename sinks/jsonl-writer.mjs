@@ -1,6 +1,7 @@
 // The JSONL sink's writer thread, plain JavaScript so it starts without the TypeScript loader.
 // Protocol (worker-writer.ts): one batch's JSON lines, either as UTF-8 bytes ready to write or as
-// an array of strings to encode here, answered with 'written' once on disk; 'close' closes the
+// an array of strings to encode here, answered once on disk with { written: buffer } (the bytes'
+// buffer, transferred back for reuse) or 'written'; 'close' closes the
 // file and is answered with { closed: digest }: the size and SHA-256 of what was written, hashed
 // here as it went so the manifest need not read the file again.
 import { createHash } from 'node:crypto';
@@ -27,7 +28,7 @@ parentPort.on('message', (message) => {
   }
   if (message instanceof Uint8Array) {
     write(message, message.length);
-    parentPort.postMessage('written');
+    parentPort.postMessage({ written: message.buffer }, [message.buffer]);
     return;
   }
   let used = 0;

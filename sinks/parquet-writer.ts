@@ -10,8 +10,8 @@ import { PrepBatchBuilder, type PrepRow } from './prep-record-batch.ts';
  * The parquet-sink's writer thread. Rows are gathered into Arrow record batches of a fixed size,
  * which the Rust Parquet writer (arrow-rs, compiled to WebAssembly) encodes, compresses and cuts
  * into row groups of `rowGroupSize` rows. Protocol as in worker-writer.ts: a message is one batch
- * of rows as JSON Lines bytes, answered with 'written'; 'close' is answered with 'closed' once the
- * footer is on disk.
+ * of rows as JSON Lines bytes, answered with { written: buffer } (its buffer, transferred back for
+ * reuse); 'close' is answered with 'closed' once the footer is on disk.
  */
 export interface ParquetWriterData {
   path: string;
@@ -77,7 +77,7 @@ function main(port: NonNullable<typeof parentPort>, { path, rowGroupSize, compre
         rows.append(JSON.parse(lines[i]!) as PrepRow);
         if (rows.length === ARROW_BATCH_ROWS) await flush();
       }
-      port.postMessage('written');
+      port.postMessage({ written: message.buffer }, [message.buffer as ArrayBuffer]);
     });
     // A failure is left unhandled on purpose: it ends the thread, and worker-writer.ts reports it as the sink's error.
   });

@@ -3,6 +3,7 @@ import type { Batch } from '../engine/node.ts';
 import type { Stream } from '../engine/stream.ts';
 import type { FileDigest } from './file-digest.ts';
 import { forEachBatch } from './for-each-batch.ts';
+import { RecycledBuffers } from './recycled-buffers.ts';
 
 export interface Written {
   rows: number;
@@ -15,7 +16,8 @@ const AHEAD = 2;
 
 /**
  * Streams batches to a writer thread as `toMessage(batch)` (see jsonl-writer.mjs for the protocol),
- * so encoding and writing happen off the main thread. Backpressure holds: at most AHEAD batches
+ * so encoding and writing happen off the main thread. Bytes travel in recycled buffers, which the
+ * thread hands back with its acknowledgement. Backpressure holds: at most AHEAD batches
  * are sent before the thread acknowledges one. Resolves with the row count (and the file's digest,
  * when the thread reports one) once the thread has closed its file; the run's abort signal stops
  * the thread.
@@ -37,18 +39,24 @@ export function writeInWorker(
   worker.on('error', (error) => failed(error));
   worker.on('exit', (code) => code === 0 || failed(signal.aborted ? signal.reason : new Error(`the writer thread stopped (exit code ${code})`)));
   const sizes: number[] = [];
+  const buffers = new RecycledBuffers();
   let acknowledged: (() => void) | undefined;
   let finished: ((digest?: FileDigest) => void) | undefined;
-  worker.on('message', (reply: 'written' | 'closed' | { closed: FileDigest }) => {
+  worker.on('message', (reply: 'written' | { written: ArrayBuffer } | 'closed' | { closed: FileDigest }) => {
     if (reply === 'closed') return finished?.();
-    if (typeof reply === 'object') return finished?.(reply.closed);
+    if (typeof reply === 'object' && 'closed' in reply) return finished?.(reply.closed);
+    if (typeof reply === 'object') buffers.recycle(reply.written);
     onWritten(sizes.shift()!);
     acknowledged?.();
   });
   const send = async (batch: Batch) => {
     if (sizes.length >= AHEAD) await Promise.race([new Promise<void>((resolve) => (acknowledged = resolve)), failure]);
     sizes.push(batch.length);
-    worker.postMessage(toMessage(batch));
+    const message = toMessage(batch);
+    if (message instanceof Uint8Array) {
+      const bytes = buffers.copy(message);
+      worker.postMessage(bytes, [bytes.buffer]);
+    } else worker.postMessage(message);
   };
   return Promise.race([
     forEachBatch(input, send).then(async (rows) => {
