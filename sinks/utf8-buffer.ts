@@ -1,6 +1,8 @@
 /** What JSON.stringify escapes in a string: control characters, quote, backslash, and (as \\uXXXX) surrogates, of which only lone ones need it. */
 const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
-const QUOTE = 0x22;
+
+/** JSON.stringify(text), quoted by concatenation when nothing needs escaping (most texts): no escaping pass. */
+export const jsonString = (text: string): string => (NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`);
 
 /**
  * A growable byte buffer that text is written into as UTF-8, for writers that assemble output
@@ -50,17 +52,6 @@ export class Utf8Buffer {
     // A UTF-16 unit never takes more than 3 UTF-8 bytes, and Buffer#write silently stops at the end.
     if (this.size + text.length * 3 > this.buffer.length) this.grow(text.length * 3);
     this.size += this.buffer.write(text, this.size);
-  }
-
-  /**
-   * Appends `text` as a JSON string literal, byte for byte what JSON.stringify(text) gives: text
-   * with nothing to escape is written as it is, with no escaped copy made first.
-   */
-  json(text: string): void {
-    if (NEEDS_ESCAPE.test(text)) return this.text(JSON.stringify(text));
-    this.byte(QUOTE);
-    this.text(text);
-    this.byte(QUOTE);
   }
 
   byte(value: number): void {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { Utf8Buffer } from '../../sinks/utf8-buffer.ts';
+import { jsonString, Utf8Buffer } from '../../sinks/utf8-buffer.ts';
 
 const written = (write: (b: Utf8Buffer) => void) => {
   const buffer = new Utf8Buffer(4);
@@ -8,9 +8,9 @@ const written = (write: (b: Utf8Buffer) => void) => {
   return buffer.bytes.toString('utf8', 0, buffer.position);
 };
 
-test('json() writes exactly what JSON.stringify gives, escaping only where it must', () => {
+test('jsonString gives exactly what JSON.stringify gives, escaping only where it must', () => {
   const texts = ['plain', '', 'a "quote"', 'back\\slash', 'tab\tand\nnewline', 'ctl \u0000 \u001f', 'é 日本 😀', 'lone \ud800 high', 'lone \udfff low', '\u2028\u2029\u007f'];
-  for (const text of texts) assert.equal(written((b) => b.json(text)), JSON.stringify(text), JSON.stringify(text));
+  for (const text of texts) assert.equal(written((b) => b.text(jsonString(text))), JSON.stringify(text), JSON.stringify(text));
 });
 
 test('the buffer grows as text, bytes and copies arrive', () => {
@@ -18,7 +18,7 @@ test('the buffer grows as text, bytes and copies arrive', () => {
   assert.equal(
     written((b) => {
       b.ascii('{"a":');
-      b.json(long);
+      b.text(jsonString(long));
       b.byte(0x2c);
       b.copy(Buffer.from('"ü":1}'));
     }),

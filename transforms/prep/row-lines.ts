@@ -24,9 +24,7 @@ export class RowLines extends Utf8Buffer {
 
   /** The start of an example's JSON line, up to the task field. */
   head(example_id: string): void {
-    this.ascii('{"example_id":"');
-    this.ascii(example_id);
-    this.ascii('",');
+    this.ascii(`{"example_id":"${example_id}",`);
   }
 
   contentStart(): void {
