@@ -1,9 +1,9 @@
 // The JSONL sink's writer thread, plain JavaScript so it starts without the TypeScript loader.
 // Protocol (worker-writer.ts): one batch's JSON lines, either as UTF-8 bytes ready to write or as
 // an array of strings to encode here, answered once on disk with { written: buffer } (the bytes'
-// buffer, transferred back for reuse) or 'written'; 'close' closes the
-// file and is answered with { closed: digest }: the size and SHA-256 of what was written, hashed
-// here as it went so the manifest need not read the file again.
+// buffer, transferred back for reuse) or 'written'; 'close' closes the file and is answered with
+// { closed: digest }: the size and SHA-256 of what was written, hashed here as it went so the
+// manifest need not read the file again.
 import { createHash } from 'node:crypto';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';

@@ -17,8 +17,8 @@ const AHEAD = 2;
 /**
  * Streams batches to a writer thread as `toMessage(batch)` (see jsonl-writer.mjs for the protocol),
  * so encoding and writing happen off the main thread. Bytes travel in recycled buffers, which the
- * thread hands back with its acknowledgement. Backpressure holds: at most AHEAD batches
- * are sent before the thread acknowledges one. Resolves with the row count (and the file's digest,
+ * thread hands back with its acknowledgement. Backpressure holds: at most AHEAD batches are sent
+ * before the thread acknowledges one. Resolves with the row count (and the file's digest,
  * when the thread reports one) once the thread has closed its file; the run's abort signal stops
  * the thread.
  */
