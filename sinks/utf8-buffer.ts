@@ -1,9 +1,3 @@
-/** What JSON.stringify escapes in a string: control characters, quote, backslash, and (as \\uXXXX) surrogates, of which only lone ones need it. */
-const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
-
-/** JSON.stringify(text), quoted by concatenation when nothing needs escaping (most texts): no escaping pass. */
-export const jsonString = (text: string): string => (NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`);
-
 /**
  * A growable byte buffer that text is written into as UTF-8, for writers that assemble output
  * bytes without making strings of it (prep's JSON Lines, the Parquet sink's text columns).

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { jsonString, Utf8Buffer } from '../../sinks/utf8-buffer.ts';
+import { jsonString } from '../../sinks/json-lines.ts';
+import { Utf8Buffer } from '../../sinks/utf8-buffer.ts';
 
 const written = (write: (b: Utf8Buffer) => void) => {
   const buffer = new Utf8Buffer(4);

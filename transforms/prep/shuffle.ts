@@ -3,8 +3,7 @@ import { defineTransform } from '../../engine/node.ts';
 import { fromGenerator, type Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
 import { keyedOrder } from './priority-order.ts';
-import { attachEncodedLines } from '../../sinks/json-lines.ts';
-import { jsonString } from '../../sinks/utf8-buffer.ts';
+import { attachEncodedLines, jsonString } from '../../sinks/json-lines.ts';
 import { attachContentSpans, RowLines } from './row-lines.ts';
 import { madeRow, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
 
