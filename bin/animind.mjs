@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import v8 from 'node:v8';
-import { register } from 'tsx/esm/api';
+import { compiledCli, compiledModule, userModuleImporter } from '../engine/compiled-cli.mjs';
 
 // V8 lets the old generation grow to ~3.5x its live size between full collections when a program
 // allocates fast, as prep does: much of its garbage is rows sampled, held, then evicted, so it
@@ -8,6 +8,15 @@ import { register } from 'tsx/esm/api';
 // settings against the default (then 2048 rows a batch): 100M rows, ~1,010 -> ~720 MB at the same
 // speed; 10M, ~605 -> ~555 MB for ~0.3 s. 30% and 100% did no better on either count.
 v8.setFlagsFromString('--heap-growing-percent=60');
-// Registers tsx so both the CLI and user nodes named by a `.ts` path load without a build step.
-register();
-await import('../cli/main.ts');
+
+let cli;
+try {
+  cli = await compiledCli();
+} catch (error) {
+  process.stderr.write(`animind: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}
+const { setUserModuleImporter } = await import(compiledModule(cli, 'engine/user-modules.ts'));
+// User nodes named by a `.ts` path load without a build step, against this same compiled engine.
+setUserModuleImporter(userModuleImporter(cli));
+await import(compiledModule(cli, 'cli/main.ts'));

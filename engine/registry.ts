@@ -3,6 +3,7 @@ import { pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import type { NodeDefinition } from './node.ts';
 import { builtinNodes } from './builtins.ts';
+import { importUserModule } from './user-modules.ts';
 
 const builtins = new Map<string, NodeDefinition>(builtinNodes.map((node) => [node.type, node]));
 
@@ -26,7 +27,7 @@ export async function resolveNodeType(use: string, pipelineDir: string): Promise
   if (!existsSync(file)) return `node module ${file} does not exist`;
   let loaded: { default?: unknown };
   try {
-    loaded = (await import(pathToFileURL(file).href)) as { default?: unknown };
+    loaded = (await importUserModule(pathToFileURL(file).href)) as { default?: unknown };
   } catch (error) {
     return `cannot load node module ${file}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
   }

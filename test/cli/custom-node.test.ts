@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { repoRoot, runCli } from '../helpers/cli.ts';
@@ -22,4 +22,14 @@ test('a custom node with a bad option is caught by validation like a built-in', 
   const { code, stderr } = await runCli(['pipeline', 'validate', file]);
   assert.equal(code, 2);
   assert.match(stderr, /p\.yaml:9: node 'keep': option 'tasks\.0': Invalid option: expected one of "A"\|"B"\|"C"/);
+});
+
+test("a user node's error keeps its type and location: the user node and the CLI share one engine", async () => {
+  const out = path.join(mkdtempSync(path.join(tmpdir(), 'animind-custom-')), 'rows.jsonl');
+  const { code, stderr } = await runCli(['pipeline', 'run', 'test/engine/pipelines/fail.yaml', '--quiet', '--set', `out=${out}`]);
+  // A DataError from another copy of the engine would be wrapped as an unknown error: no key, and
+  // a ConfigError would lose its exit code 2.
+  assert.equal(stderr, "error: node 'check': key 'at': row 5000 is bad\n");
+  assert.equal(code, 1);
+  assert.equal(existsSync(out), false);
 });

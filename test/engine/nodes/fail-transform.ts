@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineTransform } from '../../../engine/node.ts';
 import { DataError } from '../../../engine/errors.ts';
 
-/** Throws when it meets row number `at`, as a node with bad data would. */
+/** Throws when it meets row number `at`, as a node with bad data would, naming the option that chose it. */
 export default defineTransform({
   type: 'fail-transform',
   kind: 'transform',
@@ -11,7 +11,7 @@ export default defineTransform({
   inputs: { ports: ['in'] },
   create(ctx, inputs) {
     return inputs.ports.in!.map((batch) => {
-      for (const row of batch) if (row.n === ctx.options.at) throw new DataError(`row ${row.n} is bad`);
+      for (const row of batch) if (row.n === ctx.options.at) throw new DataError(`row ${row.n} is bad`, { key: 'at' });
       return batch;
     });
   },
