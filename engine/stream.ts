@@ -36,6 +36,29 @@ export function fromGenerator<T>(make: () => Iterator<T>): Stream<T> {
   });
 }
 
+/**
+ * Like highland's `collect()`, one array of every value, but not kept once handed on: `collect()`
+ * keeps its array in a closure for as long as the stream lives, so a consumer that drops values
+ * as it goes (the prep shuffle drops each row once written) would free none of them.
+ */
+export function collectOnce<T>(stream: Stream<T>): Stream<T[]> {
+  let values: T[] | undefined = [];
+  return stream.consume<T[]>((error, value, push, next) => {
+    if (error) {
+      push(error);
+      next();
+    } else if (value === highland.nil) {
+      const all = values!;
+      values = undefined;
+      push(null, all);
+      push(null, highland.nil);
+    } else {
+      values!.push(value as T);
+      next();
+    }
+  });
+}
+
 /** Every row of a stream of batches, for small tables (side inputs). */
 export async function collectRows<T>(stream: Stream<T[]>): Promise<T[]> {
   const batches = await stream.collect().toPromise(Promise);
