@@ -9,14 +9,16 @@ import { compiledCli, compiledModule, userModuleImporter } from '../engine/compi
 // speed; 10M, ~605 -> ~555 MB for ~0.3 s. 30% and 100% did no better on either count.
 v8.setFlagsFromString('--heap-growing-percent=60');
 
-let cli;
-try {
-  cli = await compiledCli();
-} catch (error) {
-  process.stderr.write(`animind: ${error instanceof Error ? error.message : String(error)}\n`);
-  process.exit(1);
+const cli = await compiledCli();
+if (cli) {
+  const { setUserModuleImporter } = await import(compiledModule(cli, 'engine/user-modules.ts'));
+  // User nodes named by a `.ts` path load without a build step, against this same compiled engine.
+  setUserModuleImporter(userModuleImporter(cli));
+  await import(compiledModule(cli, 'cli/main.ts'));
+} else {
+  // No build (a read-only install, or sources esbuild cannot compile): the sources run through
+  // tsx, which also loads user nodes and reports a syntax error with its file and line.
+  const { register } = await import('tsx/esm/api');
+  register();
+  await import('../cli/main.ts');
 }
-const { setUserModuleImporter } = await import(compiledModule(cli, 'engine/user-modules.ts'));
-// User nodes named by a `.ts` path load without a build step, against this same compiled engine.
-setUserModuleImporter(userModuleImporter(cli));
-await import(compiledModule(cli, 'cli/main.ts'));

@@ -1,6 +1,6 @@
 /** Types of compiled-cli.mjs, which is plain JavaScript because it runs before any TypeScript loader. */
 export function sourceModules(root?: string): string[];
 export function buildKey(root?: string): string;
-export function compiledCli(root?: string, caches?: string[]): Promise<string>;
+export function compiledCli(root?: string, cache?: string): Promise<string | undefined>;
 export function userModuleImporter(dir: string, root?: string): (url: string) => Promise<unknown>;
 export function compiledModule(dir: string, file: string): string;

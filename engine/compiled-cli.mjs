@@ -11,19 +11,21 @@
  *
  * The build is keyed by the sources' content and reused until one changes (~5 ms to check; a build
  * takes ~0.1 s). It lives under node_modules/.cache/animind, beside the worker scripts, so
- * packages resolve from there as they do from the sources; the temporary folder is used if that
- * cannot be written. Plain JavaScript, because it runs before anything could load TypeScript.
+ * packages resolve from there as they do from the sources. Where that cannot be written (a
+ * read-only install) or the build fails, there is no build, and bin/animind.mjs runs the sources
+ * through tsx as before. Plain JavaScript, because it runs before anything could load TypeScript.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { register } from 'node:module';
-import os from 'node:os';
+import { createRequire, register } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SOURCE_FOLDERS = ['cli', 'engine', 'sinks', 'sources', 'transforms'];
-const CACHES = [path.join(ROOT, 'node_modules/.cache/animind'), path.join(os.tmpdir(), 'animind-cli')];
+const CACHE = path.join(ROOT, 'node_modules/.cache/animind');
+// Found as Node finds it, so a hoisted install (esbuild beside animind, not under it) works too.
+const ESBUILD_PACKAGE = path.join(path.dirname(createRequire(import.meta.url).resolve('esbuild')), '..', 'package.json');
 
 /** Every TypeScript module under the source folders, relative to `root`, in a fixed order. */
 export function sourceModules(root = ROOT) {
@@ -40,7 +42,7 @@ export function sourceModules(root = ROOT) {
 export function buildKey(root = ROOT) {
   const hash = createHash('sha256');
   hash.update(readFileSync(fileURLToPath(import.meta.url)));
-  hash.update(readFileSync(path.join(ROOT, 'node_modules/esbuild/package.json')));
+  hash.update(readFileSync(ESBUILD_PACKAGE));
   for (const file of sourceModules(root)) hash.update(`\0${file}\0`).update(readFileSync(path.join(root, file)));
   return hash.digest('hex').slice(0, 16);
 }
@@ -50,38 +52,34 @@ const compiledFile = (dir, file) => path.join(dir, file.replace(/\.ts$/, '.mjs')
 
 /**
  * The folder holding the compiled CLI for the sources in `root` as they are now, built first if
- * no cache has it.
+ * `cache` does not have it yet; undefined when it cannot be built there.
  */
-export async function compiledCli(root = ROOT, caches = CACHES) {
+export async function compiledCli(root = ROOT, cache = CACHE) {
   const name = `cli-${buildKey(root)}`;
-  for (const cache of caches) if (existsSync(path.join(cache, name))) return path.join(cache, name);
-  let failure;
-  for (const cache of caches) {
-    const dir = path.join(cache, name);
-    // Built aside and renamed, so a run started meanwhile never loads half a build.
-    const partial = `${dir}.${process.pid}.tmp`;
+  const dir = path.join(cache, name);
+  if (existsSync(dir)) return dir;
+  // Built aside and renamed, so a run started meanwhile never loads half a build.
+  const partial = `${dir}.${process.pid}.tmp`;
+  try {
+    mkdirSync(cache, { recursive: true });
+    await build(root, partial);
     try {
-      mkdirSync(cache, { recursive: true });
-      await build(root, partial);
-      try {
-        renameSync(partial, dir);
-      } catch (error) {
-        // Another run finished the same build first.
-        if (!existsSync(dir)) throw error;
-        rmSync(partial, { recursive: true, force: true });
-      }
-      pruneStale(cache, name);
-      return dir;
+      renameSync(partial, dir);
     } catch (error) {
-      failure = error;
-      try {
-        rmSync(partial, { recursive: true, force: true });
-      } catch {
-        // The cache cannot be written at all, so nothing was left in it.
-      }
+      // Another run finished the same build first.
+      if (!existsSync(dir)) throw error;
+      rmSync(partial, { recursive: true, force: true });
     }
+  } catch {
+    try {
+      rmSync(partial, { recursive: true, force: true });
+    } catch {
+      // The cache cannot be written at all, so nothing was left in it.
+    }
+    return undefined;
   }
-  throw new Error(`cannot compile the CLI into ${caches.join(' or ')}: ${failure instanceof Error ? failure.message.split('\n')[0] : String(failure)}`);
+  pruneStale(cache, name);
+  return dir;
 }
 
 const DAY_MS = 24 * 60 * 60 * 1000;

@@ -36,9 +36,9 @@ test('the build key follows the sources: same content, same key; an edit, a new 
 test('the compiled modules find files beside their sources and share one instance of each module', async () => {
   const root = sources();
   const cache = path.join(root, 'cache');
-  const dir = await compiledCli(root, [cache]);
+  const dir = (await compiledCli(root, cache))!;
   assert.equal(path.dirname(dir), cache);
-  assert.equal(await compiledCli(root, [cache]), dir, 'built once, then reused');
+  assert.equal(await compiledCli(root, cache), dir, 'built once, then reused');
 
   const where = (await import(compiledModule(dir, 'engine/where.ts'))) as { data: string; dir: string; instance: object };
   assert.equal(where.data, pathToFileURL(path.join(root, 'engine/data.json')).href);
@@ -55,16 +55,19 @@ test('a new build prunes those a day old and leaves recent ones', async () => {
   for (const dir of [old, recent]) mkdirSync(dir, { recursive: true });
   const twoDaysAgo = new Date(Date.now() - 2 * 24 * 60 * 60 * 1000);
   utimesSync(old, twoDaysAgo, twoDaysAgo);
-  const dir = await compiledCli(root, [cache]);
+  const dir = (await compiledCli(root, cache))!;
   assert.equal(existsSync(old), false);
   assert.deepEqual(readdirSync(cache).sort(), [path.basename(recent), path.basename(dir)].sort());
 });
 
-test('an unwritable cache falls back to the next one', async () => {
+test('no build where the cache cannot be written or the sources do not compile (the CLI then runs them through tsx)', async () => {
   const root = sources();
   const blocked = path.join(root, 'not-a-folder');
   writeFileSync(blocked, '');
-  const fallback = path.join(root, 'fallback');
-  const dir = await compiledCli(root, [blocked, fallback]);
-  assert.equal(path.dirname(dir), fallback);
+  assert.equal(await compiledCli(root, blocked), undefined);
+
+  writeFileSync(path.join(root, 'engine/broken.ts'), 'export const = ;\n');
+  const cache = path.join(root, 'cache');
+  assert.equal(await compiledCli(root, cache), undefined);
+  assert.deepEqual(readdirSync(cache), [], 'no partial build is left behind');
 });
