@@ -1,11 +1,14 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildSync } from 'esbuild';
 
-const PROJECT_CACHE = fileURLToPath(new URL('../node_modules/.cache/animind/', import.meta.url));
+const PROJECT_MODULES = fileURLToPath(new URL('../node_modules', import.meta.url));
+const PROJECT_CACHE = path.join(PROJECT_MODULES, '.cache/animind');
+// One folder per install, since its node_modules link names this install's packages.
+const TEMPORARY_CACHE = path.join(os.tmpdir(), `animind-workers-${createHash('sha256').update(PROJECT_MODULES).digest('hex').slice(0, 12)}`);
 const built = new Map<string, URL>();
 
 /**
@@ -16,7 +19,9 @@ const built = new Map<string, URL>();
  *
  * The module is bundled with esbuild (what tsx itself compiles with), its packages left as
  * imports. It is written once per content under node_modules/.cache/animind, so packages resolve
- * from there as they do from the sources; the temporary folder is used if that cannot be written.
+ * from there as they do from the sources. Where that cannot be written (a read-only install) the
+ * temporary folder is used, with a `node_modules` link to the project's packages so they resolve
+ * from there too.
  */
 export function workerScript(entry: URL): URL {
   const key = entry.href;
@@ -26,18 +31,20 @@ export function workerScript(entry: URL): URL {
     const { outputFiles } = buildSync({ entryPoints: [source], bundle: true, platform: 'node', format: 'esm', packages: 'external', target: 'node20', write: false, logLevel: 'silent' });
     const code = outputFiles[0]!.contents;
     const name = `${path.basename(source, path.extname(source))}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`;
-    script = pathToFileURL(write(name, code));
+    script = pathToFileURL(writeScript(name, code));
     built.set(key, script);
   }
   return script;
 }
 
-function write(name: string, code: Uint8Array): string {
-  for (const folder of [PROJECT_CACHE, path.join(os.tmpdir(), 'animind-workers')]) {
+/** Writes a worker script into the first of `folders` that can be written; returns its path. */
+export function writeScript(name: string, code: Uint8Array, folders = [PROJECT_CACHE, TEMPORARY_CACHE], packages = PROJECT_MODULES): string {
+  for (const folder of folders) {
     const file = path.join(folder, name);
     if (existsSync(file)) return file;
     try {
       mkdirSync(folder, { recursive: true });
+      if (!folder.startsWith(packages + path.sep)) linkPackages(folder, packages);
       // Written aside and renamed, so a run started meanwhile never loads half a file.
       const partial = `${file}.${process.pid}.tmp`;
       writeFileSync(partial, code);
@@ -47,5 +54,16 @@ function write(name: string, code: Uint8Array): string {
       // A read-only install: try the next folder.
     }
   }
-  throw new Error(`could not write the worker script ${name} to ${PROJECT_CACHE} or the temporary folder`);
+  throw new Error(`could not write the worker script ${name} to ${folders.join(' or ')}`);
+}
+
+/** A folder outside the project finds its packages through this link; one under node_modules needs none. */
+function linkPackages(folder: string, packages: string): void {
+  const link = path.join(folder, 'node_modules');
+  try {
+    symlinkSync(packages, link, 'dir');
+  } catch (error) {
+    // Linked already, by an earlier run or one running beside this one.
+    if (!existsSync(link)) throw error;
+  }
 }

@@ -6,7 +6,8 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { workerScript } from '../../engine/worker-script.ts';
+import { workerScript, writeScript } from '../../engine/worker-script.ts';
+import { repoRoot } from '../helpers/cli.ts';
 
 test('workerScript bundles a TypeScript worker into plain JavaScript that a thread runs without the loader', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'animind-worker-script-'));
@@ -23,6 +24,22 @@ test('workerScript bundles a TypeScript worker into plain JavaScript that a thre
 
   // execArgv [] drops the test runner's --import tsx: the thread has no TypeScript loader.
   const worker = new Worker(script, { workerData: 21, execArgv: [] });
+  const [answer] = await once(worker, 'message');
+  assert.equal(answer, 42);
+  await worker.terminate();
+});
+
+test('where the project cache cannot be written, a worker script goes to the next folder and still finds its packages', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'animind-worker-script-'));
+  const blocked = path.join(dir, 'read-only');
+  writeFileSync(blocked, '');
+  const code = Buffer.from("import { parentPort } from 'node:worker_threads';\nimport { z } from 'zod';\nparentPort.postMessage(z.number().parse(42));\n");
+  const fallback = path.join(dir, 'temporary');
+  const file = writeScript('uses-zod.mjs', code, [blocked, fallback], path.join(repoRoot, 'node_modules'));
+  assert.equal(path.dirname(file), fallback);
+  assert.equal(writeScript('uses-zod.mjs', code, [blocked, fallback], path.join(repoRoot, 'node_modules')), file, 'a second run finds it and the link');
+
+  const worker = new Worker(pathToFileURL(file), { execArgv: [] });
   const [answer] = await once(worker, 'message');
   assert.equal(answer, 42);
   await worker.terminate();
