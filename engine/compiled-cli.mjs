@@ -1,7 +1,7 @@
 /**
  * The CLI's TypeScript as plain ES modules, so `animind` starts without a TypeScript loader. Under
  * tsx every module went through the loader's hooks thread: `animind --help` took 0.65 s and
- * 109 MB, against 0.34 s and 78 MB compiled, and a 10M-row prep peaked ~35 MB lower.
+ * 109 MB, against 0.34 s and 78 MB compiled, and a 10M-row prep peaked ~20 MB lower.
  *
  * Every module under the source folders is its own entry point of one esbuild build with code
  * splitting, so each keeps a file of its own (`engine/node.ts` → `engine/node.mjs`) while all of
