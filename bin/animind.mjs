@@ -16,8 +16,8 @@ if (cli) {
   setUserModuleImporter(userModuleImporter(cli));
   await import(compiledModule(cli, 'cli/main.ts'));
 } else {
-  // No build (a read-only install, or sources esbuild cannot compile): the sources run through
-  // tsx, which also loads user nodes and reports a syntax error with its file and line.
+  // No build (no cache folder can be written, or esbuild cannot compile the sources): they run
+  // through tsx, which also loads user nodes and reports a syntax error with its file and line.
   const { register } = await import('tsx/esm/api');
   register();
   await import('../cli/main.ts');

@@ -10,20 +10,20 @@
  * `instanceof DataError` and the batch symbols are the ones the CLI itself uses.
  *
  * The build is keyed by the sources' content and reused until one changes (~5 ms to check; a build
- * takes ~0.1 s). It lives under node_modules/.cache/animind, beside the worker scripts, so
- * packages resolve from there as they do from the sources. Where that cannot be written (a
- * read-only install) or the build fails, there is no build, and bin/animind.mjs runs the sources
- * through tsx as before. Plain JavaScript, because it runs before anything could load TypeScript.
+ * takes ~0.1 s). It lives in the cache folder (cache-folder.mjs), beside the worker scripts,
+ * where packages resolve as they do from the sources. Where no cache folder can be written or the
+ * build fails, there is no build, and bin/animind.mjs runs the sources through tsx as before.
+ * Plain JavaScript, because it runs before anything could load TypeScript.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createRequire, register } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { cacheFolder } from './cache-folder.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SOURCE_FOLDERS = ['cli', 'engine', 'sinks', 'sources', 'transforms'];
-const CACHE = path.join(ROOT, 'node_modules/.cache/animind');
 // Found as Node finds it, so a hoisted install (esbuild beside animind, not under it) works too.
 const ESBUILD_PACKAGE = path.join(path.dirname(createRequire(import.meta.url).resolve('esbuild')), '..', 'package.json');
 
@@ -54,7 +54,8 @@ const compiledFile = (dir, file) => path.join(dir, file.replace(/\.ts$/, '.mjs')
  * The folder holding the compiled CLI for the sources in `root` as they are now, built first if
  * `cache` does not have it yet; undefined when it cannot be built there.
  */
-export async function compiledCli(root = ROOT, cache = CACHE) {
+export async function compiledCli(root = ROOT, cache = cacheFolder()) {
+  if (!cache) return undefined;
   const name = `cli-${buildKey(root)}`;
   const dir = path.join(cache, name);
   if (existsSync(dir)) return dir;
@@ -119,18 +120,19 @@ async function build(root, outdir) {
 }
 
 /**
- * Modules find files beside their sources (worker scripts, pipelines, package.json) through
- * import.meta, which in a compiled chunk would name the chunk; each module's own is written in.
+ * Modules find files beside their sources (worker scripts, pipelines, package.json, the cache
+ * folder) through import.meta, which in a compiled chunk would name the chunk; each module's own
+ * is written in.
  */
 const sourceLocation = {
   name: 'source-location',
   setup(build) {
-    build.onLoad({ filter: /\.ts$/ }, (args) => ({
+    build.onLoad({ filter: /\.(ts|mjs)$/ }, (args) => ({
       contents: readFileSync(args.path, 'utf8')
         .replaceAll('import.meta.url', JSON.stringify(pathToFileURL(args.path).href))
         .replaceAll('import.meta.dirname', JSON.stringify(path.dirname(args.path)))
         .replaceAll('import.meta.filename', JSON.stringify(args.path)),
-      loader: 'ts',
+      loader: args.path.endsWith('.ts') ? 'ts' : 'js',
     }));
   },
 };

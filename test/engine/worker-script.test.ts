@@ -6,6 +6,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { cacheFolder } from '../../engine/cache-folder.mjs';
 import { workerScript, writeScript } from '../../engine/worker-script.ts';
 import { repoRoot } from '../helpers/cli.ts';
 
@@ -35,9 +36,10 @@ test('where the project cache cannot be written, a worker script goes to the nex
   writeFileSync(blocked, '');
   const code = Buffer.from("import { parentPort } from 'node:worker_threads';\nimport { z } from 'zod';\nparentPort.postMessage(z.number().parse(42));\n");
   const fallback = path.join(dir, 'temporary');
-  const file = writeScript('uses-zod.mjs', code, [blocked, fallback], path.join(repoRoot, 'node_modules'));
+  const folder = () => cacheFolder([blocked, fallback], path.join(repoRoot, 'node_modules'));
+  const file = writeScript('uses-zod.mjs', code, folder());
   assert.equal(path.dirname(file), fallback);
-  assert.equal(writeScript('uses-zod.mjs', code, [blocked, fallback], path.join(repoRoot, 'node_modules')), file, 'a second run finds it and the link');
+  assert.equal(writeScript('uses-zod.mjs', code, folder()), file, 'a second run finds it and the link');
 
   const worker = new Worker(pathToFileURL(file), { execArgv: [] });
   const [answer] = await once(worker, 'message');

@@ -1,0 +1,2 @@
+/** Types of cache-folder.mjs, which is plain JavaScript because bin/animind.mjs uses it before any TypeScript loader. */
+export function cacheFolder(folders?: string[], packages?: string): string | undefined;
