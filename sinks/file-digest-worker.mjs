@@ -1,12 +1,17 @@
 // Plain JavaScript so the thread starts without the TypeScript loader: it only reads and hashes.
+// One buffer is read into again and again: a read stream makes a fresh megabyte per chunk, which
+// this thread's few collections let pile up (~30 MB of peak RSS on a 770 MB database).
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
 const hash = createHash('sha256');
+const buffer = Buffer.allocUnsafe(1 << 20);
+const fd = openSync(workerData, 'r');
 let bytes = 0;
-for await (const chunk of createReadStream(workerData, { highWaterMark: 1 << 20 })) {
-  bytes += chunk.length;
-  hash.update(chunk);
+try {
+  for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; bytes += n) hash.update(buffer.subarray(0, n));
+} finally {
+  closeSync(fd);
 }
 parentPort.postMessage({ bytes, sha256: hash.digest('hex') });
