@@ -24,7 +24,8 @@ export async function* readLineBatches(
   let batch: Line[] = [];
   try {
     for await (const chunk of input as AsyncIterable<string>) {
-      if (signal?.aborted) return;
+      // The abort's reason, never an early end: a caller would take a cut-off file for a whole one.
+      signal?.throwIfAborted();
       const text = rest + chunk;
       let start = 0;
       for (let end = text.indexOf('\n', start); end !== -1; end = text.indexOf('\n', start)) {
@@ -37,6 +38,7 @@ export async function* readLineBatches(
       }
       rest = text.slice(start);
     }
+    signal?.throwIfAborted();
     if (rest.length) batch.push({ number: ++number, text: rest });
     if (batch.length) yield batch;
   } finally {

@@ -2,7 +2,7 @@ import { mkdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { AnimindError, attributeToNode } from './errors.ts';
 import type { Batch, Inputs, NodeContext, Stats } from './node.ts';
-import type { Reporter } from './progress.ts';
+import type { Progress, Reporter } from './progress.ts';
 import { KeyedRandom, nodeGenerator } from './random.ts';
 import { _, type Stream } from './stream.ts';
 import type { Plan, PlannedNode } from './validate.ts';
@@ -63,7 +63,7 @@ export async function runPlan(plan: Plan, options: RunOptions): Promise<RunResul
       sinkDone.set(node.spec.id, { promise, resolve });
     }
 
-  const stageTracker = trackStages(plan, options.reporter);
+  const stageTracker = trackStages(plan, options.reporter, controller.signal);
   const consumers = countConsumers(plan);
   const outputsOf = new Map<string, () => Stream<Batch>>();
 
@@ -186,7 +186,7 @@ function makeContext(planned: PlannedNode, plan: Plan, deps: ContextDeps): Runti
     pipeline: { name, seed, dir },
     rng: (stream = '') => nodeGenerator(seed, id, stream),
     keyed: new KeyedRandom(seed, id),
-    progress: deps.reporter.forNode(id),
+    progress: untilStopped(deps.reporter.forNode(id), deps.signal),
     signal: deps.signal,
     onClose: (fn) => deps.closers.push({ node: id, fn }),
     stats: deps.stats[id]!,
@@ -208,6 +208,19 @@ function makeContext(planned: PlannedNode, plan: Plan, deps: ContextDeps): Runti
       pendingSinks ??= otherSinks(id, deps);
       return pendingSinks;
     },
+  };
+}
+
+/**
+ * A node's log lines until the run stops: after a failure or an interrupt, nodes that see their
+ * input end early would report what they hold (an empty pool, a short count) as if it were the
+ * result, beside the one error line that is.
+ */
+function untilStopped(progress: Progress, signal: AbortSignal): Progress {
+  return {
+    log: (message) => signal.aborted || progress.log(message),
+    warn: (message) => signal.aborted || progress.warn(message),
+    counter: (label, options) => progress.counter(label, options),
   };
 }
 
@@ -293,7 +306,7 @@ function collectInputs(planned: PlannedNode, outputsOf: Map<string, () => Stream
 }
 
 /** Shows the first stage that still has unfinished nodes, as `k/N name`. */
-function trackStages(plan: Plan, reporter: Reporter) {
+function trackStages(plan: Plan, reporter: Reporter, signal: AbortSignal) {
   const stages = plan.spec.stages;
   const pending = new Map<string, Set<string>>(stages.map((s) => [s, new Set<string>()]));
   const finished = new Set<string>();
@@ -310,7 +323,7 @@ function trackStages(plan: Plan, reporter: Reporter) {
   refresh();
   return {
     done(id: string) {
-      if (finished.has(id)) return;
+      if (finished.has(id) || signal.aborted) return;
       finished.add(id);
       for (const set of pending.values()) set.delete(id);
       refresh();

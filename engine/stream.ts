@@ -11,6 +11,10 @@ export const _ = highland;
  */
 export function fromAsync<T>(iterable: AsyncIterable<T>, onClose: (fn: () => void) => void): Stream<T> {
   const readable = Readable.from(iterable, { objectMode: true, highWaterMark: 1 });
+  // highland stops listening once its stream is destroyed, as a failed or interrupted run does;
+  // a generator that throws while it unwinds after that would crash the process with an uncaught
+  // 'error' event. The run has its reason by then, so such an error has nothing left to tell.
+  readable.on('error', () => {});
   onClose(() => {
     readable.destroy();
   });

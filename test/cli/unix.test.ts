@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -63,6 +63,30 @@ test('SIGTERM stops a run with exit 130 and leaves no output file', async () => 
   assert.equal(code, 130);
   assert.match(stderr, /error: interrupted by SIGTERM\n$/);
   assert.deepEqual(readdirSync(dir), []);
+});
+
+test('SIGTERM while the semantic-ID map loads: the one error line, no stack trace, no partial results logged', async () => {
+  // A FIFO holds the source mid-read until the signal is in; then it ends, as a cut-off file would.
+  const dir = mkdtempSync(path.join(tmpdir(), 'animind-term-'));
+  const fifo = path.join(dir, 'semantic_ids.jsonl');
+  spawnSync('mkfifo', [fifo]);
+  const child = spawn(process.execPath, [animindBin, 'pipeline', 'run', 'pipelines/prep.yaml', '--set', `semantic_ids=${fifo}`, '--set', `out_dir=${path.join(dir, 'out')}`], {
+    cwd: repoRoot,
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  const closed = new Promise((resolve) => child.on('close', resolve));
+  while (!stderr.includes('1/8 Load semantic ID map')) await new Promise((r) => setTimeout(r, 20));
+  child.kill('SIGTERM');
+  await new Promise((r) => setTimeout(r, 200));
+  writeFileSync(fifo, '');
+  assert.equal(await closed, 130);
+  const after = stderr.slice(stderr.indexOf('1/8 Load semantic ID map'));
+  // Before, the catalog logged "with a semantic id: 0" and the pools logged 0 rows after the signal.
+  assert.doesNotMatch(after, /\[catalog\]|\[task_|Loaded semantic map|\n\s+at /);
+  assert.match(stderr, /error: interrupted by SIGTERM\n$/);
+  assert.deepEqual(readdirSync(dir), ['semantic_ids.jsonl']);
 });
 
 test('the catalog pipeline joins semantic IDs with anime metadata on the bundled fixtures', async () => {

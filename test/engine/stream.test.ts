@@ -1,8 +1,12 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import { test } from 'node:test';
 import v8 from 'node:v8';
 import vm from 'node:vm';
-import { _, collectOnce, fromGenerator, type Stream } from '../../engine/stream.ts';
+import { readLineBatches } from '../../engine/line-reader.ts';
+import { _, collectOnce, fromAsync, fromGenerator, type Stream } from '../../engine/stream.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
@@ -44,4 +48,44 @@ test('collectOnce passes errors on', async () => {
 test("collectOnce does not keep what it handed on, where highland's collect() does", async () => {
   assert.equal(await heldMidway((s) => s.collect()), true);
   assert.equal(await heldMidway(collectOnce), false);
+});
+
+test('fromAsync: a generator that throws after its stream was destroyed does not crash the process', async () => {
+  // A failed or interrupted run destroys every stream, then a source still unwinding may throw
+  // (the semantic-ID source found "no rows" in a file cut off by Ctrl-C): that once surfaced as an
+  // uncaught 'error' event with a stack trace instead of the run's one-line error.
+  let release!: () => void;
+  const cutOff = new Promise<void>((resolve) => (release = resolve));
+  async function* rows() {
+    yield [1];
+    await cutOff;
+    throw new Error('no rows after the interrupt');
+  }
+  const closers: (() => void)[] = [];
+  const stream = fromAsync(rows(), (close) => closers.push(close));
+  await pullOne(stream);
+  stream.destroy();
+  const uncaught: Error[] = [];
+  const onUncaught = (error: Error) => uncaught.push(error);
+  process.on('uncaughtException', onUncaught);
+  try {
+    release();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    for (const close of closers) close();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  } finally {
+    process.off('uncaughtException', onUncaught);
+  }
+  assert.deepEqual(uncaught, []);
+});
+
+test('readLineBatches: an aborted read throws the abort reason, never ends as if the file were whole', async () => {
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'animind-lines-')), 'rows.jsonl');
+  writeFileSync(file, 'a\nb\n'.repeat(1000));
+  const controller = new AbortController();
+  const reason = new Error('interrupted by SIGINT');
+  const read = async () => {
+    for await (const _batch of readLineBatches(file, 10, controller.signal, 64)) controller.abort(reason);
+  };
+  await assert.rejects(read(), (error) => error === reason);
 });
