@@ -1,8 +1,7 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Tokenizer } from 'tokenizers';
 import { DataError } from '../../engine/errors.ts';
-import type { TrainTokenizer } from '../../transforms/train/tokenizer.ts';
+import { tokenizersBinding, type TrainTokenizer } from '../../transforms/train/tokenizer.ts';
 import type { WorkerEvent } from './worker-process.ts';
 
 /** Text covering plain words, chat markup and added tokens, encoded by both tokenizers. */
@@ -29,7 +28,7 @@ export async function checkHandshake(ready: WorkerEvent, ours: TrainTokenizer, a
   if (!existsSync(saved)) throw new DataError(`trainer worker reported tokenizer_dir ${ready.tokenizer_dir} but ${saved} does not exist`);
   const text = probeText(added);
   const [mine] = await ours.encode([text]);
-  const workers = (await Tokenizer.fromFile(saved).encode(text, null, { addSpecialTokens: false })).getIds();
+  const workers = (await (await tokenizersBinding()).fromFile(saved).encode(text, null, { addSpecialTokens: false })).getIds();
   if (mine!.length !== workers.length || workers.some((id, i) => id !== mine![i]))
     throw new DataError(`the tokenizer saved by the trainer worker (${saved}) encodes text differently from ${ours.dir}: they must be the same tokenizer`);
 }
