@@ -1,3 +1,4 @@
+import { statSync } from 'node:fs';
 import os from 'node:os';
 import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
@@ -11,6 +12,17 @@ import { intOption } from './options.ts';
 import type { CatalogEntry, HistoryRow, UserHistory } from './types.ts';
 
 const COLUMNS = ['user_id', 'anime_id', 'score', 'watching_status', 'watched_episodes', 'scraped_at'];
+
+/**
+ * Database bytes per user-id range when `ranges` is not set. A range's rows are in memory at once
+ * (in its worker, then as one batch through the Task B/C nodes), so a fixed count of ranges made
+ * memory grow with the table: at 100M rows, 256 ranges of ~1,250 users peaked at 497 MB and 2,048
+ * at 452 MB. At 10M rows, ranges of fewer than ~60 users cost time in per-range overhead.
+ */
+const RANGE_BYTES = 4 << 20;
+const MIN_RANGES = 256;
+
+const defaultRanges = (database: string) => Math.max(MIN_RANGES, Math.ceil(statSync(database).size / RANGE_BYTES));
 
 /** A range's users as prep-history emits them: users left with no rows are not passed on. */
 function histories(chunk: ChunkResult): UserHistory[] {
@@ -43,7 +55,10 @@ export default defineTransform({
     workers: intOption('worker threads scanning user-id ranges; 0 scans on the main thread (same output either way)').default(
       Math.min(2, os.availableParallelism()),
     ),
-    ranges: intOption('user-id ranges the scan is split into; more balance the workers better (same output either way)', 1).default(256),
+    ranges: intOption(
+      `user-id ranges the scan is split into; default one per ${RANGE_BYTES >> 20} MB of database, at least ${MIN_RANGES}: more balance the workers better and hold fewer rows at once (same output either way)`,
+      1,
+    ).optional(),
   }),
   inputs: { ports: ['catalog'], side: ['catalog'] },
   check: (o) => schemaProblems(o.database, 'user_anime', COLUMNS),
@@ -57,7 +72,7 @@ export default defineTransform({
     async function* read(): AsyncGenerator<UserHistory[]> {
       const knownIds = (await collectRows(inputs.ports.catalog! as Stream<CatalogEntry[]>)).map((entry) => entry.anime_id);
       const request = { allowedStatuses: o.task_b_allowed_statuses, min: o.task_b_min_history, max: o.task_b_max_history, knownIds };
-      for await (const chunk of scan.chunks(request, o.ranges)) {
+      for await (const chunk of scan.chunks(request, o.ranges ?? defaultRanges(o.database))) {
         for (const key of ['rows', 'users', 'status_filtered_rows', 'unknown_anime_rows', 'eligible_users'] as const) totals[key] += chunk.counts[key];
         totals.short_history_users = totals.users - totals.eligible_users;
         Object.assign(ctx.stats, totals);
