@@ -34,14 +34,26 @@ test('bottom-k keeps the k smallest priorities, whatever the arrival order', () 
   const values = Array.from({ length: 500 }, (_, i) => ({ p: (i * 7919) % 1000, key: `k${i}` }));
   const smallest = [...values].sort((a, b) => a.p - b.p).slice(0, 20).map((v) => v.key);
   for (const order of [values, [...values].reverse()]) {
-    const sampler = new BottomK<string>(20);
-    for (const v of order) sampler.offer(v.p, v.key, v.key);
+    const sampler = new BottomK<string>(20, (key) => key);
+    for (const v of order) sampler.offer(v.p, v.key);
     assert.deepEqual(sampler.take(), smallest);
     assert.equal(sampler.size, 0);
   }
-  const none = new BottomK<string>(0);
-  none.offer(1, 'a', 'a');
+  const none = new BottomK<string>(0, (key) => key);
+  none.offer(1, 'a');
   assert.equal(none.size, 0);
+});
+
+test('bottom-k breaks equal priorities on the key, which it asks of the item only then', () => {
+  const asked: string[] = [];
+  const sampler = new BottomK<{ id: string }>(2, (item) => (asked.push(item.id), item.id));
+  for (const id of ['c', 'a', 'd', 'b']) sampler.offer(5, { id });
+  assert.deepEqual(sampler.take().map((item) => item.id), ['a', 'b']);
+  asked.length = 0;
+  const distinct = new BottomK<{ id: string }>(2, (item) => (asked.push(item.id), item.id));
+  for (const [p, id] of [[3, 'c'], [1, 'a'], [4, 'd'], [2, 'b']] as const) distinct.offer(p, { id });
+  assert.deepEqual(distinct.take().map((item) => item.id), ['a', 'b']);
+  assert.deepEqual(asked, []);
 });
 
 test('pool >= quota: a uniform sample without replacement, the same for any batching or order', async () => {

@@ -22,6 +22,22 @@ const WHY_EMPTY: Record<Task, string> = {
 
 const OUT_BATCH = 1024;
 
+/** A row taken again in a later pass; its key, `<key>#<pass>`, is made when asked rather than held. */
+class Repeat implements PoolItem {
+  constructor(
+    private readonly item: PoolItem,
+    private readonly pass: number,
+  ) {}
+
+  get key(): string {
+    return `${this.item.key}#${this.pass}`;
+  }
+
+  get row(): PoolItem['row'] {
+    return this.item.row;
+  }
+}
+
 /**
  * A pool smaller than its quota, repeated: each pass visits the whole pool in a fresh keyed
  * order (priority by key and pass) until the quota is filled. Repeats get `#<pass>` keys so
@@ -31,7 +47,7 @@ const OUT_BATCH = 1024;
  */
 export function fillByPasses(pool: readonly PoolItem[], quota: number, priority: (key: string, pass: number) => number): PoolItem[] {
   const out: PoolItem[] = [];
-  const repeat = (item: PoolItem, pass: number): PoolItem => (pass === 0 ? item : { key: `${item.key}#${pass}`, row: item.row });
+  const repeat = (item: PoolItem, pass: number): PoolItem => (pass === 0 ? item : new Repeat(item, pass));
   const whole = Math.floor(quota / pool.length);
   for (let pass = 0; pass < whole; pass++) for (const item of pool) out.push(repeat(item, pass));
   if (out.length < quota) {
@@ -64,14 +80,15 @@ export default defineTransform({
   create(ctx, inputs) {
     const { target_examples: target, ...splits } = ctx.options;
     const quota = quotas(target, splits);
-    const samplers = { A: new BottomK<PoolItem>(quota.A), B: new BottomK<PoolItem>(quota.B), C: new BottomK<PoolItem>(quota.C) };
+    const keyOf = (item: PoolItem) => item.key;
+    const samplers = { A: new BottomK(quota.A, keyOf), B: new BottomK(quota.B, keyOf), C: new BottomK(quota.C, keyOf) };
     const pools: Record<Task, number> = { A: 0, B: 0, C: 0 };
     Object.assign(ctx.stats, { target_examples: target, splits, quotas: quota, pools });
     // The pools share upstream forks (B and C both come from the user pass), so they are read together.
     const feeds = PORTS.map(([port, task]) =>
       (inputs.ports[port]! as Stream<PoolItem[]>).map((batch) => {
         const sampler = samplers[task];
-        for (const item of batch) sampler.offer(ctx.keyed.hash(item.key, '0'), item.key, item);
+        for (const item of batch) sampler.offer(ctx.keyed.hash(item.key, '0'), item);
         pools[task] += batch.length;
         return batch.length;
       }),

@@ -51,12 +51,21 @@ export const TASK_A_TEMPLATES: readonly Template[] = [
   { id: 'sid_to_themes', when: (f) => f.genres.length > 0, render: (f) => [`The anime ${f.sid} has notable themes`, list(f.genres.slice(0, 3))] },
 ];
 
-class TaskARow implements DeferredRow {
+/** One anime's row of one template, deferred, and its own pool item (see PoolItem). */
+class TaskARow implements DeferredRow, PoolItem<DeferredRow> {
   constructor(
     private readonly animeId: number,
-    private readonly template: Template,
+    readonly template: Template,
     private readonly facts: Facts,
   ) {}
+
+  get key(): string {
+    return `A:${this.animeId}:${this.template.id}`;
+  }
+
+  get row(): DeferredRow {
+    return this;
+  }
 
   render(): PrepRow {
     const [input, output] = this.template.render(this.facts);
@@ -64,20 +73,17 @@ class TaskARow implements DeferredRow {
   }
 }
 
-/** The template of a Task A key, `A:<anime_id>:<template_id>`. */
-export const templateOf = (key: string) => key.slice(key.lastIndexOf(':') + 1);
-
 /**
  * The Task A rows of one anime: the applicable templates in table order, at most `max` of them,
  * deferred (see PoolItem) since the pool is held until sampling ends.
  */
-export function taskARows(entry: CatalogEntry & { info: AnimeInfo }, max: number): PoolItem[] {
+export function taskARows(entry: CatalogEntry & { info: AnimeInfo }, max: number): TaskARow[] {
   const { info } = entry;
   const facts: Facts = { sid: entry.sid, title: info.title, genres: entry.genres, studios: info.studios, year: info.year, synopsis: info.synopsis };
-  const out: PoolItem[] = [];
+  const out: TaskARow[] = [];
   for (const template of TASK_A_TEMPLATES) {
     if (out.length >= max) break;
-    if (template.when(facts)) out.push({ key: `A:${entry.anime_id}:${template.id}`, row: new TaskARow(entry.anime_id, template, facts) });
+    if (template.when(facts)) out.push(new TaskARow(entry.anime_id, template, facts));
   }
   return out;
 }
@@ -105,7 +111,7 @@ export default defineTransform({
         anime++;
         if (entry.info.title === null) withoutTitle++;
         for (const item of taskARows(entry as CatalogEntry & { info: AnimeInfo }, max)) {
-          templates[templateOf(item.key)]!++;
+          templates[item.template.id]!++;
           out.push(item);
         }
       }

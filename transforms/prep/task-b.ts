@@ -143,8 +143,8 @@ function segmentsFor(catalog: ReadonlyMap<number, CatalogEntry>): Segments {
   return segments;
 }
 
-/** Steps 5–6, made when the row is written. */
-class TaskBRow implements DeferredRow {
+/** Steps 5–6, made when the row is written; its own pool item (see PoolItem). */
+class TaskBRow implements DeferredRow, PoolItem<DeferredRow> {
   constructor(
     private readonly userId: number,
     private readonly mode: MaskMode,
@@ -152,6 +152,14 @@ class TaskBRow implements DeferredRow {
     private readonly sequence: Sequence,
     private readonly segments: Segments,
   ) {}
+
+  get key(): string {
+    return `B:${this.userId}:${this.mode}`;
+  }
+
+  get row(): DeferredRow {
+    return this;
+  }
 
   /** The row on its own, read back from its encoded line, so the two can never disagree. */
   render(): PrepRow {
@@ -207,7 +215,7 @@ export function taskBRow(history: MaskedHistory, catalog: ReadonlyMap<number, Ca
   const segments = segmentsFor(catalog);
   const { user_id, mask_mode, mask_index } = history;
   const made = sequence ?? Sequence.of(history.rows, positiveMin, segments);
-  return { key: `B:${user_id}:${mask_mode}`, row: new TaskBRow(user_id, mask_mode, mask_index, made, segments) };
+  return new TaskBRow(user_id, mask_mode, mask_index, made, segments);
 }
 
 /** Task B pool: one masked watch-sequence row per (user, mask mode). */

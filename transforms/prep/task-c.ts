@@ -54,14 +54,23 @@ export function tripleReason(anime: readonly CatalogEntry[]): string {
 
 /** The Task C row of one seed, deferred (see PoolItem); the seed's anime are its anime_ids and its user is the user_id. */
 export function taskCRow(seed: Seed, catalog: ReadonlyMap<number, CatalogEntry>): PoolItem {
-  return { key: `C:${seed.user_id}:${seed.kind}`, row: new TaskCRow(seed, catalog) };
+  return new TaskCRow(seed, catalog);
 }
 
-class TaskCRow implements DeferredRow {
+/** Its own pool item (see PoolItem). */
+class TaskCRow implements DeferredRow, PoolItem<DeferredRow> {
   constructor(
     private readonly seed: Seed,
     private readonly catalog: ReadonlyMap<number, CatalogEntry>,
   ) {}
+
+  get key(): string {
+    return `C:${this.seed.user_id}:${this.seed.kind}`;
+  }
+
+  get row(): DeferredRow {
+    return this;
+  }
 
   render(): PrepRow {
     const { seed } = this;
