@@ -5,13 +5,18 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
 
-const hash = createHash('sha256');
 const buffer = Buffer.allocUnsafe(1 << 20);
-const fd = openSync(workerData, 'r');
-let bytes = 0;
-try {
-  for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; bytes += n) hash.update(buffer.subarray(0, n));
-} finally {
-  closeSync(fd);
+
+function digest(file) {
+  const hash = createHash('sha256');
+  const fd = openSync(file, 'r');
+  let bytes = 0;
+  try {
+    for (let n; (n = readSync(fd, buffer, 0, buffer.length, null)) > 0; bytes += n) hash.update(buffer.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return { bytes, sha256: hash.digest('hex') };
 }
-parentPort.postMessage({ bytes, sha256: hash.digest('hex') });
+
+parentPort.postMessage(workerData.map(digest));

@@ -7,7 +7,7 @@ import { defineSink } from '../engine/node.ts';
 import { outputPath, pathOptions } from '../engine/options.ts';
 import type { RuntimeContext } from '../engine/runtime.ts';
 import type { Plan } from '../engine/validate.ts';
-import { fileDigest, type FileDigest } from './file-digest.ts';
+import { fileDigest, fileDigests, type FileDigest } from './file-digest.ts';
 import { forEachBatch } from './for-each-batch.ts';
 
 export interface ManifestInput extends FileDigest {
@@ -99,23 +99,25 @@ export default defineSink({
     const target = ctx.options.path;
     const folder = path.dirname(target);
     const time = generatedAt(ctx.options.pin_time);
-    // Inputs are hashed on their own threads once the first row gets here: by then the sources
+    // Inputs are hashed on a thread of their own once the first row gets here: by then the sources
     // have been read, so hashing (~4 s of processor for an 8 GB database) does not compete with
     // the scan, which keeps both cores busy, but with writing, which leaves one idle.
-    let hashing: Promise<ManifestInput>[] | undefined;
-    const startHashing = () => {
-      const started = [...planInputFiles(runtime.plan)].map(([file, used_by]) =>
-        fileDigest(file, ctx.signal).then((digest): ManifestInput => ({ path: manifestPath(folder, file), used_by, ...digest })),
-      );
-      for (const digest of started) digest.catch(() => {});
-      return started;
+    let hashing: Promise<ManifestInput[]> | undefined;
+    const startHashing = async (): Promise<ManifestInput[]> => {
+      const files = [...planInputFiles(runtime.plan)];
+      const digests = files.length ? await fileDigests(files.map(([file]) => file), ctx.signal) : [];
+      return files.map(([file, used_by], i) => ({ path: manifestPath(folder, file), used_by, ...digests[i]! }));
     };
     // Drained before waiting on the other sinks: they may share this stream, and an unread fork holds them back.
-    await forEachBatch(inputs.ports.in!, () => void (hashing ??= startHashing()));
-    hashing ??= startHashing();
+    const start = () => {
+      hashing ??= startHashing();
+      hashing.catch(() => {});
+    };
+    await forEachBatch(inputs.ports.in!, start);
+    start();
     await runtime.otherSinksDone();
 
-    const inputFiles = await Promise.all(hashing);
+    const inputFiles = await hashing!;
     // The temporary files hold the final bytes; the paths recorded are where the runtime will rename them.
     const outputs = await Promise.all(
       runtime.outputFiles
