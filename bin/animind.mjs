@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import v8 from 'node:v8';
-import { compiledCli, compiledModule, userModuleImporter } from '../engine/compiled-cli.mjs';
+import { compiledCli, compiledCounterpart, compiledModule, userModuleImporter } from '../engine/compiled-cli.mjs';
 
 // V8 lets the old generation grow to ~3.5x its live size between full collections when a program
 // allocates fast, as prep does: much of its garbage is rows sampled, held, then evicted, so it
@@ -14,6 +14,9 @@ if (cli) {
   const { setUserModuleImporter } = await import(compiledModule(cli, 'engine/user-modules.ts'));
   // User nodes named by a `.ts` path load without a build step, against this same compiled engine.
   setUserModuleImporter(userModuleImporter(cli));
+  // Worker threads load their entries from the same build.
+  const { setCompiledModules } = await import(compiledModule(cli, 'engine/worker-script.ts'));
+  setCompiledModules(compiledCounterpart(cli));
   await import(compiledModule(cli, 'cli/main.ts'));
 } else {
   // No build (no cache folder can be written, or esbuild cannot compile the sources): they run

@@ -4,3 +4,4 @@ export function buildKey(root?: string): string;
 export function compiledCli(root?: string, cache?: string): Promise<string | undefined>;
 export function userModuleImporter(dir: string, root?: string): (url: string) => Promise<unknown>;
 export function compiledModule(dir: string, file: string): string;
+export function compiledCounterpart(dir: string, root?: string): (source: string) => string | undefined;

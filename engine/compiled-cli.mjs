@@ -159,3 +159,11 @@ export function userModuleImporter(dir, root = ROOT) {
 
 /** The compiled module of a source file, as a URL to import. */
 export const compiledModule = (dir, file) => pathToFileURL(compiledFile(dir, file)).href;
+
+/** The compiled module of a source file given by its path, as a URL; undefined for a file outside the build. */
+export function compiledCounterpart(dir, root = ROOT) {
+  return (source) => {
+    const file = path.relative(root, source);
+    return !file.startsWith('..') && file.endsWith('.ts') && existsSync(compiledFile(dir, file)) ? compiledModule(dir, file) : undefined;
+  };
+}

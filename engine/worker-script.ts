@@ -7,6 +7,18 @@ import { cacheFolder } from './cache-folder.mjs';
 
 const built = new Map<string, URL>();
 
+/** Where a source module's compiled counterpart is, when the CLI runs compiled (bin/animind.mjs). */
+let compiledCounterpart: ((source: string) => string | undefined) | undefined;
+
+/**
+ * The compiled CLI's build already holds every worker entry as a plain module: a worker then loads
+ * that one, and no bundle is made (esbuild's first call in a run started its service and took
+ * ~75 ms of the main thread before the scan workers could start).
+ */
+export function setCompiledModules(counterpart: (source: string) => string | undefined): void {
+  compiledCounterpart = counterpart;
+}
+
 /**
  * A worker thread's TypeScript entry as one plain ES module, so the thread starts without the
  * TypeScript loader. Under tsx, each scan worker spent ~0.4 s of CPU and ~25 MB loading modules
@@ -22,6 +34,12 @@ export function workerScript(entry: URL): URL {
   let script = built.get(key);
   if (!script) {
     const source = fileURLToPath(entry);
+    const compiled = compiledCounterpart?.(source);
+    if (compiled) {
+      script = new URL(compiled);
+      built.set(key, script);
+      return script;
+    }
     const { outputFiles } = buildSync({ entryPoints: [source], bundle: true, platform: 'node', format: 'esm', packages: 'external', target: 'node20', write: false, logLevel: 'silent' });
     const code = outputFiles[0]!.contents;
     const name = `${path.basename(source, path.extname(source))}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`;

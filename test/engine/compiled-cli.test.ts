@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { pathToFileURL } from 'node:url';
-import { buildKey, compiledCli, compiledModule, sourceModules } from '../../engine/compiled-cli.mjs';
+import { buildKey, compiledCli, compiledCounterpart, compiledModule, sourceModules } from '../../engine/compiled-cli.mjs';
 
 /** A source tree like the CLI's: a module that finds a file beside itself, and one importing it. */
 function sources(): string {
@@ -45,6 +45,15 @@ test('the compiled modules find files beside their sources and share one instanc
   assert.equal(where.dir, path.join(root, 'engine'));
   const main = (await import(compiledModule(dir, 'cli/main.ts'))) as { shared: object };
   assert.equal(main.shared, where.instance);
+});
+
+test('a worker entry given by its source path maps to its compiled module; a file outside the build does not', async () => {
+  const root = sources();
+  const dir = (await compiledCli(root, path.join(root, 'cache')))!;
+  const counterpart = compiledCounterpart(dir, root);
+  assert.equal(counterpart(path.join(root, 'engine/where.ts')), compiledModule(dir, 'engine/where.ts'));
+  assert.equal(counterpart(path.join(root, 'engine/missing.ts')), undefined);
+  assert.equal(counterpart(path.join(tmpdir(), 'user-node.ts')), undefined);
 });
 
 test('a new build prunes those a day old and leaves recent ones', async () => {

@@ -4,10 +4,10 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { cacheFolder } from '../../engine/cache-folder.mjs';
-import { workerScript, writeScript } from '../../engine/worker-script.ts';
+import { setCompiledModules, workerScript, writeScript } from '../../engine/worker-script.ts';
 import { repoRoot } from '../helpers/cli.ts';
 
 test('workerScript bundles a TypeScript worker into plain JavaScript that a thread runs without the loader', async () => {
@@ -45,4 +45,16 @@ test('where the project cache cannot be written, a worker script goes to the nex
   const [answer] = await once(worker, 'message');
   assert.equal(answer, 42);
   await worker.terminate();
+});
+
+test('run compiled, a worker loads its entry from the CLI build and nothing is bundled', () => {
+  const entry = pathToFileURL(path.join(mkdtempSync(path.join(tmpdir(), 'animind-worker-script-')), 'compiled-entry.ts'));
+  const compiled = pathToFileURL(path.join(tmpdir(), 'cli-build', 'compiled-entry.mjs')).href;
+  setCompiledModules((source) => (source === fileURLToPath(entry) ? compiled : undefined));
+  try {
+    // The entry does not even exist: a bundle would fail; the compiled module is used as it is.
+    assert.equal(workerScript(entry).href, compiled);
+  } finally {
+    setCompiledModules(() => undefined);
+  }
 });
