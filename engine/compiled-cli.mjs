@@ -86,8 +86,9 @@ export async function compiledCli(root = ROOT, cache = cacheFolder()) {
 const DAY_MS = 24 * 60 * 60 * 1000;
 
 /**
- * Each edit of a source makes a new build; those a day old go. A run loads all its modules as it
- * starts (nothing is imported lazily from a build), so one still running is not disturbed.
+ * Each edit of a source makes a new build; those a day old go. A run loads all its modules, its
+ * worker threads' included, as it starts (nothing is imported lazily from a build), so one still
+ * running is not disturbed.
  */
 function pruneStale(cache, keep) {
   for (const entry of readdirSync(cache)) {
