@@ -218,8 +218,12 @@ function makeContext(planned: PlannedNode, plan: Plan, deps: ContextDeps): Runti
  */
 function untilStopped(progress: Progress, signal: AbortSignal): Progress {
   return {
-    log: (message) => signal.aborted || progress.log(message),
-    warn: (message) => signal.aborted || progress.warn(message),
+    log(message) {
+      if (!signal.aborted) progress.log(message);
+    },
+    warn(message) {
+      if (!signal.aborted) progress.warn(message);
+    },
     counter: (label, options) => progress.counter(label, options),
   };
 }

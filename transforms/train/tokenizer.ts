@@ -34,7 +34,7 @@ export function loadTrainTokenizer(dir: string, added: AddedTokens): Promise<Tra
 
 /**
  * The native binding, loaded by the first node that needs it: every built-in node is registered
- * at startup, and loading it there cost a prep run ~10 MB of memory for nothing.
+ * at startup, and a prep run has no use for a library that takes ~10 MB of RSS to load.
  */
 export const tokenizersBinding = async (): Promise<typeof Tokenizer> => (await import('tokenizers')).Tokenizer;
 
