@@ -47,21 +47,30 @@ test('--log-format json writes one JSON object per log line', async () => {
   for (const line of lines) assert.ok(JSON.parse(line).message);
 });
 
-test('SIGTERM stops a run with exit 130 and leaves no output file', async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'animind-term-'));
-  const child = spawn(process.execPath, [animindBin, 'pipeline', 'run', 'test/engine/pipelines/numbers.yaml', '--set', 'count=200000000', '--set', `out=${path.join(dir, 'n.jsonl')}`], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+/** A run in the background, its stderr gathered as it comes, for tests that signal it midway. */
+function startRun(args: string[]) {
+  const child = spawn(process.execPath, [animindBin, 'pipeline', 'run', ...args], { cwd: repoRoot, stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const closed = new Promise((resolve) => child.on('close', resolve));
-  while (!stderr.includes('1/2 Count')) await new Promise((r) => setTimeout(r, 20));
+  const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+  return {
+    child,
+    closed,
+    stderr: () => stderr,
+    async waitFor(text: string) {
+      while (!stderr.includes(text)) await new Promise((r) => setTimeout(r, 20));
+    },
+  };
+}
+
+test('SIGTERM stops a run with exit 130 and leaves no output file', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'animind-term-'));
+  const run = startRun(['test/engine/pipelines/numbers.yaml', '--set', 'count=200000000', '--set', `out=${path.join(dir, 'n.jsonl')}`]);
+  await run.waitFor('1/2 Count');
   await new Promise((r) => setTimeout(r, 300));
-  child.kill('SIGTERM');
-  const code = await closed;
-  assert.equal(code, 130);
-  assert.match(stderr, /error: interrupted by SIGTERM\n$/);
+  run.child.kill('SIGTERM');
+  assert.equal(await run.closed, 130);
+  assert.match(run.stderr(), /error: interrupted by SIGTERM\n$/);
   assert.deepEqual(readdirSync(dir), []);
 });
 
@@ -70,22 +79,16 @@ test('SIGTERM while the semantic-ID map loads: the one error line, no stack trac
   const dir = mkdtempSync(path.join(tmpdir(), 'animind-term-'));
   const fifo = path.join(dir, 'semantic_ids.jsonl');
   spawnSync('mkfifo', [fifo]);
-  const child = spawn(process.execPath, [animindBin, 'pipeline', 'run', 'pipelines/prep.yaml', '--set', `semantic_ids=${fifo}`, '--set', `out_dir=${path.join(dir, 'out')}`], {
-    cwd: repoRoot,
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-  const closed = new Promise((resolve) => child.on('close', resolve));
-  while (!stderr.includes('1/8 Load semantic ID map')) await new Promise((r) => setTimeout(r, 20));
-  child.kill('SIGTERM');
+  const run = startRun(['pipelines/prep.yaml', '--set', `semantic_ids=${fifo}`, '--set', `out_dir=${path.join(dir, 'out')}`]);
+  await run.waitFor('1/8 Load semantic ID map');
+  run.child.kill('SIGTERM');
   await new Promise((r) => setTimeout(r, 200));
   writeFileSync(fifo, '');
-  assert.equal(await closed, 130);
-  const after = stderr.slice(stderr.indexOf('1/8 Load semantic ID map'));
+  assert.equal(await run.closed, 130);
+  const after = run.stderr().slice(run.stderr().indexOf('1/8 Load semantic ID map'));
   // Before, the catalog logged "with a semantic id: 0" and the pools logged 0 rows after the signal.
   assert.doesNotMatch(after, /\[catalog\]|\[task_|Loaded semantic map|\n\s+at /);
-  assert.match(stderr, /error: interrupted by SIGTERM\n$/);
+  assert.match(run.stderr(), /error: interrupted by SIGTERM\n$/);
   assert.deepEqual(readdirSync(dir), ['semantic_ids.jsonl']);
 });
 
