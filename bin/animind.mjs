@@ -4,10 +4,11 @@ import { compiledCli, compiledCounterpart, compiledModule, userModuleImporter } 
 
 // V8 lets the old generation grow to ~3.5x its live size between full collections when a program
 // allocates fast, as prep does: much of its garbage is rows sampled, held, then evicted, so it
-// dies old. Growing by 60% keeps peak memory nearer the live heap. Measured at bench:prep's
-// settings against the default (then 2048 rows a batch): 100M rows, ~1,010 -> ~720 MB at the same
-// speed; 10M, ~605 -> ~555 MB for ~0.3 s. 30% and 100% did no better on either count.
-v8.setFlagsFromString('--heap-growing-percent=60');
+// dies old. Growing by 30% keeps peak memory near the live heap. Against the default (then 2048
+// rows a batch): 100M rows ~1,010 -> ~720 MB at 60%, at the same speed. Against 60%, now that the
+// pools hold less: 100M 355-357 -> 319-323 MB, 10M 289-317 -> 273-290 MB, for ~0.7 CPU-seconds
+// more collecting at 10M (+0.3-0.5 s of wall time on two cores) and ~1-2 s at 100M.
+v8.setFlagsFromString('--heap-growing-percent=30');
 
 const cli = await compiledCli();
 if (cli) {
