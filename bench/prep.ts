@@ -7,6 +7,10 @@
  *   npm run bench:prep                       # 1m and 10m, plus 10m with export_parquet=true
  *   npm run bench:prep -- --sizes 1m,10m,100m --parquet-sizes 10m --set batch_size=4096
  *   npm run bench:prep -- --sizes 10m --runs 5   # median of 5 runs, with their spread
+ *   npm run bench:prep -- --warm-digests         # reruns as a user's: the database's digest kept
+ *
+ * Every run hashes its inputs for the manifest, as a first run on a database does: the digests
+ * prep keeps between runs (sinks/digest-cache.ts) are dropped before each, unless --warm-digests.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -16,8 +20,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import Database from 'better-sqlite3';
 import { generateFixture } from '../fixtures/generate-fixture.ts';
+import { digestCacheFile } from '../sinks/digest-cache.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const DIGESTS = digestCacheFile();
 const CACHE = path.join(ROOT, '.bench-cache');
 const ARTIFACT = path.resolve(ROOT, '../shared/data/animind-conservative/semantic_ids.jsonl');
 const ROWS_PER_USER = 312.5;
@@ -34,6 +40,7 @@ const { values: args } = parseArgs({
     'semantic-ids': { type: 'string', default: ARTIFACT },
     set: { type: 'string', multiple: true, default: [] },
     keep: { type: 'boolean', default: false },
+    'warm-digests': { type: 'boolean', default: false },
     runs: { type: 'string', default: '1' },
   },
 });
@@ -82,6 +89,7 @@ const hasGnuTime = (() => {
  * so both include them.
  */
 function runPrep(file: string, extra: string[]): Promise<Measure> {
+  if (DIGESTS && !args['warm-digests']) rmSync(DIGESTS, { force: true });
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'animind-bench-'));
   const prep = [
     path.join(ROOT, 'bin/animind.mjs'), 'pipeline', 'run', path.join(ROOT, 'pipelines/prep.yaml'), '--quiet',

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathOptions } from '../engine/options.ts';
 import type { Plan } from '../engine/validate.ts';
+import { DigestCache } from '../sinks/digest-cache.ts';
 import { fileDigest } from '../sinks/file-digest.ts';
 import { planInputFiles, toolVersion, type Manifest } from '../sinks/manifest-sink.ts';
 
@@ -36,10 +37,11 @@ export async function staleReason(plan: Plan, describeParam: (param: string) => 
 
   const recordedInputs = new Map((manifest.inputs ?? []).map((i) => [resolve(i.path), i]));
   const inputs = planInputFiles(plan);
+  const cache = new DigestCache();
   for (const [file] of inputs) {
     const recorded = recordedInputs.get(file);
     if (!recorded) return `input ${file} is not in the manifest`;
-    const { sha256 } = await fileDigest(file);
+    const { sha256 } = await fileDigest(file, undefined, cache);
     if (sha256 !== recorded.sha256) return `input ${file} changed: sha256 ${short(recorded.sha256)}… -> ${short(sha256)}…`;
   }
   for (const file of recordedInputs.keys()) if (!inputs.has(file)) return `the manifest lists input ${file}, which this run does not read`;

@@ -7,6 +7,7 @@ import { defineSink } from '../engine/node.ts';
 import { outputPath, pathOptions } from '../engine/options.ts';
 import type { RuntimeContext } from '../engine/runtime.ts';
 import type { Plan } from '../engine/validate.ts';
+import { DigestCache } from './digest-cache.ts';
 import { fileDigest, fileDigests, type FileDigest } from './file-digest.ts';
 import { forEachBatch } from './for-each-batch.ts';
 
@@ -105,7 +106,7 @@ export default defineSink({
     let hashing: Promise<ManifestInput[]> | undefined;
     const startHashing = async (): Promise<ManifestInput[]> => {
       const files = [...planInputFiles(runtime.plan)];
-      const digests = files.length ? await fileDigests(files.map(([file]) => file), ctx.signal) : [];
+      const digests = files.length ? await fileDigests(files.map(([file]) => file), ctx.signal, new DigestCache()) : [];
       return files.map(([file, used_by], i) => ({ path: manifestPath(folder, file), used_by, ...digests[i]! }));
     };
     // Drained before waiting on the other sinks: they may share this stream, and an unread fork holds them back.

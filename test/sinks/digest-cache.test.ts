@@ -1,0 +1,55 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { test } from 'node:test';
+import { DigestCache, fileStamp } from '../../sinks/digest-cache.ts';
+import { fileDigest, fileDigests } from '../../sinks/file-digest.ts';
+
+const sha256 = (file: string) => createHash('sha256').update(readFileSync(file)).digest('hex');
+
+function files() {
+  const dir = mkdtempSync(path.join(tmpdir(), 'animind-digests-'));
+  const a = path.join(dir, 'a.sqlite');
+  const b = path.join(dir, 'b.jsonl');
+  writeFileSync(a, 'database bytes');
+  writeFileSync(b, '{"anime_id":1}\n');
+  return { dir, a, b, cache: new DigestCache(path.join(dir, 'file-digests.json')) };
+}
+
+test('digests are hashed on a thread, in the order of the files', async () => {
+  const { a, b } = files();
+  assert.deepEqual(await fileDigests([a, b]), [
+    { bytes: 14, sha256: sha256(a) },
+    { bytes: 15, sha256: sha256(b) },
+  ]);
+});
+
+test('a file unchanged since its digest was kept is not read again', async () => {
+  const { a, b, cache } = files();
+  await fileDigests([a, b], undefined, cache);
+  // A digest kept for the file's exact stamp is taken as it is: a made-up one proves no hashing happened.
+  cache.set([{ file: a, stamp: fileStamp(a), digest: { bytes: 14, sha256: 'kept' } }]);
+  assert.deepEqual(await fileDigests([a, b], undefined, cache), [
+    { bytes: 14, sha256: 'kept' },
+    { bytes: 15, sha256: sha256(b) },
+  ]);
+});
+
+test('a file written again, even to the same size, is hashed again', async () => {
+  const { a, cache } = files();
+  await fileDigest(a, undefined, cache);
+  writeFileSync(a, 'DATABASE BYTES');
+  assert.deepEqual(await fileDigest(a, undefined, cache), { bytes: 14, sha256: sha256(a) });
+});
+
+test('a cache that cannot be written or read only means hashing again', async () => {
+  const { dir, a } = files();
+  const blocked = path.join(dir, 'a.sqlite', 'file-digests.json');
+  const cache = new DigestCache(blocked);
+  assert.deepEqual(await fileDigest(a, undefined, cache), { bytes: 14, sha256: sha256(a) });
+  const corrupt = path.join(dir, 'corrupt.json');
+  writeFileSync(corrupt, '{not json');
+  assert.deepEqual(await fileDigest(a, undefined, new DigestCache(corrupt)), { bytes: 14, sha256: sha256(a) });
+});
