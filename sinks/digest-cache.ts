@@ -11,13 +11,22 @@ interface Entry extends FileDigest {
 }
 
 /**
+ * A file written this recently is not kept: on a filesystem with coarse timestamps, a second
+ * write of the same size within the same tick would leave its stamp as it was (git calls such
+ * entries racily clean and hashes them again).
+ */
+const SETTLED_MS = 2000;
+
+/**
  * What changes whenever a file's content can: device, inode, size, and modification and change
  * times in nanoseconds (a change time cannot be set back by hand), as git's index and DVC key
  * theirs. Taken before a file is hashed, so a file written meanwhile is hashed again next time.
+ * `settled` is false for a file changed in the last two seconds, whose digest is not kept.
  */
-export function fileStamp(file: string): string {
+export function fileStamp(file: string): { stamp: string; settled: boolean } {
   const s = statSync(file, { bigint: true });
-  return `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+  const changedMs = Number((s.ctimeNs > s.mtimeNs ? s.ctimeNs : s.mtimeNs) / 1_000_000n);
+  return { stamp: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, settled: Date.now() - changedMs >= SETTLED_MS };
 }
 
 /**

@@ -15,7 +15,7 @@ export interface FileDigest {
  */
 export async function fileDigests(files: readonly string[], signal?: AbortSignal, cache?: DigestCache): Promise<FileDigest[]> {
   const stamps = cache ? files.map(fileStamp) : [];
-  const digests = files.map((file, i) => cache?.get(file, stamps[i]!));
+  const digests = files.map((file, i) => cache?.get(file, stamps[i]!.stamp));
   const missing = files.flatMap((file, i) => (digests[i] ? [] : [i]));
   if (missing.length) {
     const hashed = await hashOnThread(
@@ -23,7 +23,7 @@ export async function fileDigests(files: readonly string[], signal?: AbortSignal
       signal,
     );
     missing.forEach((i, k) => (digests[i] = hashed[k]));
-    cache?.set(missing.map((i, k) => ({ file: files[i]!, stamp: stamps[i]!, digest: hashed[k]! })));
+    cache?.set(missing.flatMap((i, k) => (stamps[i]!.settled ? [{ file: files[i]!, stamp: stamps[i]!.stamp, digest: hashed[k]! }] : [])));
   }
   return digests as FileDigest[];
 }
