@@ -18,10 +18,7 @@ export async function fileDigests(files: readonly string[], signal?: AbortSignal
   const digests = files.map((file, i) => cache?.get(file, stamps[i]!.stamp));
   const missing = files.flatMap((file, i) => (digests[i] ? [] : [i]));
   if (missing.length) {
-    const hashed = await hashOnThread(
-      missing.map((i) => files[i]!),
-      signal,
-    );
+    const hashed = await hashOnThread(missing.map((i) => files[i]!), signal);
     missing.forEach((i, k) => (digests[i] = hashed[k]));
     cache?.set(missing.flatMap((i, k) => (stamps[i]!.settled ? [{ file: files[i]!, stamp: stamps[i]!.stamp, digest: hashed[k]! }] : [])));
   }
