@@ -1,12 +1,13 @@
 /**
- * Where compiled code goes (the CLI's build, worker-thread scripts): node_modules/.cache/animind,
- * so the code's package imports resolve as they do from the sources. Where that cannot be
+ * Where the tool keeps what it makes for itself (the CLI's build, worker-thread scripts, kept input
+ * digests): node_modules/.cache/animind, so the code's package imports resolve as they do from the
+ * sources. Where that cannot be
  * written (a read-only install), a folder of the temporary folder, one per install, with a
  * `node_modules` link to the install's packages so they resolve from there too. Plain
  * JavaScript, because bin/animind.mjs uses it before anything could load TypeScript.
  */
 import { createHash } from 'node:crypto';
-import { accessSync, constants, existsSync, mkdirSync, symlinkSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -30,6 +31,18 @@ export function cacheFolder(folders = FOLDERS, packages = PROJECT_MODULES) {
     }
   }
   return undefined;
+}
+
+/** Writes `file` aside and renames it into place, so a run reading it meanwhile never sees half of it. */
+export function writeAside(file, data) {
+  const partial = `${file}.${process.pid}.tmp`;
+  try {
+    writeFileSync(partial, data);
+    renameSync(partial, file);
+  } catch (error) {
+    rmSync(partial, { force: true });
+    throw error;
+  }
 }
 
 function linkPackages(folder, packages) {

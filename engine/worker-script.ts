@@ -1,9 +1,9 @@
 import { createHash } from 'node:crypto';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { buildSync } from 'esbuild';
-import { cacheFolder } from './cache-folder.mjs';
+import { cacheFolder, writeAside } from './cache-folder.mjs';
 
 const built = new Map<string, URL>();
 
@@ -53,10 +53,6 @@ export function workerScript(entry: URL): URL {
 export function writeScript(name: string, code: Uint8Array, folder = cacheFolder()): string {
   if (!folder) throw new Error(`could not write the worker script ${name}: neither node_modules/.cache nor the temporary folder can be written`);
   const file = path.join(folder, name);
-  if (existsSync(file)) return file;
-  // Written aside and renamed, so a run started meanwhile never loads half a file.
-  const partial = `${file}.${process.pid}.tmp`;
-  writeFileSync(partial, code);
-  renameSync(partial, file);
+  if (!existsSync(file)) writeAside(file, code);
   return file;
 }

@@ -1,6 +1,6 @@
-import { readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { cacheFolder } from '../engine/cache-folder.mjs';
+import { cacheFolder, writeAside } from '../engine/cache-folder.mjs';
 import type { FileDigest } from './file-digest.ts';
 
 /** Digests kept, most recent last: enough for every input of many projects, small enough to rewrite whole. */
@@ -36,16 +36,21 @@ export function fileStamp(file: string): { stamp: string; settled: boolean } {
  * written only means hashing again.
  */
 export class DigestCache {
+  /** The kept digests as read for lookups: one read serves every file a run asks about. */
+  private kept?: Record<string, Entry>;
+
   constructor(private readonly file: string | undefined = digestCacheFile()) {}
 
   /** The digest of `file` as it is now, if one was kept for exactly this stamp. */
   get(file: string, stamp: string): FileDigest | undefined {
-    const entry = this.read()[path.resolve(file)];
+    this.kept ??= this.read();
+    const entry = this.kept[path.resolve(file)];
     return entry?.stamp === stamp ? { bytes: entry.bytes, sha256: entry.sha256 } : undefined;
   }
 
   set(found: { file: string; stamp: string; digest: FileDigest }[]): void {
     if (!this.file || !found.length) return;
+    // Read again: another run may have kept digests since.
     const entries = this.read();
     for (const { file, stamp, digest } of found) {
       const key = path.resolve(file);
@@ -53,11 +58,9 @@ export class DigestCache {
       entries[key] = { stamp, ...digest };
     }
     const kept = Object.entries(entries).slice(-MAX_ENTRIES);
+    this.kept = Object.fromEntries(kept);
     try {
-      // Written aside and renamed, so a run reading meanwhile never sees half a file.
-      const partial = `${this.file}.${process.pid}.tmp`;
-      writeFileSync(partial, JSON.stringify(Object.fromEntries(kept)));
-      renameSync(partial, this.file);
+      writeAside(this.file, JSON.stringify(this.kept));
     } catch {
       // Not kept this time; the next run hashes again.
     }
