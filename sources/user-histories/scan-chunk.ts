@@ -156,8 +156,8 @@ export class RangeScanner {
       const r = rank[ids[j]!]!;
       if (r >= from) ordered[fill[r]!++] = kept[j]!;
     }
-    // Measured on 10M generated rows (a third of users with several times): sorting every
-    // time's rows cost ~0.3 s, sorting only these ~0.1 s.
+    // Against sorting every time's rows, on 10M generated rows (a third of users with several
+    // times): the scan in one thread 4.86-5.11 -> 4.67-4.79 CPU-s over six pairs.
     const partial = ordered.subarray(starts[from], starts[from + 1]);
     const take = need - (k - starts[from + 1]!);
     if (partial.length > 2 * take) {
