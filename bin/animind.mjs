@@ -13,7 +13,7 @@ v8.setFlagsFromString('--heap-growing-percent=30');
 // allocation site outlived a young collection (at 10M rows, five sites did). Made by the million in
 // a long scan, such objects then die old, and the old generation filled with garbage: at 100M rows
 // 37 full collections, 14 without pretenuring, and 34.3/33.4 -> 33.5/29.8 s in two pairs with peak
-// RSS 331-338 -> 310 MB; at 10M 11 -> 7, a median 7.6 -> 7.1 s over four pairs. At 1M, where
+// RSS 331-338 -> 310 MB; at 10M 11 -> 7-8, a median 7.6 -> 7.1 s over four pairs. At 1M, where
 // writing dominates, seven pairs gave the same median (4.6 s).
 v8.setFlagsFromString('--no-allocation-site-pretenuring');
 
