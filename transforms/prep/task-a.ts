@@ -3,7 +3,7 @@ import { defineTransform } from '../../engine/node.ts';
 import type { Stream } from '../../engine/stream.ts';
 import { intOption } from './options.ts';
 import { atEnd } from './streams.ts';
-import type { AnimeInfo, CatalogEntry, DeferredRow, PoolItem, PrepRow } from './types.ts';
+import { PooledRow, type AnimeInfo, type CatalogEntry, type PoolItem, type PrepRow } from './types.ts';
 
 /** What a Task A template may use of one anime; every field is already free of placeholders. */
 interface Facts {
@@ -51,20 +51,18 @@ export const TASK_A_TEMPLATES: readonly Template[] = [
   { id: 'sid_to_themes', when: (f) => f.genres.length > 0, render: (f) => [`The anime ${f.sid} has notable themes`, list(f.genres.slice(0, 3))] },
 ];
 
-/** One anime's row of one template, deferred, and its own pool item (see PoolItem). */
-class TaskARow implements DeferredRow, PoolItem<DeferredRow> {
+/** One anime's row of one template, deferred. */
+class TaskARow extends PooledRow {
   constructor(
     private readonly animeId: number,
     readonly template: Template,
     private readonly facts: Facts,
-  ) {}
+  ) {
+    super();
+  }
 
   get key(): string {
     return `A:${this.animeId}:${this.template.id}`;
-  }
-
-  get row(): DeferredRow {
-    return this;
   }
 
   render(): PrepRow {

@@ -3,7 +3,7 @@ import { defineTransform } from '../../engine/node.ts';
 import { intOption } from './options.ts';
 import { atEnd, withCatalog } from './streams.ts';
 import { EncodedExample, RowLines } from './row-lines.ts';
-import type { CatalogEntry, DeferredRow, HistoryRow, MaskedHistory, MaskMode, PoolItem, PrepExample, PrepRow } from './types.ts';
+import { PooledRow, type CatalogEntry, type HistoryRow, type MaskedHistory, type MaskMode, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
 
 const SENTIMENTS = ['<liked>', '<watch>', '<disliked>', '<dropped>'] as const;
 const LEADS = ['A user watched', 'then watched'] as const;
@@ -143,22 +143,20 @@ function segmentsFor(catalog: ReadonlyMap<number, CatalogEntry>): Segments {
   return segments;
 }
 
-/** Steps 5–6, made when the row is written; its own pool item (see PoolItem). */
-class TaskBRow implements DeferredRow, PoolItem<DeferredRow> {
+/** Steps 5–6, made when the row is written. */
+class TaskBRow extends PooledRow {
   constructor(
     private readonly userId: number,
     private readonly mode: MaskMode,
     private readonly masked: number,
     private readonly sequence: Sequence,
     private readonly segments: Segments,
-  ) {}
+  ) {
+    super();
+  }
 
   get key(): string {
     return `B:${this.userId}:${this.mode}`;
-  }
-
-  get row(): DeferredRow {
-    return this;
   }
 
   /** The row on its own, read back from its encoded line, so the two can never disagree. */

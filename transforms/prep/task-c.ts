@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
 import { atEnd, withCatalog } from './streams.ts';
 import { joinPhrase } from './text.ts';
-import type { CatalogEntry, DeferredRow, PoolItem, PrepRow, Seed } from './types.ts';
+import { PooledRow, type CatalogEntry, type PoolItem, type PrepRow, type Seed } from './types.ts';
 
 export const SINGLE_FALLBACK = 'character-focused stories, strong atmosphere, and thematic depth';
 export const TRIPLE_FALLBACK = 'overlapping tone, pacing, and character-driven conflicts';
@@ -57,19 +57,17 @@ export function taskCRow(seed: Seed, catalog: ReadonlyMap<number, CatalogEntry>)
   return new TaskCRow(seed, catalog);
 }
 
-/** Its own pool item (see PoolItem). */
-class TaskCRow implements DeferredRow, PoolItem<DeferredRow> {
+/** A seed's reasoning row, deferred. */
+class TaskCRow extends PooledRow {
   constructor(
     private readonly seed: Seed,
     private readonly catalog: ReadonlyMap<number, CatalogEntry>,
-  ) {}
+  ) {
+    super();
+  }
 
   get key(): string {
     return `C:${this.seed.user_id}:${this.seed.kind}`;
-  }
-
-  get row(): DeferredRow {
-    return this;
   }
 
   render(): PrepRow {

@@ -105,6 +105,17 @@ export interface PoolItem<R extends PrepRow | DeferredRow = PrepRow | DeferredRo
   readonly row: R;
 }
 
+/** A deferred row that is its own pool item, as the built-in tasks' rows are (see PoolItem). */
+export abstract class PooledRow implements DeferredRow, PoolItem<DeferredRow> {
+  abstract get key(): string;
+
+  get row(): DeferredRow {
+    return this;
+  }
+
+  abstract render(): PrepRow;
+}
+
 export const madeRow = (row: PoolItem['row']): PrepRow => ('render' in row ? row.render() : row);
 
 export interface PrepExample extends PrepRow {
