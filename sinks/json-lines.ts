@@ -6,6 +6,9 @@ const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 /** JSON.stringify(text), quoted by concatenation when nothing needs escaping (most texts): no escaping pass. */
 export const jsonString = (text: string): string => (NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`);
 
+/** What JSON.stringify(text) puts between its quotes: `text` itself when nothing needs escaping. */
+export const jsonContent = (text: string): string => (NEEDS_ESCAPE.test(text) ? JSON.stringify(text).slice(1, -1) : text);
+
 /** A batch's JSON Lines as UTF-8: line i ends (after its '\n') at ends[i]. */
 export interface EncodedLines {
   bytes: Uint8Array;

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import catalogNode from '../../transforms/prep/catalog.ts';
 import taskANode, { taskARows } from '../../transforms/prep/task-a.ts';
-import { madeRow, type AnimeInfo, type CatalogEntry, type PoolItem } from '../../transforms/prep/types.ts';
+import { madeRow, type AnimeInfo, type CatalogEntry, type PoolItem, type PrepExample } from '../../transforms/prep/types.ts';
+import shuffleNode from '../../transforms/prep/shuffle.ts';
+import { jsonLines } from '../../sinks/json-lines.ts';
 import { entry, info, runNode } from './harness.ts';
 
 const full = entry(7, {
@@ -102,4 +104,20 @@ test('prep-task-a: only anime with a metadata row; titleless anime are counted a
   assert.equal(stats.without_title, 1);
   assert.equal(stats.pool, 12);
   assert.equal((stats.templates as Record<string, number>).sid_to_genres, 2);
+});
+
+test('Task A rows write their JSON from escaped facts: the shuffle writes what JSON.stringify would of the rendered row, odd text included', async () => {
+  const odd = entry(9, {
+    title: 'Say "Hi" \\ Bye é…',
+    genres: ['Tab\tGenre', 'Plain'],
+    studios: ['Studio \u0001', 'Lone \ud800 Surrogate'],
+    year: 2001,
+    synopsis: 'A synopsis with "quotes", a back\\slash and emoji 🎬.',
+  }) as CatalogEntry & { info: AnimeInfo };
+  const items = [...taskARows(odd, 12), ...taskARows(full, 12)];
+  const { batches, rows } = await runNode<PrepExample>(shuffleNode, { batch_size: '4' }, { in: [items] });
+  for (const batch of batches) assert.deepEqual(jsonLines(batch), batch.map((row) => JSON.stringify(row)));
+  const made = new Map(items.map((item) => [JSON.stringify(madeRow(item.row)), 0]));
+  for (const { example_id: _, ...row } of rows) assert.ok(made.has(JSON.stringify(row)), `${row.meta.template_id} differs from its rendered row`);
+  assert.equal(rows.length, items.length);
 });
