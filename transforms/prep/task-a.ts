@@ -112,7 +112,7 @@ class TaskARow extends PooledRow {
     out.ascii(`,"anime_ids":[${animeId}],"user_id":null,"meta":{"template_id":"${template.id}"}}`);
     out.endLine();
     const [input, output] = json === facts ? [inputJson, outputJson] : template.render(facts);
-    return { example_id, task: 'A', input, output, anime_ids: [animeId], user_id: null, meta: { template_id: template.id } };
+    return this.example(example_id, input, output);
   }
 
   get key(): string {
@@ -120,8 +120,12 @@ class TaskARow extends PooledRow {
   }
 
   render(): PrepRow {
-    const [input, output] = this.template.render(this.facts);
-    return { task: 'A', input, output, anime_ids: [this.animeId], user_id: null, meta: { template_id: this.template.id } };
+    const { example_id: _, ...row } = this.example('', ...this.template.render(this.facts));
+    return row;
+  }
+
+  private example(example_id: string, input: string, output: string): PrepExample {
+    return { example_id, task: 'A', input, output, anime_ids: [this.animeId], user_id: null, meta: { template_id: this.template.id } };
   }
 }
 
