@@ -33,17 +33,52 @@ const SIZES: Record<string, number> = { '1m': 1e6, '10m': 1e7, '100m': 1e8 };
 const FLOOR_SQL = `SELECT count(*), total(s) FROM (SELECT user_id, anime_id, score s, watching_status, watched_episodes, scraped_at
   FROM user_anime WHERE watching_status IN (1,2,3,4,6) ORDER BY user_id, anime_id)`;
 
-const { values: args } = parseArgs({
-  options: {
-    sizes: { type: 'string', default: '1m,10m' },
-    'parquet-sizes': { type: 'string', default: '10m' },
-    'semantic-ids': { type: 'string', default: ARTIFACT },
-    set: { type: 'string', multiple: true, default: [] },
-    keep: { type: 'boolean', default: false },
-    'warm-digests': { type: 'boolean', default: false },
-    runs: { type: 'string', default: '1' },
-  },
-});
+const USAGE = `Usage: npm run bench:prep -- [options]
+
+Builds (once, cached in .bench-cache/) fixture databases of ~312 user_anime rows a user over the
+semantic-ID artifact, then for each size runs prep as a child process at the default config
+(400,000 examples, every user read) and, around it, a bare scan of the same rows inside SQLite as
+the floor. Prints wall time, rows/s, peak RSS and prep/floor; the spread of the runs goes to stderr.
+
+Options:
+  --sizes LIST          sizes to run, of 1m, 10m and 100m (default: 1m,10m). The first run of a size
+                        generates its database: 100m takes ~7 min and ~8 GB of disk
+  --parquet-sizes LIST  of those sizes, the ones to run again with export_parquet=true (default: 10m)
+  --runs N              prep runs per size: the median time and the highest peak RSS (default: 1);
+                        timings on two cores vary by 10-20%, so compare changes with 3 or more
+  --set KEY=VALUE       a pipeline parameter for every prep run; repeatable
+  --warm-digests        keep prep's input digests between runs, as a user's reruns do (by default
+                        each run hashes its inputs, as a first run on a database does)
+  --keep                keep each run's output folder
+  --semantic-ids FILE   the semantic-ID artifact (default: ../shared/data/animind-conservative/)
+  --help                this text
+`;
+
+/** Options, or the process ends: usage on --help, one line for an option it does not know. */
+function options() {
+  try {
+    const { values } = parseArgs({
+      options: {
+        sizes: { type: 'string', default: '1m,10m' },
+        'parquet-sizes': { type: 'string', default: '10m' },
+        'semantic-ids': { type: 'string', default: ARTIFACT },
+        set: { type: 'string', multiple: true, default: [] },
+        keep: { type: 'boolean', default: false },
+        'warm-digests': { type: 'boolean', default: false },
+        runs: { type: 'string', default: '1' },
+        help: { type: 'boolean', default: false },
+      },
+    });
+    if (!values.help) return values;
+    process.stdout.write(USAGE);
+    process.exit(0);
+  } catch (error) {
+    process.stderr.write(`bench:prep: ${(error as Error).message} (see --help)\n`);
+    process.exit(2);
+  }
+}
+
+const args = options();
 
 interface Measure {
   seconds: number;
