@@ -1,16 +1,6 @@
 /**
- * Prep at real scale: builds (once, cached in .bench-cache/) fixture databases of ~300 rows per
- * user over the full semantic-ID artifact, then for each size runs prep at the default config as a
- * child process (400k examples, every user read) and, in the same run, a bare scan of the same
- * rows inside SQLite as the floor. Prints wall time, rows/s, peak RSS and prep/floor.
- *
- *   npm run bench:prep                       # 1m and 10m, plus 10m with export_parquet=true
- *   npm run bench:prep -- --sizes 1m,10m,100m --parquet-sizes 10m --set batch_size=4096
- *   npm run bench:prep -- --sizes 10m --runs 5   # median of 5 runs, with their spread
- *   npm run bench:prep -- --warm-digests         # reruns as a user's: the database's digest kept
- *
- * Every run hashes its inputs for the manifest, as a first run on a database does: the digests
- * prep keeps between runs (sinks/digest-cache.ts) are dropped before each, unless --warm-digests.
+ * `npm run bench:prep`: prep at real scale against a bare scan of the same rows inside SQLite.
+ * USAGE below says what it measures and takes; the README's Performance section has the figures.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';

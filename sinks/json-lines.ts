@@ -3,11 +3,11 @@ import type { Batch } from '../engine/node.ts';
 /** What JSON.stringify escapes in a string: control characters, quote, backslash, and (as \\uXXXX) surrogates, of which only lone ones need it. */
 const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 
-/** JSON.stringify(text), quoted by concatenation when nothing needs escaping (most texts): no escaping pass. */
-export const jsonString = (text: string): string => (NEEDS_ESCAPE.test(text) ? JSON.stringify(text) : `"${text}"`);
-
-/** What JSON.stringify(text) puts between its quotes: `text` itself when nothing needs escaping. */
+/** What JSON.stringify(text) puts between its quotes: `text` itself when nothing needs escaping (most texts), with no escaping pass. */
 export const jsonContent = (text: string): string => (NEEDS_ESCAPE.test(text) ? JSON.stringify(text).slice(1, -1) : text);
+
+/** JSON.stringify(text). */
+export const jsonString = (text: string): string => `"${jsonContent(text)}"`;
 
 /** A batch's JSON Lines as UTF-8: line i ends (after its '\n') at ends[i]. */
 export interface EncodedLines {
