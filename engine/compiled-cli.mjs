@@ -38,9 +38,15 @@ export function sourceModules(root = ROOT) {
   ).sort();
 }
 
-/** Names a build by everything its output depends on: the sources, this file and esbuild's version. */
+/**
+ * Names a build by everything its output depends on: the sources, this file, esbuild's version,
+ * and where the sources are, since a build names files beside them (worker scripts, pipelines) by
+ * their paths. Two checkouts sharing a cache folder (a temporary folder, a linked node_modules)
+ * would otherwise share one build, pointing into whichever checkout made it.
+ */
 export function buildKey(root = ROOT) {
   const hash = createHash('sha256');
+  hash.update(path.resolve(root));
   hash.update(readFileSync(fileURLToPath(import.meta.url)));
   hash.update(readFileSync(ESBUILD_PACKAGE));
   for (const file of sourceModules(root)) hash.update(`\0${file}\0`).update(readFileSync(path.join(root, file)));

@@ -33,6 +33,12 @@ test('the build key follows the sources: same content, same key; an edit, a new 
   assert.notEqual(buildKey(root), key);
 });
 
+test('the same sources in another folder build apart: a build names the files beside its sources by path', () => {
+  const root = sources();
+  const copy = sources();
+  assert.notEqual(buildKey(copy), buildKey(root));
+});
+
 test('the compiled modules find files beside their sources and share one instance of each module', async () => {
   const root = sources();
   const cache = path.join(root, 'cache');
