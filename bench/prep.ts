@@ -28,14 +28,15 @@ const USAGE = `Usage: npm run bench:prep -- [options]
 Builds (once, cached in .bench-cache/) fixture databases of ~312 user_anime rows a user over the
 semantic-ID artifact, then for each size runs prep as a child process at the default config
 (400,000 examples, every user read) and, around it, a bare scan of the same rows inside SQLite as
-the floor. Prints wall time, rows/s, peak RSS and prep/floor; the spread of the runs goes to stderr.
+the floor. Prints wall time, rows/s, CPU time (all threads), peak RSS and prep/floor; the spread
+of the runs goes to stderr.
 
 Options:
   --sizes LIST          sizes to run, of 1m, 10m and 100m (default: 1m,10m). The first run of a size
                         generates its database: 100m takes ~7 min and ~8 GB of disk
   --parquet-sizes LIST  of those sizes, the ones to run again with export_parquet=true (default: 10m)
-  --runs N              prep runs per size: the median time and the highest peak RSS (default: 1);
-                        timings on two cores vary by 10-20%, so compare changes with 3 or more
+  --runs N              prep runs per size: the median times and the highest peak RSS (default: 1);
+                        wall times on two cores vary by 10-20%, so compare changes with 3 or more
   --set KEY=VALUE       a pipeline parameter for every prep run; repeatable
   --warm-digests        keep prep's input digests between runs, as a user's reruns do (by default
                         each run hashes its inputs, as a first run on a database does)
@@ -72,6 +73,8 @@ const args = options();
 
 interface Measure {
   seconds: number;
+  /** User and system time of every thread, from GNU time; undefined without it. */
+  cpuSeconds?: number;
   peakMb: number;
 }
 
@@ -109,9 +112,10 @@ const hasGnuTime = (() => {
 })();
 
 /**
- * Runs prep as a user would and measures it from outside: wall time around the child, peak RSS
- * from GNU time (ru_maxrss), or else by polling VmHWM. Worker threads live in the same process,
- * so both include them.
+ * Runs prep as a user would and measures it from outside: wall time around the child, CPU time
+ * and peak RSS from GNU time (rusage), or else peak RSS alone by polling VmHWM. Worker threads
+ * live in the same process, so these include them. On two cores prep keeps both busy most of the
+ * run, so its CPU time says what a change saves with less noise than its wall time.
  */
 function runPrep(file: string, extra: string[]): Promise<Measure> {
   if (DIGESTS && !args['warm-digests']) rmSync(DIGESTS, { force: true });
@@ -121,7 +125,7 @@ function runPrep(file: string, extra: string[]): Promise<Measure> {
     '--set', `database=${file}`, '--set', `semantic_ids=${args['semantic-ids']}`, '--set', 'target_examples=400000', '--set', `out_dir=${outDir}`,
     ...extra.flatMap((pair) => ['--set', pair]),
   ];
-  const [command, argv] = hasGnuTime ? ['/usr/bin/time', ['-f', 'peak_kb=%M', process.execPath, ...prep]] : [process.execPath, prep];
+  const [command, argv] = hasGnuTime ? ['/usr/bin/time', ['-f', 'peak_kb=%M cpu=%U+%S', process.execPath, ...prep]] : [process.execPath, prep];
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(command, argv, { stdio: ['ignore', 'inherit', 'pipe'] });
@@ -142,9 +146,13 @@ function runPrep(file: string, extra: string[]): Promise<Measure> {
       const seconds = (performance.now() - started) / 1000;
       if (poll) clearInterval(poll);
       if (!args.keep) rmSync(outDir, { recursive: true, force: true });
-      const reported = /peak_kb=(\d+)/.exec(stderr);
-      if (code !== 0) return reject(new Error(`prep exited with ${code}:\n${stderr.replace(/peak_kb=\d+\n?/, '')}`));
-      resolve({ seconds, peakMb: (reported ? Number(reported[1]) : polledKb) / 1024 });
+      const reported = /peak_kb=(\d+) cpu=([\d.]+)\+([\d.]+)/.exec(stderr);
+      if (code !== 0) return reject(new Error(`prep exited with ${code}:\n${stderr.replace(/peak_kb=.*\n?/, '')}`));
+      resolve({
+        seconds,
+        cpuSeconds: reported ? Number(reported[2]) + Number(reported[3]) : undefined,
+        peakMb: (reported ? Number(reported[1]) : polledKb) / 1024,
+      });
     });
   });
 }
@@ -153,15 +161,17 @@ const fmt = (n: number, digits = 2) => n.toFixed(digits);
 const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor((values.length - 1) / 2)]!;
 
 /**
- * Runs prep `runs` times: the median time (a 2-core machine's timings vary by ±10% run to run),
- * the highest peak RSS, and the spread of the times.
+ * Runs prep `runs` times: the median wall and CPU times (a 2-core machine's timings vary by ±10%
+ * run to run), the highest peak RSS, and the spread of the wall times.
  */
 async function repeatPrep(file: string, extra: string[], runs: number): Promise<Measure & { spread: string }> {
   const measures: Measure[] = [];
   for (let i = 0; i < runs; i++) measures.push(await runPrep(file, extra));
   const times = measures.map((m) => m.seconds);
+  const cpu = measures.map((m) => m.cpuSeconds);
   return {
     seconds: median(times),
+    cpuSeconds: cpu.every((c) => c !== undefined) ? median(cpu as number[]) : undefined,
     peakMb: Math.max(...measures.map((m) => m.peakMb)),
     spread: runs > 1 ? `${fmt(Math.min(...times))}–${fmt(Math.max(...times))}` : fmt(times[0]!),
   };
@@ -175,7 +185,7 @@ async function main() {
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a positive integer, got '${args.runs}'`);
   const load = os.loadavg()[0]!;
   console.log(`node ${process.version}, ${os.availableParallelism()} cores, load ${fmt(load)}${load > 1.5 ? ' (busy machine: timings are inflated)' : ''}`);
-  const rows: string[][] = [['size', 'rows', 'users', 'floor s', 'floor rows/s', 'prep s', 'prep rows/s', 'prep/floor', 'peak RSS MB', 'with parquet s', 'parquet adds', 'with parquet MB']];
+  const rows: string[][] = [['size', 'rows', 'users', 'floor s', 'floor rows/s', 'prep s', 'prep rows/s', 'prep CPU s', 'prep/floor', 'peak RSS MB', 'with parquet s', 'parquet adds', 'with parquet MB']];
   for (const size of sizes) {
     const { file, users } = database(size);
     const total = SIZES[size]!;
@@ -195,13 +205,15 @@ async function main() {
       perSecond(total, best),
       fmt(prep.seconds),
       perSecond(total, prep.seconds),
+      prep.cpuSeconds === undefined ? '-' : `${fmt(prep.cpuSeconds, 1)} (${fmt(prep.cpuSeconds / prep.seconds, 1)} cores)`,
       `${fmt(prep.seconds / best)}x`,
       fmt(prep.peakMb, 0),
       withParquet ? fmt(withParquet.seconds) : '-',
       withParquet ? `+${fmt((withParquet.seconds / prep.seconds - 1) * 100, 0)}%` : '-',
       withParquet ? fmt(withParquet.peakMb, 0) : '-',
     ]);
-    process.stderr.write(`${size}: floor ${fmt(before)}/${fmt(after)} s, prep ${prep.spread} s (median ${fmt(prep.seconds)}), ${fmt(prep.peakMb, 0)} MB\n`);
+    const cpu = prep.cpuSeconds === undefined ? '' : `, CPU ${fmt(prep.cpuSeconds, 1)} s`;
+    process.stderr.write(`${size}: floor ${fmt(before)}/${fmt(after)} s, prep ${prep.spread} s (median ${fmt(prep.seconds)}${cpu}), ${fmt(prep.peakMb, 0)} MB\n`);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => `| ${r.map((cell, i) => cell.padStart(widths[i]!)).join(' | ')} |`;
