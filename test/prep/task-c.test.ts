@@ -50,6 +50,11 @@ test('triple: no shared genre -> the 3 most frequent (ties by first appearance) 
   assert.equal(reason, 'Romance, Drama, and Comedy elements');
 });
 
+test('triple: fewer than 3 genres in all, none shared -> every one of them, most frequent first', () => {
+  const reason = tripleReason([anime(1, { genres: ['Comedy'] }), anime(2, { genres: ['Drama', 'Comedy'] }), anime(3, { genres: ['Drama', 'Drama'] })]);
+  assert.equal(reason, 'Drama and Comedy elements');
+});
+
 test('triple: genres are compared only over the anime that have genres', () => {
   assert.equal(tripleReason([anime(1, { genres: ['Drama', 'Action'] }), anime(2, {}), anime(3, { genres: ['Action'] })]), 'Action themes');
 });
