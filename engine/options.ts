@@ -54,15 +54,33 @@ export function resolvePaths(
   return resolved;
 }
 
+interface JsonProperty {
+  type?: string | string[];
+  const?: unknown;
+  default?: unknown;
+  description?: string;
+  enum?: unknown[];
+  items?: { type?: string };
+  anyOf?: JsonProperty[];
+}
+
+/** An option's type as `animind nodes` shows it: `integer`, `string[]`, `"a"|"b"`, `"auto"|integer`. */
+function typeName(prop: JsonProperty): string {
+  if (prop.anyOf) return prop.anyOf.map(typeName).join('|');
+  if (prop.const !== undefined) return JSON.stringify(prop.const);
+  if (prop.enum) return prop.enum.map((v) => JSON.stringify(v)).join('|');
+  return prop.type === 'array' ? `${prop.items?.type ?? 'any'}[]` : String(prop.type ?? 'any');
+}
+
 /** One line per option, for `animind nodes`. */
 export function describeOptions(schema: z.ZodType): { name: string; type: string; default?: unknown; description?: string; required: boolean }[] {
   const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as {
-    properties?: Record<string, { type?: string | string[]; default?: unknown; description?: string; enum?: unknown[]; items?: { type?: string } }>;
+    properties?: Record<string, JsonProperty>;
     required?: string[];
   };
   return Object.entries(json.properties ?? {}).map(([name, prop]) => ({
     name,
-    type: prop.enum ? prop.enum.map((v) => JSON.stringify(v)).join('|') : prop.type === 'array' ? `${prop.items?.type ?? 'any'}[]` : String(prop.type ?? 'any'),
+    type: typeName(prop),
     default: prop.default,
     description: prop.description,
     required: (json.required ?? []).includes(name) && prop.default === undefined,

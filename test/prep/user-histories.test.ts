@@ -121,7 +121,7 @@ describe('prep-user-histories: the fast user pass gives what the generic nodes g
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   for (const name of ['edge', 'generated', 'bundled']) {
-    test(`${name} database: same histories and counters for workers 0, 1, 2 and any number of ranges`, async () => {
+    test(`${name} database: same histories and counters for workers 0, 1, 2, 3 and auto, and any number of ranges`, async () => {
       const fixture = fixtures[name]!;
       const allowed = name === 'edge' ? [0, 1, 2, 3, 4, 6] : [1, 2, 3, 4, 6];
       const expected = referenceHistories(fixture.database, catalogOfIds(fixture.semanticIds).map((e) => e.anime_id), allowed);
@@ -130,6 +130,8 @@ describe('prep-user-histories: the fast user pass gives what the generic nodes g
         [0, 7],
         [1, 3],
         [2, 256],
+        [3, 5],
+        ['auto', 2],
       ] as const) {
         const { rows, stats } = await runFast(fixture, { workers, ranges, task_b_allowed_statuses: allowed });
         assert.deepEqual(rows, expected.histories, `workers ${workers}, ranges ${ranges}`);
@@ -184,6 +186,14 @@ test('prep-user-histories checks the user_anime schema before the run', async ()
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("prep-user-histories takes a number of scan workers or 'auto', and says so for anything else", () => {
+  const parse = (workers: unknown) => userHistories.options.safeParse({ database: 'anime.sqlite', workers });
+  assert.equal(parse(undefined).data?.workers, 'auto');
+  assert.equal(parse('4').data?.workers, 4, 'as --set gives it');
+  assert.deepEqual(parse('many').error?.issues.map((i) => i.message), ["expected a whole number of threads, or 'auto'"]);
+  assert.equal(parse(-1).success, false);
 });
 
 test('selectLargest moves the m largest keys to the end, for every m and in any starting order', () => {
