@@ -52,8 +52,9 @@ export class HistoryScan {
   /**
    * Every range's result in order; at most two ranges per worker are in flight or waiting, which
    * bounds memory. The workers and the connection are released as soon as the last range is read.
+   * `onSplit` hears how many ranges there are (fewer than asked when user ids are few) before any is read.
    */
-  async *chunks(request: ScanRequest, ranges: number): AsyncGenerator<ChunkResult> {
+  async *chunks(request: ScanRequest, ranges: number, onSplit?: (count: number) => void): AsyncGenerator<ChunkResult> {
     try {
       this.db = openReadOnly(this.database);
       const [min, max] = userRangeSql.map((sql) => this.db!.prepare(sql).pluck().get());
@@ -61,6 +62,7 @@ export class HistoryScan {
       if (typeof min !== 'number' || typeof max !== 'number')
         throw new DataError(`database ${this.database}, table 'user_anime': user_id must hold numbers, found ${JSON.stringify(typeof min === 'number' ? max : min)}`);
       const spans = userRanges(min, max, ranges);
+      onSplit?.(spans.length);
       if (this.workers.length) yield* this.onWorkers(request, spans);
       else {
         const scanner = new RangeScanner(this.db, request);

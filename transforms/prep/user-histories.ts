@@ -3,6 +3,7 @@ import os from 'node:os';
 import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
 import { inputPath } from '../../engine/options.ts';
+import type { Counter } from '../../engine/progress.ts';
 import { collectRows, fromAsync, type Stream } from '../../engine/stream.ts';
 import { schemaProblems } from '../../sources/sqlite-schema.ts';
 import { unpackEntry, type ChunkResult } from '../../sources/user-histories/scan-chunk.ts';
@@ -83,15 +84,20 @@ export default defineTransform({
     async function* read(): AsyncGenerator<UserHistory[]> {
       const knownIds = (await collectRows(inputs.ports.catalog! as Stream<CatalogEntry[]>)).map((entry) => entry.anime_id);
       const request = { allowedStatuses: o.task_b_allowed_statuses, min: o.task_b_min_history, max: o.task_b_max_history, knownIds };
-      for await (const chunk of scan.chunks(request, o.ranges ?? defaultRanges(o.database))) {
+      // The user count is not known until the end, so the bar with an ETA counts ranges, equal spans of user ids.
+      let ranges: Counter | undefined;
+      const split = (count: number) => (ranges = ctx.progress.counter('user-id ranges', { unit: 'ranges', total: count, logEvery: Infinity }));
+      for await (const chunk of scan.chunks(request, o.ranges ?? defaultRanges(o.database), split)) {
         for (const key of ['rows', 'users', 'status_filtered_rows', 'unknown_anime_rows', 'eligible_users'] as const) totals[key] += chunk.counts[key];
         totals.short_history_users = totals.users - totals.eligible_users;
         Object.assign(ctx.stats, totals);
         counter.add(chunk.users);
+        ranges!.add(1);
         const batch = histories(chunk);
         if (batch.length) yield batch;
       }
       counter.done();
+      ranges?.done();
       ctx.progress.log(`Scanned ${totals.rows.toLocaleString('en-US')} user_anime rows from ${totals.users.toLocaleString('en-US')} users`);
       ctx.progress.log(historyLine(totals.eligible_users, totals.short_history_users, totals.unknown_anime_rows));
     }
