@@ -11,9 +11,10 @@ const short = (sha: string) => sha.slice(0, 12);
 /**
  * Why the outputs of `plan` cannot be kept as they are, or undefined when its manifest shows the
  * same tool version, seed, params and input bytes, and every output is still there, byte for byte.
- * `describeParam` turns a pipeline param into the name the user wrote (a TOML key).
+ * `describeParam` turns a pipeline param into the name the user wrote (a TOML key); params in
+ * `ignoredParams` cannot change the outputs, so they are not compared.
  */
-export async function staleReason(plan: Plan, describeParam: (param: string) => string): Promise<string | undefined> {
+export async function staleReason(plan: Plan, describeParam: (param: string) => string, ignoredParams: ReadonlySet<string> = new Set()): Promise<string | undefined> {
   const manifestNode = plan.nodes.find((n) => n.def.type === 'manifest-sink');
   if (!manifestNode) return 'no manifest is written (write_manifest = false), so there is nothing to compare with';
   const manifestFile = manifestNode.options.path as string;
@@ -32,7 +33,7 @@ export async function staleReason(plan: Plan, describeParam: (param: string) => 
   if (manifest.seed !== plan.spec.seed) return `seed changed: ${manifest.seed} -> ${plan.spec.seed}`;
   const params = plan.spec.params;
   for (const name of new Set([...Object.keys(params), ...Object.keys(manifest.params ?? {})]))
-    if (manifest.params?.[name] !== params[name])
+    if (!ignoredParams.has(name) && manifest.params?.[name] !== params[name])
       return `${describeParam(name)} changed: ${manifest.params?.[name] ?? '(unset)'} -> ${params[name] ?? '(unset)'}`;
 
   const recordedInputs = new Map((manifest.inputs ?? []).map((i) => [resolve(i.path), i]));

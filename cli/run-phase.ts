@@ -27,7 +27,14 @@ const PREP_PARAMS: Record<string, Exclude<keyof PrepConfig, 'rebuild'>> = {
   task_b_allowed_statuses: 'task_b_allowed_statuses',
   export_parquet: 'export_parquet',
   write_manifest: 'write_manifest',
+  scan_workers: 'scan_workers',
 };
+
+/**
+ * prep.yaml params that change speed and memory but never a byte of the outputs (the prep tests
+ * hold them to that), so outputs written with other values are still up to date.
+ */
+const SPEED_ONLY_PARAMS = new Set(['batch_size', 'scan_workers']);
 
 /** The `[prep]` section as `--set` overrides of prep.yaml (lists in the comma form its options take). */
 function prepOverrides(config: PrepConfig): Record<string, string> {
@@ -53,7 +60,7 @@ async function runPrepPhase(configFile: string, display: DisplayOptions): Promis
   const say = (line: string) => display.quiet || process.stderr.write(`${line}\n`);
 
   if (!config.rebuild) {
-    const reason = await staleReason(plan, (param) => `[prep] ${PREP_PARAMS[param] ?? param}`);
+    const reason = await staleReason(plan, (param) => `[prep] ${PREP_PARAMS[param] ?? param}`, SPEED_ONLY_PARAMS);
     if (!reason) {
       say(`prep: outputs in ${config.out_dir} are up to date (same settings and input hashes as their manifest); nothing to do`);
       return 0;

@@ -23,6 +23,8 @@ export const prepSchema = z
     task_b_allowed_statuses: z.array(z.int()).min(1).default([1, 2, 3, 4, 6]),
     export_parquet: z.boolean().default(false),
     write_manifest: z.boolean().default(true),
+    // Not the original tool's: prep.yaml's scan_workers, for a machine with more cores.
+    scan_workers: z.union([z.literal('auto'), z.int().min(0)], { error: 'expected a whole number of threads, or "auto"' }).default('auto'),
   })
   .superRefine((c, issues) => {
     const sum = c.split_task_a + c.split_task_b + c.split_task_c;

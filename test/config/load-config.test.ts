@@ -53,7 +53,14 @@ describe('[prep] config', () => {
       task_b_allowed_statuses: [1, 2, 3, 4, 6],
       export_parquet: false,
       write_manifest: true,
+      scan_workers: 'auto',
     });
+  });
+
+  test('scan_workers takes a whole number or "auto", and says so for anything else', () => {
+    assert.equal(loadPrepConfig(configFile(`${PREP}scan_workers = 4\n`)).scan_workers, 4);
+    const file = configFile(`${PREP}scan_workers = "many"\n`);
+    assert.deepEqual(errorLines(() => loadPrepConfig(file)), [`${file}:5: key 'prep.scan_workers': expected a whole number of threads, or "auto"`]);
   });
 
   test('relative paths resolve against the config file, not the working directory', () => {

@@ -60,6 +60,7 @@ describe('animind run --phase prep', () => {
       task_b_allowed_statuses: [1, 2, 3, 4, 6],
       export_parquet: false,
       write_manifest: true,
+      scan_workers: 'auto',
     });
     assert.deepEqual(
       manifest.inputs.map((i) => [i.path, i.used_by]),
@@ -115,6 +116,10 @@ describe('animind run --phase prep', () => {
     assert.equal(why.length, 1);
     assert.match(why[0]!, new RegExp(`rebuild = false: input ${path.join(dir, 'semantic_ids.jsonl')} changed: sha256 [0-9a-f]{12}… -> [0-9a-f]{12}…$`));
     assert.notEqual(statSync(jsonl).mtimeMs, built);
+    assert.equal((await run(config)).stderr.includes('up to date'), true);
+
+    // The number of scan workers never changes the bytes, so the outputs stay.
+    writeConfig(config, 'rebuild = false\nscan_workers = 1');
     assert.equal((await run(config)).stderr.includes('up to date'), true);
 
     writeConfig(config, 'rebuild = false\ntask_b_max_history = 20');
