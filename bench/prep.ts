@@ -1,6 +1,7 @@
 /**
  * `npm run bench:prep`: prep at real scale against a bare scan of the same rows inside SQLite.
- * USAGE below says what it measures and takes; the README's Performance section has the figures.
+ * USAGE below says what it measures and takes; the README's Performance section has the figures,
+ * bench/README.md the measurements behind them.
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
