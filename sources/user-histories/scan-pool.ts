@@ -3,7 +3,7 @@ import type Database from 'better-sqlite3';
 import { DataError } from '../../engine/errors.ts';
 import { workerScript } from '../../engine/worker-script.ts';
 import { openReadOnly } from '../sqlite-schema.ts';
-import { userRangeSql } from './history-query.ts';
+import { HISTORY_EXTENSION, userRangeSql } from './history-query.ts';
 import { RangeScanner, type ChunkResult, type ScanRequest } from './scan-chunk.ts';
 
 /**
@@ -39,7 +39,7 @@ export class HistoryScan {
     private readonly database: string,
     workers: number,
   ) {
-    this.workers = Array.from({ length: workers }, () => new Worker(workerScript(new URL('./scan-worker.ts', import.meta.url)), { workerData: { database }, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } }));
+    this.workers = Array.from({ length: workers }, () => new Worker(workerScript(new URL('./scan-worker.ts', import.meta.url)), { workerData: { database, extension: HISTORY_EXTENSION }, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } }));
     for (const worker of this.workers) {
       worker.on('error', (error) => (this.failure ??= error));
       // A worker that ends while the scan still needs it would leave the scan waiting forever.

@@ -3,14 +3,20 @@ import { openReadOnly } from '../sqlite-schema.ts';
 import { RangeScanner, transferables, type ScanRequest } from './scan-chunk.ts';
 
 /** A worker thread with its own read-only connection, scanning the user-id ranges it is sent. */
-const db = openReadOnly((workerData as { database: string }).database);
-let scanner: RangeScanner | undefined;
+const { database, extension } = workerData as { database: string; extension: string };
+const db = openReadOnly(database);
+let scanner: RangeScanner | Error | undefined;
 parentPort!.on('message', (message: { request: ScanRequest } | { chunk: number; range: [number, number] }) => {
   if ('request' in message) {
-    scanner = new RangeScanner(db, message.request);
+    try {
+      scanner = new RangeScanner(db, message.request, extension);
+    } catch (error) {
+      scanner = error as Error;
+    }
     return;
   }
   try {
+    if (scanner instanceof Error) throw scanner;
     const result = scanner!.scan(...message.range);
     parentPort!.postMessage({ chunk: message.chunk, result }, transferables(result));
   } catch (error) {

@@ -9,7 +9,7 @@ import { createReporter, type Reporter } from '../../engine/progress.ts';
 import { runPlan } from '../../engine/runtime.ts';
 import { loadPlan } from '../../engine/validate.ts';
 import { generateFixture } from '../../fixtures/generate-fixture.ts';
-import { selectLargest } from '../../sources/user-histories/scan-chunk.ts';
+import { extensionMissing } from '../../sources/user-histories/history-query.ts';
 import userHistories from '../../transforms/prep/user-histories.ts';
 import { historyRow, userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
 import type { CatalogEntry, UserHistory, WatchRow } from '../../transforms/prep/types.ts';
@@ -25,7 +25,8 @@ const BIG_ANIME = 2 ** 20 + 5;
 /**
  * The test fixture with the user_anime constraints relaxed and values the fast pass's packed keys
  * cannot hold: out-of-range, negative, fractional, text and NULL scores and episodes, odd and blob
- * statuses, NULL and separator-bearing scrape times, an anime id above 2^20, and users with many ties.
+ * statuses, NULL and separator-bearing scrape times, an anime id above 2^20, and users with many
+ * ties, a scrape time per row, and non-ASCII scrape times whose UTF-8 and UTF-16 orders differ.
  */
 function edgeFixture(dir: string): Fixture {
   mkdirSync(dir);
@@ -52,6 +53,8 @@ function edgeFixture(dir: string): Fixture {
     UPDATE user_anime SET scraped_at = '2024-03-0' || (anime_id % 3) WHERE user_id IN (49, 52);
     UPDATE user_anime SET score = 'high' WHERE user_id = 61 AND anime_id % 2 = 0;
     UPDATE user_anime SET watching_status = X'02' WHERE user_id = 64 AND anime_id % 3 = 0;
+    UPDATE user_anime SET scraped_at = printf('2024-05-%04d', (anime_id * 7919) % 1000) WHERE user_id = 67;
+    UPDATE user_anime SET scraped_at = CASE WHEN anime_id % 2 THEN 'ｘ' ELSE '𝑥' END WHERE user_id = 70;
     INSERT INTO user_anime VALUES (55, ${BIG_ANIME}, 9, 2, 1, '2024-02-01'), (58, ${BIG_ANIME}, 9, 2, 1, '2024-02-01');`);
   db.close();
   appendFileSync(fixture.semanticIds, JSON.stringify({ anime_id: BIG_ANIME, semantic_id: '<L1_9><L2_9>' }) + '\n');
@@ -196,16 +199,10 @@ test("prep-user-histories takes a number of scan workers or 'auto', and says so 
   assert.equal(parse(-1).success, false);
 });
 
-test('selectLargest moves the m largest keys to the end, for every m and in any starting order', () => {
-  let seed = 1;
-  const random = () => (seed = (seed * 48271) % 2147483647) / 2147483647;
-  for (const length of [1, 2, 3, 10, 61, 300]) {
-    for (let m = 0; m <= length; m += Math.max(1, Math.floor(length / 7))) {
-      const values = Float64Array.from(new Set(Array.from({ length: length * 2 }, () => Math.floor(random() * 2 ** 50)))).slice(0, length);
-      const selected = values.slice();
-      selectLargest(selected, m);
-      const expected = values.slice().sort().subarray(values.length - m);
-      assert.deepEqual(selected.subarray(values.length - m).sort(), expected, `length ${length}, m ${m}`);
-    }
-  }
+test('prep-user-histories needs its SQLite extension built, and says how to build it', () => {
+  assert.equal(extensionMissing(), undefined, 'npm install builds it');
+  const dir = tempDir('no-extension');
+  const missing = path.join(dir, 'user_history.node');
+  assert.equal(extensionMissing(missing), `the user-history SQLite extension ${missing} is not built: run 'node scripts/setup.mjs' (or 'npm install')`);
+  rmSync(dir, { recursive: true });
 });

@@ -6,6 +6,7 @@ import { inputPath } from '../../engine/options.ts';
 import type { Counter } from '../../engine/progress.ts';
 import { collectRows, fromAsync, type Stream } from '../../engine/stream.ts';
 import { schemaProblems } from '../../sources/sqlite-schema.ts';
+import { extensionMissing } from '../../sources/user-histories/history-query.ts';
 import { unpackEntry, type ChunkResult } from '../../sources/user-histories/scan-chunk.ts';
 import { HistoryScan } from '../../sources/user-histories/scan-pool.ts';
 import { historyLine, historyOptions } from './history.ts';
@@ -73,7 +74,10 @@ export default defineTransform({
     ).optional(),
   }),
   inputs: { ports: ['catalog'], side: ['catalog'] },
-  check: (o) => schemaProblems(o.database, 'user_anime', COLUMNS),
+  check: (o) => {
+    const missing = extensionMissing();
+    return [...(missing ? [{ option: 'type', message: missing }] : []), ...schemaProblems(o.database, 'user_anime', COLUMNS)];
+  },
   create(ctx, inputs) {
     const o = ctx.options;
     const scan = new HistoryScan(o.database, o.workers === 'auto' ? Math.min(AUTO_WORKERS_MAX, os.availableParallelism()) : o.workers);
