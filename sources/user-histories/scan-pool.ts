@@ -7,10 +7,11 @@ import { HISTORY_EXTENSION, userRangeSql } from './history-query.ts';
 import { RangeScanner, type ChunkResult, type ScanRequest } from './scan-chunk.ts';
 
 /**
- * A scan worker's young generation. Its garbage is each user's concatenated keys and scrape times,
- * dead by the next user, but V8 let a worker's heap reach ~40 MB by the end of a 100M-row scan.
- * Capped, peak RSS at 100M rows measured 22-37 MB lower in three pairs, with the same number of
- * scavenges (~140 a worker at 10M rows, ~50 ms in all).
+ * A scan worker's young generation. Its garbage is each user's values, dead by the next user, but
+ * V8 let a worker's heap reach ~40 MB by the end of a 100M-row scan when those were every row's
+ * key and scrape time as text (before user-history.c). Capped, peak RSS at 100M rows measured
+ * 22-37 MB lower in three pairs, with the same number of scavenges (~140 a worker at 10M rows,
+ * ~50 ms in all); a user's blob is smaller, and the cap still bounds it.
  */
 const YOUNG_GENERATION_MB = 16;
 

@@ -27,8 +27,8 @@ const MIN_RANGES = 256;
 
 /**
  * `workers: auto` takes one worker per core up to this. Measured on two cores at 10M rows: one
- * worker 10.4 s, two 7.4 s. More cores were not measured, so `auto` stops at what was; on a larger
- * machine a user sets the number (prep.yaml's `scan_workers`).
+ * worker 6.6-7.3 s, two 5.8-6.1 s. More cores were not measured, so `auto` stops at what was; on a
+ * larger machine a user sets the number (prep.yaml's `scan_workers`).
  */
 const AUTO_WORKERS_MAX = 2;
 
