@@ -78,7 +78,7 @@ static void config_function(sqlite3_context *ctx, int argc, sqlite3_value **argv
   Rules *rules = sqlite3_user_data(ctx);
   sqlite3_int64 mask = sqlite3_value_int64(argv[0]);
   int length = sqlite3_value_bytes(argv[1]);
-  uint8_t *known = sqlite3_malloc(length > 0 ? length : 1);
+  uint8_t *known = sqlite3_malloc64(length > 0 ? (sqlite3_uint64)length : 1);
   (void)argc;
   if (!known) {
     sqlite3_result_error_nomem(ctx);
@@ -111,14 +111,14 @@ static int stamp_id(History *h, const unsigned char *text, int length) {
   if (h->stamps == MAX_STAMPS) return -1;
   if (h->stamps == h->stamp_capacity) {
     int capacity = h->stamp_capacity ? 2 * h->stamp_capacity : 4;
-    char **texts = sqlite3_realloc(h->stamp_text, capacity * (int)sizeof(char *));
+    char **texts = sqlite3_realloc64(h->stamp_text, (sqlite3_uint64)capacity * sizeof(char *));
     if (texts) h->stamp_text = texts;
-    int *lengths = sqlite3_realloc(h->stamp_length, capacity * (int)sizeof(int));
+    int *lengths = sqlite3_realloc64(h->stamp_length, (sqlite3_uint64)capacity * sizeof(int));
     if (lengths) h->stamp_length = lengths;
     if (!texts || !lengths) return -2;
     h->stamp_capacity = capacity;
   }
-  char *copy = sqlite3_malloc(length > 0 ? length : 1);
+  char *copy = sqlite3_malloc64(length > 0 ? (sqlite3_uint64)length : 1);
   if (!copy) return -2;
   memcpy(copy, text, length);
   h->stamp_text[h->stamps] = copy;
@@ -163,9 +163,9 @@ static void step_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
   }
   if (h->rows == h->capacity) {
     int capacity = h->capacity ? 2 * h->capacity : 256;
-    uint64_t *keys = sqlite3_realloc(h->keys, capacity * (int)sizeof(uint64_t));
+    uint64_t *keys = sqlite3_realloc64(h->keys, (sqlite3_uint64)capacity * sizeof(uint64_t));
     if (keys) h->keys = keys;
-    uint16_t *stamp_of = sqlite3_realloc(h->stamp_of, capacity * (int)sizeof(uint16_t));
+    uint16_t *stamp_of = sqlite3_realloc64(h->stamp_of, (sqlite3_uint64)capacity * sizeof(uint16_t));
     if (stamp_of) h->stamp_of = stamp_of;
     if (!keys || !stamp_of) {
       sqlite3_result_error_nomem(ctx);
@@ -237,8 +237,8 @@ static void free_history(History *h) {
 /* Puts every kept row's scrape-time rank above its key; 0 on failure. */
 static int rank_stamps(History *h) {
   if (h->stamps < 2) return 1;
-  int *order = sqlite3_malloc(h->stamps * (int)sizeof(int));
-  uint64_t *rank = sqlite3_malloc(h->stamps * (int)sizeof(uint64_t));
+  int *order = sqlite3_malloc64((sqlite3_uint64)h->stamps * sizeof(int));
+  uint64_t *rank = sqlite3_malloc64((sqlite3_uint64)h->stamps * sizeof(uint64_t));
   if (!order || !rank) {
     sqlite3_free(order);
     sqlite3_free(rank);
@@ -280,7 +280,7 @@ static void final_function(sqlite3_context *ctx) {
     if (h->rows > 1) sort_tail(h->keys, 0, h->rows - 1, first);
   }
   int length = 3 + h->rows - first;
-  double *out = sqlite3_malloc(length * (int)sizeof(double));
+  double *out = sqlite3_malloc64((sqlite3_uint64)length * sizeof(double));
   if (!out) {
     free_history(h);
     sqlite3_result_error_nomem(ctx);
@@ -291,7 +291,7 @@ static void final_function(sqlite3_context *ctx) {
   out[2] = h->rows;
   for (int i = first; i < h->rows; i++) out[3 + i - first] = entry(h->keys[i] & ((1ULL << RANK_SHIFT) - 1));
   free_history(h);
-  sqlite3_result_blob(ctx, out, length * (int)sizeof(double), sqlite3_free);
+  sqlite3_result_blob64(ctx, out, (sqlite3_uint64)length * sizeof(double), sqlite3_free);
 }
 
 EXPORT int sqlite3_userhistory_init(sqlite3 *db, char **error, const sqlite3_api_routines *api) {
