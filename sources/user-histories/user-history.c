@@ -20,6 +20,7 @@
  */
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT1
+#include <limits.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -74,6 +75,9 @@ static void free_rules(void *p) {
   sqlite3_free(rules);
 }
 
+/* A history length as a C int: a user's kept rows are counted in one, so a larger bound means the same. */
+static int clamp_count(sqlite3_int64 n) { return n < 0 ? 0 : n > INT_MAX ? INT_MAX : (int)n; }
+
 static void config_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) {
   Rules *rules = sqlite3_user_data(ctx);
   sqlite3_int64 mask = sqlite3_value_int64(argv[0]);
@@ -89,8 +93,8 @@ static void config_function(sqlite3_context *ctx, int argc, sqlite3_value **argv
   sqlite3_free(rules->known);
   rules->known = known;
   rules->known_length = length;
-  rules->min = sqlite3_value_int(argv[2]);
-  rules->max = sqlite3_value_int(argv[3]);
+  rules->min = clamp_count(sqlite3_value_int64(argv[2]));
+  rules->max = clamp_count(sqlite3_value_int64(argv[3]));
   sqlite3_result_null(ctx);
 }
 

@@ -7,15 +7,15 @@ import { unpackEntry } from '../../sources/user-histories/scan-chunk.ts';
 /** [user_id, anime_id, score, watching_status, watched_episodes, scraped_at] */
 type Row = [number, number, unknown, unknown, unknown, unknown];
 
-/** A connection with the extension, statuses 1 and 2 allowed, anime 10-14 in the catalog, histories of 2 to 3 rows. */
-function database(rows: Row[]) {
+/** A connection with the extension, statuses 1 and 2 allowed, anime 10-14 in the catalog, histories of 2 to 3 rows by default. */
+function database(rows: Row[], bounds = { min: 2, max: 3 }) {
   const db = new Database(':memory:');
   // Declared types without NOT NULL or CHECKs, so odd values get in; INTEGER affinity stores bound numbers as integers.
   db.exec(`CREATE TABLE user_anime (user_id INTEGER, anime_id INTEGER, score INTEGER, watching_status INTEGER,
     watched_episodes INTEGER, scraped_at TEXT, PRIMARY KEY (user_id, anime_id))`);
   const insert = db.prepare('INSERT INTO user_anime VALUES (?, ?, ?, ?, ?, ?)');
   for (const row of rows) insert.run(...row);
-  loadHistoryRules(db, { allowedStatuses: [1, 2], knownIds: [10, 11, 12, 13, 14], min: 2, max: 3 });
+  loadHistoryRules(db, { allowedStatuses: [1, 2], knownIds: [10, 11, 12, 13, 14], ...bounds });
   return db;
 }
 
@@ -92,6 +92,16 @@ test('user_history gives NULL, for the reference rules, for a user with a value 
   assert.deepEqual(
     histories(db).map((h) => [h.user, 'exact' in h]),
     [...exact.map(([user]) => [user, true]), [11, false]],
+  );
+  db.close();
+});
+
+test('user_history takes bounds beyond a C int as no bound', () => {
+  const rows: Row[] = [10, 11, 12, 13].map((anime) => [1, anime, 5, 2, 1, '2024-01']);
+  const db = database(rows, { min: 1, max: 2 ** 40 });
+  assert.deepEqual(
+    histories(db).map((h) => h.rows?.map((r) => r.anime_id)),
+    [[10, 11, 12, 13]],
   );
   db.close();
 });
