@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { historySql, loadHistoryRules } from '../../sources/user-histories/history-query.ts';
-import { unpackEntry } from '../../sources/user-histories/scan-chunk.ts';
+import { RangeScanner, unpackEntry } from '../../sources/user-histories/scan-chunk.ts';
+import { historyRow, userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
+import type { WatchRow } from '../../transforms/prep/types.ts';
 
 /** [user_id, anime_id, score, watching_status, watched_episodes, scraped_at] */
 type Row = [number, number, unknown, unknown, unknown, unknown];
@@ -103,5 +105,42 @@ test('user_history takes bounds beyond a C int as no bound', () => {
     histories(db).map((h) => h.rows?.map((r) => r.anime_id)),
     [[10, 11, 12, 13]],
   );
+  db.close();
+});
+
+test('user_history agrees with the reference rules on random users: long histories, many scrape times, every bound', () => {
+  let seed = 11;
+  const random = (n: number) => (seed = (seed * 48271) % 2147483647) % n;
+  const db = new Database(':memory:');
+  db.exec(`CREATE TABLE user_anime (user_id INTEGER, anime_id INTEGER, score INTEGER, watching_status INTEGER,
+    watched_episodes INTEGER, scraped_at TEXT, PRIMARY KEY (user_id, anime_id))`);
+  const insert = db.prepare('INSERT INTO user_anime VALUES (?, ?, ?, ?, ?, ?)');
+  for (let user = 1; user <= 300; user++) {
+    const stamps = 1 + random(user % 10 === 0 ? 40 : 4);
+    // Few distinct scores and episodes, so ties fall through to the later keys.
+    for (const anime of new Set(Array.from({ length: random(user % 7 === 0 ? 900 : 120) }, () => random(2000))))
+      insert.run(user, anime, random(11), random(8), random(5) * 12, `2024-03-${String(random(stamps)).padStart(2, '0')}`);
+  }
+  const rows = db.prepare('SELECT * FROM user_anime ORDER BY user_id, anime_id').all() as WatchRow[];
+  const knownIds = Array.from({ length: 2000 }, (_, i) => i).filter((i) => i % 9 !== 0);
+  const allowedStatuses = [1, 2, 3, 4, 6];
+  for (const [min, max] of [
+    [1, 1],
+    [5, 30],
+    [40, 200],
+    [1, 10_000],
+  ]) {
+    const chunk = new RangeScanner(db, { allowedStatuses, knownIds, min: min!, max: max! }).scan(0, 1e9);
+    assert.equal(chunk.exact.length, 0);
+    const counts: HistoryCounts = { unknown_anime_rows: 0, status_filtered_rows: 0 };
+    const options = { allowed: new Set(allowedStatuses), min: min!, max: max! };
+    for (let i = 0; i < chunk.users; i++) {
+      const userId = chunk.userIds[i]!;
+      const expected = userHistory({ user_id: userId, rows: rows.filter((r) => r.user_id === userId) }, new Set(knownIds), options, counts);
+      const got = Array.from(chunk.entries.subarray(chunk.offsets[i], chunk.offsets[i + 1]), unpackEntry);
+      assert.deepEqual([chunk.eligible[i] === 1, got], [expected.eligible, expected.rows.map(historyRow)], `user ${userId}, min ${min}, max ${max}`);
+    }
+    assert.deepEqual([chunk.counts.unknown_anime_rows, chunk.counts.status_filtered_rows], [counts.unknown_anime_rows, counts.status_filtered_rows]);
+  }
   db.close();
 });
