@@ -16,14 +16,15 @@ export const extensionMissing = (extension = HISTORY_EXTENSION): string | undefi
 const ANIME_LIMIT = 2 ** 20;
 
 /**
- * Loads the extension into a connection and gives it the history rules (see user-history.c). A
- * scan worker is passed the path: its script, bundled into the cache folder, cannot find the
- * build beside its source through import.meta.
+ * Loads the extension at `extension` (HISTORY_EXTENSION, as the main thread resolves it) into a
+ * connection and gives it the history rules (see user-history.c). The path is always passed: a
+ * scan worker's script, bundled into the cache folder when run from source, would resolve it
+ * beside the bundle instead.
  */
 export function loadHistoryRules(
   db: Database.Database,
   rules: { allowedStatuses: number[]; knownIds: number[]; min: number; max: number },
-  extension = HISTORY_EXTENSION,
+  extension: string,
 ): void {
   try {
     db.loadExtension(extension);

@@ -51,7 +51,7 @@ export class RangeScanner {
   constructor(
     private readonly db: Database.Database,
     request: ScanRequest,
-    extension?: string,
+    extension: string,
   ) {
     loadHistoryRules(db, request, extension);
     this.history = db.prepare(historySql).raw(true);

@@ -66,7 +66,7 @@ export class HistoryScan {
       onSplit?.(spans.length);
       if (this.workers.length) yield* this.onWorkers(request, spans);
       else {
-        const scanner = new RangeScanner(this.db, request);
+        const scanner = new RangeScanner(this.db, request, HISTORY_EXTENSION);
         for (const [lo, hi] of spans) if (!this.closed) yield scanner.scan(lo, hi);
       }
     } finally {

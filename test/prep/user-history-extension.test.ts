@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { historySql, loadHistoryRules } from '../../sources/user-histories/history-query.ts';
+import { HISTORY_EXTENSION, historySql, loadHistoryRules } from '../../sources/user-histories/history-query.ts';
 import { RangeScanner, unpackEntry } from '../../sources/user-histories/scan-chunk.ts';
 import { historyRow, userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
 import type { WatchRow } from '../../transforms/prep/types.ts';
@@ -17,7 +17,7 @@ function database(rows: Row[], bounds = { min: 2, max: 3 }) {
     watched_episodes INTEGER, scraped_at TEXT, PRIMARY KEY (user_id, anime_id))`);
   const insert = db.prepare('INSERT INTO user_anime VALUES (?, ?, ?, ?, ?, ?)');
   for (const row of rows) insert.run(...row);
-  loadHistoryRules(db, { allowedStatuses: [1, 2], knownIds: [10, 11, 12, 13, 14], ...bounds });
+  loadHistoryRules(db, { allowedStatuses: [1, 2], knownIds: [10, 11, 12, 13, 14], ...bounds }, HISTORY_EXTENSION);
   return db;
 }
 
@@ -130,7 +130,7 @@ test('user_history agrees with the reference rules on random users: long histori
     [40, 200],
     [1, 10_000],
   ]) {
-    const chunk = new RangeScanner(db, { allowedStatuses, knownIds, min: min!, max: max! }).scan(0, 1e9);
+    const chunk = new RangeScanner(db, { allowedStatuses, knownIds, min: min!, max: max! }, HISTORY_EXTENSION).scan(0, 1e9);
     assert.equal(chunk.exact.length, 0);
     const counts: HistoryCounts = { unknown_anime_rows: 0, status_filtered_rows: 0 };
     const options = { allowed: new Set(allowedStatuses), min: min!, max: max! };
