@@ -55,6 +55,12 @@ const CASES: Case[] = [
     says: (f) => [f.database, "no table 'user_anime'"],
   },
   {
+    name: 'a user_anime without an index led by user_id',
+    arrange: (f) => (editDb(f, 'CREATE TABLE keyless AS SELECT * FROM user_anime; DROP TABLE user_anime; ALTER TABLE keyless RENAME TO user_anime'), {}),
+    code: 2,
+    says: (f) => [/prep\.yaml:\d+/, f.database, "table 'user_anime'", 'no index led by user_id', 'CREATE INDEX'],
+  },
+  {
     name: 'a missing required column',
     arrange: (f) => (editDb(f, 'ALTER TABLE anime DROP COLUMN studios'), {}),
     code: 2,

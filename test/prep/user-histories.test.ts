@@ -191,6 +191,36 @@ test('prep-user-histories checks the user_anime schema before the run', async ()
   }
 });
 
+test('prep-user-histories needs an index led by user_id on user_anime, and says how to add one', async () => {
+  const dir = tempDir('user-pass-index');
+  try {
+    const fixture = buildFixture(dir, { users: 3 });
+    const check = () => userHistories.check!(userHistories.options.parse({ database: fixture.database }));
+    const edit = (sql: string) => {
+      const db = new Database(fixture.database);
+      db.exec(sql);
+      db.close();
+    };
+    assert.deepEqual(await check(), [], 'the primary key (user_id, anime_id)');
+    // As a dataframe library writes a table: the same columns and rows, no key.
+    edit(`CREATE TABLE keyless AS SELECT * FROM user_anime; DROP TABLE user_anime; ALTER TABLE keyless RENAME TO user_anime;
+      CREATE INDEX by_anime ON user_anime(anime_id); CREATE INDEX by_user_if_scored ON user_anime(user_id) WHERE score > 0`);
+    const fix = 'CREATE INDEX user_anime_by_user ON user_anime(user_id, anime_id)';
+    assert.deepEqual(await check(), [
+      {
+        option: 'database',
+        message:
+          `database ${fixture.database}, table 'user_anime': no index led by user_id (expected the primary key (user_id, anime_id)), ` +
+          `so every user-id range would read the whole table; add one: ${fix}`,
+      },
+    ], 'an index led by another column, or a partial one, cannot serve a range of users');
+    edit(fix);
+    assert.deepEqual(await check(), [], 'the index the message suggests');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("prep-user-histories takes a number of scan workers or 'auto', and says so for anything else", () => {
   const parse = (workers: unknown) => userHistories.options.safeParse({ database: 'anime.sqlite', workers });
   assert.equal(parse(undefined).data?.workers, 'auto');

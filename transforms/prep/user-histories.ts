@@ -6,7 +6,7 @@ import { inputPath } from '../../engine/options.ts';
 import type { Counter } from '../../engine/progress.ts';
 import { collectRows, fromAsync, type Stream } from '../../engine/stream.ts';
 import { schemaProblems } from '../../sources/sqlite-schema.ts';
-import { extensionMissing } from '../../sources/user-histories/history-query.ts';
+import { extensionMissing, rangeIndexMissing } from '../../sources/user-histories/history-query.ts';
 import { unpackEntry, type ChunkResult } from '../../sources/user-histories/scan-chunk.ts';
 import { HistoryScan } from '../../sources/user-histories/scan-pool.ts';
 import { historyLine, historyOptions } from './history.ts';
@@ -76,7 +76,13 @@ export default defineTransform({
   inputs: { ports: ['catalog'], side: ['catalog'] },
   check: (o) => {
     const missing = extensionMissing();
-    return [...(missing ? [{ option: 'type', message: missing }] : []), ...schemaProblems(o.database, 'user_anime', COLUMNS)];
+    const schema = schemaProblems(o.database, 'user_anime', COLUMNS);
+    const unindexed = schema.length ? undefined : rangeIndexMissing(o.database);
+    return [
+      ...(missing ? [{ option: 'type', message: missing }] : []),
+      ...schema,
+      ...(unindexed ? [{ option: 'database', message: unindexed }] : []),
+    ];
   },
   create(ctx, inputs) {
     const o = ctx.options;
