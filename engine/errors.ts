@@ -68,6 +68,21 @@ export function attributeToNode(error: unknown, node: string): AnimindError {
   return wrapped;
 }
 
+/** Calls whose failure means bytes did not reach an output: a full disk, a quota, an I/O error. */
+const WRITE_CALLS = new Set(['write', 'writev', 'close', 'fsync', 'fdatasync']);
+
+/**
+ * A system error met while a node wrote its outputs, as a line naming the files the user asked
+ * for: Node's own message names the call and, at most, the temporary file the run writes first.
+ * Any other error is returned as it is.
+ */
+export function writeFailure(error: unknown, outputs: readonly string[]): unknown {
+  const { code, syscall } = error as NodeJS.ErrnoException;
+  if (!outputs.length || error instanceof AnimindError || !(error instanceof Error) || typeof code !== 'string' || !WRITE_CALLS.has(syscall ?? '')) return error;
+  const reason = error.message.replace(/^E[A-Z0-9]+: /, '').replace(/, [a-z]+$/, '');
+  return new DataError(`cannot write ${outputs.join(', ')}: ${reason} (${code})`);
+}
+
 /** The reader of stdout went away (`| head`): the run stops quietly with exit 0. */
 export class OutputClosedError extends AnimindError {
   constructor() {

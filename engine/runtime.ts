@@ -1,6 +1,6 @@
 import { mkdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { AnimindError, attributeToNode } from './errors.ts';
+import { AnimindError, attributeToNode, writeFailure } from './errors.ts';
 import type { Batch, Inputs, NodeContext, Stats } from './node.ts';
 import type { Progress, Reporter } from './progress.ts';
 import { KeyedRandom, nodeGenerator } from './random.ts';
@@ -34,9 +34,11 @@ export async function runPlan(plan: Plan, options: RunOptions): Promise<RunResul
   const started = Date.now();
   const controller = new AbortController();
   let failure: AnimindError | undefined;
+  const outputs: OutputFile[] = [];
   const fail = (error: unknown, node: string) => {
     if (failure) return;
-    failure = attributeToNode(error, node);
+    const written = outputs.filter((output) => output.node === node).map((output) => output.path);
+    failure = attributeToNode(writeFailure(error, written), node);
     controller.abort(failure);
   };
   const onOuterAbort = () => {
@@ -50,7 +52,6 @@ export async function runPlan(plan: Plan, options: RunOptions): Promise<RunResul
   if (options.signal?.aborted) onOuterAbort();
 
   const closers: { node: string; fn: () => void | Promise<void> }[] = [];
-  const outputs: OutputFile[] = [];
   const createdDirs: string[] = [];
   const stats: Record<string, Stats> = {};
   const streams: Stream<unknown>[] = [];

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, mkdtempSync } from 'node:fs';
+import { existsSync, readdirSync, mkdtempSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
@@ -54,4 +54,17 @@ test('aborting a run (as Ctrl-C does) stops it and leaves no partial output', as
   await assert.rejects(runPlan(plan, { reporter: quiet, signal: controller.signal }), /interrupted/);
   assert.deepEqual(readdirSync(dir), []);
   assert.deepEqual(probe.closed, ['numbers']);
+});
+
+test('a full disk while writing is one line naming the output asked for, and leaves nothing behind', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'animind-full-'));
+  const out = path.join(dir, 'rows.jsonl');
+  // The sink writes its temporary file first; pointed at /dev/full, every write fails as on a full disk.
+  symlinkSync('/dev/full', path.join(dir, `.rows.jsonl.tmp-${process.pid}`));
+  const plan = await loadPlan(pipeline('fail.yaml'), { out, at: '-1' });
+  await assert.rejects(runPlan(plan, { reporter: quiet }), (error: Error & { oneLine(): string }) => {
+    assert.equal(error.oneLine(), `node 'write': cannot write ${out}: no space left on device (ENOSPC)`);
+    return true;
+  });
+  assert.deepEqual(readdirSync(dir), []);
 });
