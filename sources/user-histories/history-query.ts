@@ -42,15 +42,17 @@ export function loadHistoryRules(
 }
 
 /**
- * One row per user with a row in [lo, hi): user_id, its row count, and user_history's blob, or
- * NULL for a user to read row by row. SQLite groups each user's rows (adjacent in primary-key
- * order, so no sort) and the aggregate applies the history rules in C.
+ * One row per user with a row in [lo, hi), the first `limit` of them: user_id, its row count, and
+ * user_history's blob, or NULL for a user to read row by row. SQLite groups each user's rows
+ * (adjacent in primary-key order, so no sort, and it stops at the limit) and the aggregate applies
+ * the history rules in C. `after` reads on from a user: user_id > lo instead of >= lo.
  */
-export const historySql = `SELECT user_id, count(*),
+export const historySql = (after = false) => `SELECT user_id, count(*),
   user_history(watching_status, score, watched_episodes, anime_id, scraped_at)
 FROM user_anime
-WHERE user_id >= ? AND user_id < ?
-GROUP BY user_id`;
+WHERE user_id ${after ? '>' : '>='} ? AND user_id < ?
+GROUP BY user_id
+LIMIT ?`;
 
 /** A user the extension cannot be sure of, row by row as the generic path reads it. */
 export const rowsSql = `SELECT user_id, anime_id, score, watching_status, watched_episodes, scraped_at

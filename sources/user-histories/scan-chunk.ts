@@ -26,6 +26,8 @@ export interface ChunkResult {
   /** Users read row by row (those user_history cannot be sure of), with the rows the reference rules kept. */
   exact: { index: number; rows: HistoryRow[] }[];
   counts: ChunkCounts;
+  /** The last user read when the read stopped at its user limit, for the next read of the range to go on after; undefined when the range is done. */
+  resumeAfter?: number;
 }
 
 export interface ChunkCounts extends HistoryCounts {
@@ -44,6 +46,7 @@ export const unpackEntry = (entry: number): HistoryRow => ({
 /** Scans user-id ranges of one connection; holds the statements between ranges. */
 export class RangeScanner {
   private readonly history: Database.Statement;
+  private readonly historyAfter: Database.Statement;
   private readonly rows: Database.Statement;
   private readonly knownSet: Set<number>;
   private readonly options: HistoryOptions;
@@ -54,26 +57,35 @@ export class RangeScanner {
     extension: string,
   ) {
     loadHistoryRules(db, request, extension);
-    this.history = db.prepare(historySql).raw(true);
+    this.history = db.prepare(historySql()).raw(true);
+    this.historyAfter = db.prepare(historySql(true)).raw(true);
     this.rows = db.prepare(rowsSql);
     this.knownSet = new Set(request.knownIds);
     this.options = { allowed: new Set(request.allowedStatuses), min: request.min, max: request.max };
   }
 
-  /** Every user with a row in [lo, hi), in user_id order, read in one transaction so follow-up lookups see the same rows. */
-  scan(lo: number, hi: number): ChunkResult {
-    return this.db.transaction(() => this.scanRange(lo, hi))();
+  /**
+   * The users with a row in [lo, hi), or after user `after` and below hi, in user_id order: at
+   * most `limit` of them, because a read's users are in memory at once and user ids need not be
+   * spread evenly. Read in one transaction so follow-up lookups see the same rows. A read that
+   * stopped at the limit says which user to go on after.
+   */
+  scan(lo: number, hi: number, limit = Number.MAX_SAFE_INTEGER, after?: number): ChunkResult {
+    return this.db.transaction(() => this.scanRange(lo, hi, limit, after))();
   }
 
-  private scanRange(lo: number, hi: number): ChunkResult {
+  private scanRange(lo: number, hi: number, limit: number, after: number | undefined): ChunkResult {
     const chunk = new ChunkBuilder();
-    for (const [userId, count, history] of this.history.iterate(lo, hi) as IterableIterator<[number, number, Buffer | null]>) {
+    const rows = after === undefined ? this.history.iterate(lo, hi, limit) : this.historyAfter.iterate(after, hi, limit);
+    let last: number | undefined;
+    for (const [userId, count, history] of rows as IterableIterator<[number, number, Buffer | null]>) {
       chunk.counts.rows += count;
       chunk.counts.users++;
       if (history === null) this.exactUser(chunk, userId);
       else this.fastUser(chunk, userId, doubles(history));
+      last = userId;
     }
-    return chunk.finish();
+    return chunk.finish(chunk.counts.users === limit ? last : undefined);
   }
 
   /** A user as user_history gave it: filtered counts, kept count, then the entries passed on. */
@@ -129,9 +141,10 @@ class ChunkBuilder {
     this.exact.push({ index: this.userIds.length - 1, rows });
   }
 
-  finish(): ChunkResult {
+  finish(resumeAfter: number | undefined): ChunkResult {
     if (this.userIds.length) this.offsets.push(this.size);
     return {
+      ...(resumeAfter === undefined ? {} : { resumeAfter }),
       users: this.userIds.length,
       userIds: Float64Array.from(this.userIds),
       eligible: Uint8Array.from(this.eligible),

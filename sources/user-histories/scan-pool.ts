@@ -22,13 +22,25 @@ export function userRanges(min: number, max: number, count: number): [number, nu
   return Array.from({ length: n }, (_, i) => [min + Math.floor((span * i) / n), min + Math.floor((span * (i + 1)) / n)] as [number, number]);
 }
 
-type Reply = { chunk: number; result: ChunkResult } | { chunk: number; error: string };
+type Reply = { read: number; result: ChunkResult } | { read: number; error: string };
+
+/** One read of a range: from its start, or on after the last user of the read before it. */
+interface Read {
+  range: [number, number];
+  after?: number;
+  result?: Promise<ChunkResult>;
+}
+
+/** What a read's place in the list becomes once its result is handed on. */
+const READ: Read = { range: [0, 0], result: new Promise<ChunkResult>(() => {}) };
 
 /**
  * Scans user_anime in user-id ranges, on worker threads (each with its own read-only connection)
  * or, with no workers, on the calling thread. Results come back in range order whichever worker
- * finished first, so the output never depends on timing. The workers start at construction, so
- * they load while the catalog is still being read.
+ * finished first, so the output never depends on timing. A range with more than `usersPerRead`
+ * users is read in several reads, one after another, so a cluster of user ids (the ranges are
+ * equal spans of ids) holds no more in memory than an ordinary range. The workers start at
+ * construction, so they load while the catalog is still being read.
  */
 export class HistoryScan {
   private readonly workers: Worker[];
@@ -39,6 +51,7 @@ export class HistoryScan {
   constructor(
     private readonly database: string,
     workers: number,
+    private readonly usersPerRead: number,
   ) {
     this.workers = Array.from({ length: workers }, () => new Worker(workerScript(new URL('./scan-worker.ts', import.meta.url)), { workerData: { database, extension: HISTORY_EXTENSION }, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } }));
     for (const worker of this.workers) {
@@ -51,9 +64,10 @@ export class HistoryScan {
   }
 
   /**
-   * Every range's result in order; at most two ranges per worker are in flight or waiting, which
-   * bounds memory. The workers and the connection are released as soon as the last range is read.
-   * `onSplit` hears how many ranges there are (fewer than asked when user ids are few) before any is read.
+   * Every read's result in order; at most two reads per worker are in flight or waiting, which
+   * bounds memory. A result without `resumeAfter` ends its range. The workers and the connection
+   * are released as soon as the last range is read. `onSplit` hears how many ranges there are
+   * (fewer than asked when user ids are few) before any is read.
    */
   async *chunks(request: ScanRequest, ranges: number, onSplit?: (count: number) => void): AsyncGenerator<ChunkResult> {
     try {
@@ -67,7 +81,15 @@ export class HistoryScan {
       if (this.workers.length) yield* this.onWorkers(request, spans);
       else {
         const scanner = new RangeScanner(this.db, request, HISTORY_EXTENSION);
-        for (const [lo, hi] of spans) if (!this.closed) yield scanner.scan(lo, hi);
+        for (const [lo, hi] of spans) {
+          let after: number | undefined;
+          do {
+            if (this.closed) return;
+            const result = scanner.scan(lo, hi, this.usersPerRead, after);
+            after = result.resumeAfter;
+            yield result;
+          } while (after !== undefined);
+        }
       }
     } finally {
       await this.close();
@@ -75,17 +97,21 @@ export class HistoryScan {
   }
 
   private async *onWorkers(request: ScanRequest, spans: [number, number][]): AsyncGenerator<ChunkResult> {
-    const waiting = new Map<number, { resolve: (r: ChunkResult) => void; reject: (e: Error) => void }>();
-    const results = new Map<number, Promise<ChunkResult>>();
+    // Reads in output order: a range's next read goes in right after the read it follows.
+    const reads: Read[] = spans.map((range) => ({ range }));
+    const waiting = new Map<number, { read: Read; resolve: (r: ChunkResult) => void; reject: (e: Error) => void }>();
     const idle = [...this.workers];
-    let next = 0;
+    let ids = 0;
     let consumed = 0;
     const dispatch = () => {
-      while (idle.length && next < spans.length && next < consumed + 2 * this.workers.length) {
-        const chunk = next++;
-        results.set(chunk, new Promise<ChunkResult>((resolve, reject) => waiting.set(chunk, { resolve, reject })));
-        results.get(chunk)!.catch(() => {});
-        idle.pop()!.postMessage({ chunk, range: spans[chunk] });
+      const window = Math.min(reads.length, consumed + 2 * this.workers.length);
+      for (let i = consumed; i < window && idle.length; i++) {
+        const read = reads[i]!;
+        if (read.result) continue;
+        const id = ids++;
+        read.result = new Promise<ChunkResult>((resolve, reject) => waiting.set(id, { read, resolve, reject }));
+        read.result.catch(() => {});
+        idle.pop()!.postMessage({ read: id, range: read.range, limit: this.usersPerRead, after: read.after });
       }
     };
     const fail = (error: Error) => {
@@ -94,10 +120,14 @@ export class HistoryScan {
     for (const worker of this.workers) {
       worker.postMessage({ request });
       worker.on('message', (reply: Reply) => {
-        const entry = waiting.get(reply.chunk)!;
-        waiting.delete(reply.chunk);
+        const entry = waiting.get(reply.read)!;
+        waiting.delete(reply.read);
         if ('error' in reply) entry.reject(new Error(reply.error));
-        else entry.resolve(reply.result);
+        else {
+          const after = reply.result.resumeAfter;
+          if (after !== undefined) reads.splice(reads.indexOf(entry.read) + 1, 0, { range: entry.read.range, after });
+          entry.resolve(reply.result);
+        }
         idle.push(worker);
         dispatch();
       });
@@ -106,9 +136,10 @@ export class HistoryScan {
     }
     if (this.failure) throw this.failure;
     dispatch();
-    for (; consumed < spans.length; consumed++) {
-      const result = await results.get(consumed)!;
-      results.delete(consumed);
+    while (consumed < reads.length) {
+      const result = await reads[consumed]!.result!;
+      // Let the result go once it is handed on; the list keeps only that the read was made.
+      reads[consumed++] = READ;
       dispatch();
       yield result;
     }

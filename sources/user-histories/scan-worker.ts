@@ -6,7 +6,7 @@ import { RangeScanner, transferables, type ScanRequest } from './scan-chunk.ts';
 const { database, extension } = workerData as { database: string; extension: string };
 const db = openReadOnly(database);
 let scanner: RangeScanner | Error | undefined;
-parentPort!.on('message', (message: { request: ScanRequest } | { chunk: number; range: [number, number] }) => {
+parentPort!.on('message', (message: { request: ScanRequest } | { read: number; range: [number, number]; limit: number; after?: number }) => {
   if ('request' in message) {
     try {
       scanner = new RangeScanner(db, message.request, extension);
@@ -17,9 +17,9 @@ parentPort!.on('message', (message: { request: ScanRequest } | { chunk: number; 
   }
   try {
     if (scanner instanceof Error) throw scanner;
-    const result = scanner!.scan(...message.range);
-    parentPort!.postMessage({ chunk: message.chunk, result }, transferables(result));
+    const result = scanner!.scan(...message.range, message.limit, message.after);
+    parentPort!.postMessage({ read: message.read, result }, transferables(result));
   } catch (error) {
-    parentPort!.postMessage({ chunk: message.chunk, error: (error as Error).message });
+    parentPort!.postMessage({ read: message.read, error: (error as Error).message });
   }
 });

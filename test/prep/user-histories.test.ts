@@ -10,6 +10,7 @@ import { runPlan } from '../../engine/runtime.ts';
 import { loadPlan } from '../../engine/validate.ts';
 import { generateFixture } from '../../fixtures/generate-fixture.ts';
 import { extensionMissing } from '../../sources/user-histories/history-query.ts';
+import { HistoryScan } from '../../sources/user-histories/scan-pool.ts';
 import userHistories from '../../transforms/prep/user-histories.ts';
 import { historyRow, userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
 import type { CatalogEntry, UserHistory, WatchRow } from '../../transforms/prep/types.ts';
@@ -124,21 +125,25 @@ describe('prep-user-histories: the fast user pass gives what the generic nodes g
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   for (const name of ['edge', 'generated', 'bundled']) {
-    test(`${name} database: same histories and counters for workers 0, 1, 2, 3 and auto, and any number of ranges`, async () => {
+    test(`${name} database: same histories and counters for workers 0, 1, 2, 3 and auto, any number of ranges and of users a read`, async () => {
       const fixture = fixtures[name]!;
       const allowed = name === 'edge' ? [0, 1, 2, 3, 4, 6] : [1, 2, 3, 4, 6];
       const expected = referenceHistories(fixture.database, catalogOfIds(fixture.semanticIds).map((e) => e.anime_id), allowed);
-      for (const [workers, ranges] of [
-        [0, 1],
-        [0, 7],
-        [1, 3],
-        [2, 256],
-        [3, 5],
-        ['auto', 2],
+      for (const [workers, ranges, users_per_read] of [
+        [0, 1, 512],
+        [0, 7, 512],
+        [0, 2, 1],
+        [1, 3, 512],
+        [1, 1, 7],
+        [2, 256, 512],
+        [2, 5, 3],
+        [3, 5, 512],
+        ['auto', 2, 512],
       ] as const) {
-        const { rows, stats } = await runFast(fixture, { workers, ranges, task_b_allowed_statuses: allowed });
-        assert.deepEqual(rows, expected.histories, `workers ${workers}, ranges ${ranges}`);
-        assert.deepEqual(stats, expected.stats, `workers ${workers}, ranges ${ranges}`);
+        const { rows, stats } = await runFast(fixture, { workers, ranges, users_per_read, task_b_allowed_statuses: allowed });
+        const what = `workers ${workers}, ranges ${ranges}, users a read ${users_per_read}`;
+        assert.deepEqual(rows, expected.histories, what);
+        assert.deepEqual(stats, expected.stats, what);
       }
     });
   }
@@ -216,6 +221,34 @@ test('prep-user-histories needs an index led by user_id on user_anime, and says 
     ], 'an index led by another column, or a partial one, cannot serve a range of users');
     edit(fix);
     assert.deepEqual(await check(), [], 'the index the message suggests');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a range holding most user ids is read a few users at a time, in order', async () => {
+  const dir = tempDir('user-pass-bunched');
+  try {
+    const fixture = buildFixture(dir, { users: 12 });
+    const db = new Database(fixture.database);
+    db.pragma('foreign_keys = OFF');
+    // One stray id: the ranges are equal spans of ids, so every other user falls in the first.
+    db.prepare(`INSERT INTO user_anime SELECT ${2 ** 40}, anime_id, score, watching_status, watched_episodes, scraped_at FROM user_anime WHERE user_id = 1`).run();
+    const users = db.prepare('SELECT DISTINCT user_id FROM user_anime ORDER BY user_id').pluck().all();
+    db.close();
+    const request = { allowedStatuses: [1, 2, 3, 4, 6], min: 4, max: 30, knownIds: catalogOfIds(fixture.semanticIds).map((e) => e.anime_id) };
+    for (const workers of [0, 2]) {
+      const reads: { users: number[]; ends: boolean }[] = [];
+      for await (const chunk of new HistoryScan(fixture.database, workers, 5).chunks(request, 4))
+        reads.push({ users: Array.from(chunk.userIds), ends: chunk.resumeAfter === undefined });
+      assert.deepEqual(
+        reads.map((read) => read.users.length),
+        [5, 5, 2, 0, 0, 1],
+        `workers ${workers}: reads of at most 5 users; the two middle ranges are empty`,
+      );
+      assert.deepEqual(reads.map((read) => read.ends), [false, false, true, true, true, true], 'only a range\'s last read ends it');
+      assert.deepEqual(reads.flatMap((read) => read.users), users);
+    }
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

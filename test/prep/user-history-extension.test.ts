@@ -23,7 +23,7 @@ function database(rows: Row[], bounds = { min: 2, max: 3 }) {
 
 /** Each user's row of historySql, its blob decoded: filtered counts, kept count and the entries as history rows. */
 function histories(db: Database.Database) {
-  return (db.prepare(historySql).raw(true).all(-1e15, 1e15) as [number, number, Buffer | null][]).map(([user, count, blob]) => {
+  return (db.prepare(historySql()).raw(true).all(-1e15, 1e15, -1) as [number, number, Buffer | null][]).map(([user, count, blob]) => {
     if (blob === null) return { user, count, exact: true };
     const [statusFiltered, unknown, kept, ...entries] = new Float64Array(new Uint8Array(blob).buffer);
     return { user, count, statusFiltered, unknown, kept, rows: entries.map(unpackEntry) };

@@ -16,7 +16,7 @@ import type { CatalogEntry, HistoryRow, UserHistory } from './types.ts';
 const COLUMNS = ['user_id', 'anime_id', 'score', 'watching_status', 'watched_episodes', 'scraped_at'];
 
 /**
- * Database bytes per user-id range when `ranges` is not set. A range's rows are in memory at once
+ * Database bytes per user-id range when `ranges` is not set. A read's rows are in memory at once
  * (in its worker, then as one batch through the Task B/C nodes), so a fixed count of ranges made
  * memory grow with the table: at 100M rows, 256 ranges of ~1,250 users peaked at 497 MB and 2,048
  * at 452 MB. Small ranges cost time instead: at 10M rows, 2,048 ranges of ~16 users ran slower
@@ -31,6 +31,13 @@ const MIN_RANGES = 256;
  * larger machine a user sets the number (prep.yaml's `scan_workers`).
  */
 const AUTO_WORKERS_MAX = 2;
+
+/**
+ * users_per_read's default. The default ranges hold ~125-175 users at 312 rows a user, so this
+ * only splits ranges whose ids are bunched: a 10M-row database with one stray user id of 2^40
+ * (every other user then in the first range) peaked at 354 MB where 276 MB without it.
+ */
+const USERS_PER_READ = 512;
 
 const defaultRanges = (database: string) => Math.max(MIN_RANGES, Math.ceil(statSync(database).size / RANGE_BYTES));
 
@@ -72,6 +79,10 @@ export default defineTransform({
       `user-id ranges the scan is split into; default one per ${RANGE_BYTES >> 20} MB of database, at least ${MIN_RANGES}: more balance the workers better and hold fewer rows at once (same output either way)`,
       1,
     ).optional(),
+    users_per_read: intOption(
+      'most users a range is read in at once, so user ids bunched into few ranges hold no more memory than others (same output either way)',
+      1,
+    ).default(USERS_PER_READ),
   }),
   inputs: { ports: ['catalog'], side: ['catalog'] },
   check: (o) => {
@@ -86,7 +97,7 @@ export default defineTransform({
   },
   create(ctx, inputs) {
     const o = ctx.options;
-    const scan = new HistoryScan(o.database, o.workers === 'auto' ? Math.min(AUTO_WORKERS_MAX, os.availableParallelism()) : o.workers);
+    const scan = new HistoryScan(o.database, o.workers === 'auto' ? Math.min(AUTO_WORKERS_MAX, os.availableParallelism()) : o.workers, o.users_per_read);
     ctx.onClose(() => scan.close());
     const counter = ctx.progress.counter('users', { unit: 'users', logEvery: 25000 });
     const totals = { rows: 0, users: 0, status_filtered_rows: 0, unknown_anime_rows: 0, short_history_users: 0, eligible_users: 0 };
@@ -102,7 +113,7 @@ export default defineTransform({
         totals.short_history_users = totals.users - totals.eligible_users;
         Object.assign(ctx.stats, totals);
         counter.add(chunk.users);
-        ranges!.add(1);
+        if (chunk.resumeAfter === undefined) ranges!.add(1);
         const batch = histories(chunk);
         if (batch.length) yield batch;
       }
