@@ -182,24 +182,28 @@ describe('prep-user-histories: the fast user pass gives what the generic nodes g
   }
 });
 
-test('prep-user-histories checks the user_anime schema before the run', async () => {
-  const dir = tempDir('user-pass-schema');
+/** Runs `fn` on a fresh test fixture of `users` users, removed afterwards. */
+async function withFixture(name: string, users: number, fn: (fixture: Fixture) => Promise<void> | void): Promise<void> {
+  const dir = tempDir(name);
   try {
-    const fixture = buildFixture(dir, { users: 3 });
+    await fn(buildFixture(dir, { users }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+test('prep-user-histories checks the user_anime schema before the run', async () => {
+  await withFixture('user-pass-schema', 3, async (fixture) => {
     const db = new Database(fixture.database);
     db.exec('ALTER TABLE user_anime DROP COLUMN scraped_at');
     db.close();
     const problems = await userHistories.check!(userHistories.options.parse({ database: fixture.database }));
     assert.deepEqual(problems, [{ option: 'table', message: `database ${fixture.database}, table 'user_anime': missing required column 'scraped_at'` }]);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('prep-user-histories needs an index led by user_id on user_anime, and says how to add one', async () => {
-  const dir = tempDir('user-pass-index');
-  try {
-    const fixture = buildFixture(dir, { users: 3 });
+  await withFixture('user-pass-index', 3, async (fixture) => {
     const check = () => userHistories.check!(userHistories.options.parse({ database: fixture.database }));
     const edit = (sql: string) => {
       const db = new Database(fixture.database);
@@ -221,15 +225,11 @@ test('prep-user-histories needs an index led by user_id on user_anime, and says 
     ], 'an index led by another column, or a partial one, cannot serve a range of users');
     edit(fix);
     assert.deepEqual(await check(), [], 'the index the message suggests');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a range holding most user ids is read a few users at a time, in order', async () => {
-  const dir = tempDir('user-pass-bunched');
-  try {
-    const fixture = buildFixture(dir, { users: 12 });
+  await withFixture('user-pass-bunched', 12, async (fixture) => {
     const db = new Database(fixture.database);
     db.pragma('foreign_keys = OFF');
     // One stray id: the ranges are equal spans of ids, so every other user falls in the first.
@@ -246,12 +246,10 @@ test('a range holding most user ids is read a few users at a time, in order', as
         [5, 5, 2, 0, 0, 1],
         `workers ${workers}: reads of at most 5 users; the two middle ranges are empty`,
       );
-      assert.deepEqual(reads.map((read) => read.ends), [false, false, true, true, true, true], 'only a range\'s last read ends it');
+      assert.deepEqual(reads.map((read) => read.ends), [false, false, true, true, true, true], "only a range's last read ends it");
       assert.deepEqual(reads.flatMap((read) => read.users), users);
     }
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  });
 });
 
 test("prep-user-histories takes a number of scan workers or 'auto', and says so for anything else", () => {
