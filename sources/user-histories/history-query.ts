@@ -45,7 +45,7 @@ export function loadHistoryRules(
  * One row per user with a row in [lo, hi), the first `limit` of them: user_id, its row count, and
  * user_history's blob, or NULL for a user to read row by row. SQLite groups each user's rows
  * (adjacent in primary-key order, so no sort, and it stops at the limit) and the aggregate applies
- * the history rules in C. `after` reads on from a user: user_id > lo instead of >= lo.
+ * the history rules in C. With `after`, the lower bound is exclusive, to read on after a user.
  */
 export const historySql = (after = false) => `SELECT user_id, count(*),
   user_history(watching_status, score, watched_episodes, anime_id, scraped_at)

@@ -31,9 +31,6 @@ interface Read {
   result?: Promise<ChunkResult>;
 }
 
-/** What a read's place in the list becomes once its result is handed on. */
-const READ: Read = { range: [0, 0], result: new Promise<ChunkResult>(() => {}) };
-
 /**
  * Scans user_anime in user-id ranges, on worker threads (each with its own read-only connection)
  * or, with no workers, on the calling thread. Results come back in range order whichever worker
@@ -97,15 +94,14 @@ export class HistoryScan {
   }
 
   private async *onWorkers(request: ScanRequest, spans: [number, number][]): AsyncGenerator<ChunkResult> {
-    // Reads in output order: a range's next read goes in right after the read it follows.
+    // The reads not yet handed on, in output order: a range's next read goes in right after the read it follows.
     const reads: Read[] = spans.map((range) => ({ range }));
     const waiting = new Map<number, { read: Read; resolve: (r: ChunkResult) => void; reject: (e: Error) => void }>();
     const idle = [...this.workers];
     let ids = 0;
-    let consumed = 0;
     const dispatch = () => {
-      const window = Math.min(reads.length, consumed + 2 * this.workers.length);
-      for (let i = consumed; i < window && idle.length; i++) {
+      const window = Math.min(reads.length, 2 * this.workers.length);
+      for (let i = 0; i < window && idle.length; i++) {
         const read = reads[i]!;
         if (read.result) continue;
         const id = ids++;
@@ -136,10 +132,9 @@ export class HistoryScan {
     }
     if (this.failure) throw this.failure;
     dispatch();
-    while (consumed < reads.length) {
-      const result = await reads[consumed]!.result!;
-      // Let the result go once it is handed on; the list keeps only that the read was made.
-      reads[consumed++] = READ;
+    while (reads.length) {
+      const result = await reads[0]!.result!;
+      reads.shift();
       dispatch();
       yield result;
     }
