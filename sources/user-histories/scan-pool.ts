@@ -24,19 +24,38 @@ export function userRanges(min: number, max: number, count: number): [number, nu
 
 type Reply = { read: number; result: ChunkResult } | { read: number; error: string };
 
-/** One read of a range: from its start, or on after the last user of the read before it. */
+/** A read's result as the scan hands it on: `endsRange` once every read of its range has come. */
+export type ScannedChunk = ChunkResult & { endsRange: boolean };
+
+/** One read: users in `bounds` (after user `after`, when set), for the range at index `range`. */
 interface Read {
-  range: [number, number];
+  range: number;
+  bounds: [number, number];
   after?: number;
   result?: Promise<ChunkResult>;
+}
+
+/**
+ * The reads that go on from a read stopped at its user limit: the rest of its bounds, halved by
+ * user id when it is wide enough, so a range holding many users is read by every worker, in
+ * reads that narrow until they part the users (a cluster of ids needs ~log2(range / cluster)).
+ */
+function readsAfter(read: Read, after: number): Read[] {
+  const [lo, hi] = read.bounds;
+  const mid = after + Math.floor((hi - after) / 2);
+  if (mid <= after + 1) return [{ range: read.range, bounds: [lo, hi], after }];
+  return [
+    { range: read.range, bounds: [lo, mid], after },
+    { range: read.range, bounds: [mid, hi] },
+  ];
 }
 
 /**
  * Scans user_anime in user-id ranges, on worker threads (each with its own read-only connection)
  * or, with no workers, on the calling thread. Results come back in range order whichever worker
  * finished first, so the output never depends on timing. A range with more than `usersPerRead`
- * users is read in several reads, one after another, so a cluster of user ids (the ranges are
- * equal spans of ids) holds no more in memory than an ordinary range. The workers start at
+ * users is read in several reads (see readsAfter), so a cluster of user ids (the ranges are equal
+ * spans of ids) holds no more in memory than an ordinary range. The workers start at
  * construction, so they load while the catalog is still being read.
  */
 export class HistoryScan {
@@ -61,12 +80,12 @@ export class HistoryScan {
   }
 
   /**
-   * Every read's result in order; at most two reads per worker are in flight or waiting, which
-   * bounds memory. A result without `resumeAfter` ends its range. The workers and the connection
-   * are released as soon as the last range is read. `onSplit` hears how many ranges there are
-   * (fewer than asked when user ids are few) before any is read.
+   * Every read's result in user-id order; at most two reads per worker are in flight or waiting,
+   * which bounds memory. The workers and the connection are released as soon as the last range is
+   * read. `onSplit` hears how many ranges there are (fewer than asked when user ids are few)
+   * before any is read.
    */
-  async *chunks(request: ScanRequest, ranges: number, onSplit?: (count: number) => void): AsyncGenerator<ChunkResult> {
+  async *chunks(request: ScanRequest, ranges: number, onSplit?: (count: number) => void): AsyncGenerator<ScannedChunk> {
     try {
       this.db = openReadOnly(this.database);
       const [min, max] = userRangeSql.map((sql) => this.db!.prepare(sql).pluck().get());
@@ -84,7 +103,7 @@ export class HistoryScan {
             if (this.closed) return;
             const result = scanner.scan(lo, hi, this.usersPerRead, after);
             after = result.resumeAfter;
-            yield result;
+            yield Object.assign(result, { endsRange: after === undefined });
           } while (after !== undefined);
         }
       }
@@ -93,9 +112,11 @@ export class HistoryScan {
     }
   }
 
-  private async *onWorkers(request: ScanRequest, spans: [number, number][]): AsyncGenerator<ChunkResult> {
-    // The reads not yet handed on, in output order: a range's next read goes in right after the read it follows.
-    const reads: Read[] = spans.map((range) => ({ range }));
+  private async *onWorkers(request: ScanRequest, spans: [number, number][]): AsyncGenerator<ScannedChunk> {
+    // The reads not yet handed on, in user-id order: the reads that go on from one follow it directly.
+    const reads: Read[] = spans.map((bounds, range) => ({ range, bounds }));
+    // Each range's reads not yet handed on.
+    const open = spans.map(() => 1);
     const waiting = new Map<number, { read: Read; resolve: (r: ChunkResult) => void; reject: (e: Error) => void }>();
     const idle = [...this.workers];
     let ids = 0;
@@ -107,7 +128,7 @@ export class HistoryScan {
         const id = ids++;
         read.result = new Promise<ChunkResult>((resolve, reject) => waiting.set(id, { read, resolve, reject }));
         read.result.catch(() => {});
-        idle.pop()!.postMessage({ read: id, range: read.range, limit: this.usersPerRead, after: read.after });
+        idle.pop()!.postMessage({ read: id, range: read.bounds, limit: this.usersPerRead, after: read.after });
       }
     };
     const fail = (error: Error) => {
@@ -121,7 +142,11 @@ export class HistoryScan {
         if ('error' in reply) entry.reject(new Error(reply.error));
         else {
           const after = reply.result.resumeAfter;
-          if (after !== undefined) reads.splice(reads.indexOf(entry.read) + 1, 0, { range: entry.read.range, after });
+          if (after !== undefined) {
+            const next = readsAfter(entry.read, after);
+            open[entry.read.range]! += next.length;
+            reads.splice(reads.indexOf(entry.read) + 1, 0, ...next);
+          }
           entry.resolve(reply.result);
         }
         idle.push(worker);
@@ -133,10 +158,11 @@ export class HistoryScan {
     if (this.failure) throw this.failure;
     dispatch();
     while (reads.length) {
-      const result = await reads[0]!.result!;
+      const read = reads[0]!;
+      const result = await read.result!;
       reads.shift();
       dispatch();
-      yield result;
+      yield Object.assign(result, { endsRange: --open[read.range]! === 0 });
     }
   }
 

@@ -237,18 +237,30 @@ test('a range holding most user ids is read a few users at a time, in order', as
     const users = db.prepare('SELECT DISTINCT user_id FROM user_anime ORDER BY user_id').pluck().all();
     db.close();
     const request = { allowedStatuses: [1, 2, 3, 4, 6], min: 4, max: 30, knownIds: catalogOfIds(fixture.semanticIds).map((e) => e.anime_id) };
-    for (const workers of [0, 2]) {
-      const reads: { users: number[]; ends: boolean }[] = [];
-      for await (const chunk of new HistoryScan(fixture.database, workers, 5).chunks(request, 4))
-        reads.push({ users: Array.from(chunk.userIds), ends: chunk.resumeAfter === undefined });
-      assert.deepEqual(
-        reads.map((read) => read.users.length),
-        [5, 5, 2, 0, 0, 1],
-        `workers ${workers}: reads of at most 5 users; the two middle ranges are empty`,
-      );
-      assert.deepEqual(reads.map((read) => read.ends), [false, false, true, true, true, true], "only a range's last read ends it");
-      assert.deepEqual(reads.flatMap((read) => read.users), users);
-    }
+    const scan = async (workers: number) => {
+      const reads: { users: number; ends: boolean }[] = [];
+      const ids: number[] = [];
+      for await (const chunk of new HistoryScan(fixture.database, workers, 5).chunks(request, 4)) {
+        reads.push({ users: chunk.users, ends: chunk.endsRange });
+        ids.push(...chunk.userIds);
+      }
+      assert.deepEqual(ids, users, `workers ${workers}: every user once, in order`);
+      return reads;
+    };
+    // On the calling thread, the first range goes on read after read; the two middle ranges are empty.
+    assert.deepEqual(await scan(0), [
+      { users: 5, ends: false },
+      { users: 5, ends: false },
+      { users: 2, ends: true },
+      { users: 0, ends: true },
+      { users: 0, ends: true },
+      { users: 1, ends: true },
+    ]);
+    // On workers, what is left of a range after a full read is halved by id, so both workers read it.
+    const reads = await scan(2);
+    assert.ok(reads.length > 6 && reads.every((read) => read.users <= 5), JSON.stringify(reads));
+    assert.equal(reads.filter((read) => read.ends).length, 4, 'each range ends once, with its last read');
+    assert.equal(reads.at(-1)!.ends, true);
   });
 });
 

@@ -113,7 +113,7 @@ export default defineTransform({
         totals.short_history_users = totals.users - totals.eligible_users;
         Object.assign(ctx.stats, totals);
         counter.add(chunk.users);
-        if (chunk.resumeAfter === undefined) ranges!.add(1);
+        if (chunk.endsRange) ranges!.add(1);
         const batch = histories(chunk);
         if (batch.length) yield batch;
       }
