@@ -24,17 +24,25 @@ export function tableColumns(db: Database.Database, table: string): Set<string> 
 
 /**
  * Schema problems as one message each, naming database, table and column, so a user can tell
- * a wrong file from a wrong schema at a glance.
+ * a wrong file from a wrong schema at a glance. `more` checks a table that has every required
+ * column further, on the same connection.
  */
-export function schemaProblems(file: string, table: string, required: readonly string[], option = 'table'): OptionProblem[] {
+export function schemaProblems(
+  file: string,
+  table: string,
+  required: readonly string[],
+  option = 'table',
+  more?: (db: Database.Database) => OptionProblem[],
+): OptionProblem[] {
   let db: Database.Database | undefined;
   try {
     db = openReadOnly(file);
     const columns = tableColumns(db, table);
     if (!columns) return [{ option, message: `database ${file} has no table '${table}' (expected table '${table}')` }];
-    return required
+    const missing = required
       .filter((c) => !columns.has(c))
       .map((c) => ({ option, message: `database ${file}, table '${table}': missing required column '${c}'` }));
+    return missing.length || !more ? missing : more(db);
   } catch (error) {
     return [{ option: 'database', message: `cannot open ${file} as a SQLite database: ${(error as Error).message}` }];
   } finally {

@@ -1,7 +1,6 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type Database from 'better-sqlite3';
-import { openReadOnly } from '../sqlite-schema.ts';
 
 /**
  * The SQLite extension behind the fast user pass (user-history.c), built by `npm install`'s
@@ -73,16 +72,11 @@ const rangePlanSql = 'EXPLAIN QUERY PLAN SELECT user_id, count(*) FROM user_anim
  * SQLite can seek to a range. Without one, every range and every user read row by row would scan
  * the whole table: at 1M rows 9 s where 4 s, and hours at 100M.
  */
-export function rangeIndexMissing(file: string): string | undefined {
-  const db = openReadOnly(file);
-  try {
-    const plan = db.prepare(rangePlanSql).all(0, 1) as { detail: string }[];
-    if (plan.some((step) => step.detail.startsWith('SEARCH'))) return undefined;
-  } finally {
-    db.close();
-  }
+export function rangeIndexMissing(db: Database.Database): string | undefined {
+  const plan = db.prepare(rangePlanSql).all(0, 1) as { detail: string }[];
+  if (plan.some((step) => step.detail.startsWith('SEARCH'))) return undefined;
   return (
-    `database ${file}, table 'user_anime': no index led by user_id (expected the primary key (user_id, anime_id)), ` +
+    `database ${db.name}, table 'user_anime': no index led by user_id (expected the primary key (user_id, anime_id)), ` +
     `so every user-id range would read the whole table; add one: CREATE INDEX user_anime_by_user ON user_anime(user_id, anime_id)`
   );
 }

@@ -1,5 +1,6 @@
 import { statSync } from 'node:fs';
 import os from 'node:os';
+import type Database from 'better-sqlite3';
 import { z } from 'zod';
 import { defineTransform } from '../../engine/node.ts';
 import { inputPath } from '../../engine/options.ts';
@@ -87,13 +88,11 @@ export default defineTransform({
   inputs: { ports: ['catalog'], side: ['catalog'] },
   check: (o) => {
     const missing = extensionMissing();
-    const schema = schemaProblems(o.database, 'user_anime', COLUMNS);
-    const unindexed = schema.length ? undefined : rangeIndexMissing(o.database);
-    return [
-      ...(missing ? [{ option: 'type', message: missing }] : []),
-      ...schema,
-      ...(unindexed ? [{ option: 'database', message: unindexed }] : []),
-    ];
+    const unindexed = (db: Database.Database) => {
+      const message = rangeIndexMissing(db);
+      return message ? [{ option: 'database', message }] : [];
+    };
+    return [...(missing ? [{ option: 'type', message: missing }] : []), ...schemaProblems(o.database, 'user_anime', COLUMNS, 'table', unindexed)];
   },
   create(ctx, inputs) {
     const o = ctx.options;
