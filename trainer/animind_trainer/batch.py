@@ -47,9 +47,7 @@ def decode_batch(payload: bytes, kind: str, vocab_size: int) -> Batch:
         raise WorkerError(f"{kind} has unknown flag bits set: {flags:#x}")
     expected = BATCH_HEADER.size + 3 * rows * seq_len * 4
     if len(payload) != expected:
-        raise WorkerError(
-            f"{kind} payload is {len(payload)} bytes but rows={rows}, seq_len={seq_len} needs {expected}"
-        )
+        raise WorkerError(f"{kind} payload is {len(payload)} bytes but rows={rows}, seq_len={seq_len} needs {expected}")
     arrays = np.frombuffer(payload, dtype="<i4", offset=BATCH_HEADER.size).reshape(3, rows, seq_len)
     input_ids, labels, position_ids = (torch.from_numpy(a.astype(np.int64)) for a in arrays)
     _validate(kind, input_ids, labels, position_ids, vocab_size)

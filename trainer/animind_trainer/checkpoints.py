@@ -6,8 +6,8 @@ import re
 import shutil
 from pathlib import Path
 
-from .lora import TrainableModel
 from .atomic import write_json
+from .lora import TrainableModel
 from .outputs import ModelManifest, save_model_dir
 
 _CHECKPOINT = re.compile(r"checkpoint-(\d+)")

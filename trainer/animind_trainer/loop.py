@@ -131,7 +131,9 @@ class Trainer:
 
     def _check_shape(self, batch: Batch, kind: str) -> None:
         if batch.input_ids.shape[1] > self.config.max_seq_len:
-            raise WorkerError(f"{kind} seq_len {batch.input_ids.shape[1]} exceeds max_seq_len {self.config.max_seq_len}")
+            raise WorkerError(
+                f"{kind} seq_len {batch.input_ids.shape[1]} exceeds max_seq_len {self.config.max_seq_len}"
+            )
 
     def _optimizer_step(self, phase: Phase) -> None:
         if self._step_tokens != self._step_normaliser:
@@ -203,7 +205,9 @@ class Trainer:
         for eval_set, loss, tokens in self._eval.take():
             phase = self.phase
             if loss is None:
-                self.events.log("warning", f"{phase.name} {eval_set} eval at step {phase.step} had no completion tokens")
+                self.events.log(
+                    "warning", f"{phase.name} {eval_set} eval at step {phase.step} had no completion tokens"
+                )
                 continue
             record = eval_record(phase.step, eval_set, loss, tokens)
             (phase.evals if eval_set == HELDOUT else phase.english_evals).append(record)

@@ -32,7 +32,9 @@ class TrainableModel:
         return [p for p in self.model.parameters() if p.requires_grad]
 
 
-def make_trainable(model: nn.Module, lora: LoraSettings, token_ids: list[int], gradient_checkpointing: bool) -> TrainableModel:
+def make_trainable(
+    model: nn.Module, lora: LoraSettings, token_ids: list[int], gradient_checkpointing: bool
+) -> TrainableModel:
     """LoRA first: peft freezes every non-adapter weight, so the row wrappers go in after."""
     for param in model.parameters():
         param.requires_grad_(False)

@@ -16,14 +16,14 @@ TINY_MODEL_NAME = "tiny-random-qwen2"
 # The tiny model's weights are a pure function of this seed and its vocabulary size,
 # so a trained tiny run can be reloaded without saving the random base weights.
 TINY_SEED = 20240611
-TINY_SHAPE = dict(
-    hidden_size=64,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    num_key_value_heads=2,
-    intermediate_size=128,
-    max_position_embeddings=32768,
-)
+TINY_SHAPE = {
+    "hidden_size": 64,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "intermediate_size": 128,
+    "max_position_embeddings": 32768,
+}
 ATTENTION = "sdpa"
 
 

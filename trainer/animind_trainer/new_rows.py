@@ -45,8 +45,8 @@ class NewRowsHead(nn.Module):
         base.weight.requires_grad_(False)
         self.register_buffer("token_ids", token_ids.to(base.weight.device), persistent=False)
         # A tied head must keep sharing its rows with the input embedding.
-        self.new_rows = shared_rows if shared_rows is not None else nn.Parameter(
-            base.weight.detach()[token_ids].float().clone()
+        self.new_rows = (
+            shared_rows if shared_rows is not None else nn.Parameter(base.weight.detach()[token_ids].float().clone())
         )
 
     @property

@@ -10,8 +10,9 @@ from __future__ import annotations
 import json
 import math
 import struct
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import BinaryIO, Iterable, TextIO
+from typing import BinaryIO, TextIO
 
 from .errors import WorkerError
 
@@ -67,9 +68,7 @@ def read_frame(stream: BinaryIO) -> Frame | None:
         return None
     if len(header) < FRAME_HEADER.size:
         kind = FRAME_NAMES.get(header[0], f"type {header[0]}")
-        raise WorkerError(
-            f"truncated {kind} frame header: expected {FRAME_HEADER.size} bytes, read {len(header)}"
-        )
+        raise WorkerError(f"truncated {kind} frame header: expected {FRAME_HEADER.size} bytes, read {len(header)}")
     frame_type, length = FRAME_HEADER.unpack(header)
     if frame_type not in FRAME_NAMES:
         raise WorkerError(f"unknown frame type {frame_type} (payload length {length})")

@@ -21,8 +21,7 @@ def redact(value, secrets: frozenset[str] = frozenset()):
     """Copy of a JSON-like value with secret-named fields and known secret strings masked."""
     if isinstance(value, dict):
         return {
-            k: REDACTED if is_secret_key(k) and v not in (None, "") else redact(v, secrets)
-            for k, v in value.items()
+            k: REDACTED if is_secret_key(k) and v not in (None, "") else redact(v, secrets) for k, v in value.items()
         }
     if isinstance(value, list):
         return [redact(v, secrets) for v in value]

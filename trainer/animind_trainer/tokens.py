@@ -48,7 +48,7 @@ def extend_tokenizer(tokenizer: PreTrainedTokenizerBase, tokens: list[str]) -> l
     tokenizer.add_tokens(levels)
     ids = tokenizer.convert_tokens_to_ids(tokens)
     encoded = tokenizer(tokens, add_special_tokens=False)["input_ids"]
-    split = next((t for t, i, e in zip(tokens, ids, encoded) if e != [i]), None)
+    split = next((t for t, i, e in zip(tokens, ids, encoded, strict=False) if e != [i]), None)
     if split is not None:
         raise WorkerError(f"added token {split!r} does not encode to a single id")
     return ids

@@ -31,7 +31,9 @@ def _handshake(frames: BinaryIO) -> dict:
     hello = frame.json()
     version = hello.get("protocol_version")
     if version != PROTOCOL_VERSION:
-        raise WorkerError(f"unsupported protocol version {version} (this worker speaks {PROTOCOL_VERSION})", exit_code=2)
+        raise WorkerError(
+            f"unsupported protocol version {version} (this worker speaks {PROTOCOL_VERSION})", exit_code=2
+        )
     if not isinstance(hello.get("config"), dict):
         raise WorkerError("HELLO config must be an object")
     return hello
@@ -138,7 +140,9 @@ def main() -> int:
         frames = os.fdopen(FRAMES_FD, "rb", buffering=0)
         events_stream = os.fdopen(EVENTS_FD, "w", encoding="utf-8")
     except OSError:
-        print("error: fd 3 (frames in) and fd 4 (events out) must be open pipes; see trainer/PROTOCOL.md", file=sys.stderr)
+        print(
+            "error: fd 3 (frames in) and fd 4 (events out) must be open pipes; see trainer/PROTOCOL.md", file=sys.stderr
+        )
         return 2
     return run(frames, EventWriter(events_stream))
 

@@ -33,8 +33,13 @@ def tiny_config(out_dir: Path, **overrides) -> dict:
         "seed": 7,
         "hf_token": HF_SECRET,
         "hf_token_env": "HF_TOKEN",
-        "lora": {"enabled": True, "r": 8, "alpha": 16, "dropout": 0.0,
-                 "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]},
+        "lora": {
+            "enabled": True,
+            "r": 8,
+            "alpha": 16,
+            "dropout": 0.0,
+            "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        },
         "wandb": {"enabled": False, "api_key": WANDB_SECRET, "api_key_env": "WANDB_API_KEY"},
     }
     config.update(overrides)

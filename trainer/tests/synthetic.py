@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from frames import example_row
 
@@ -16,6 +16,12 @@ def anime_examples(encode: Callable[[str], list[int]], n_anime: int = 16, seed: 
     for i in range(n_anime):
         sid = "".join(f"<L{level}_{rng.randrange(2048)}>" for level in range(1, 9))
         title = f"Show {i}"
-        examples.append(example_row(encode(f"The anime titled '{title}' has semantic id"), encode(f" <anime_start>{sid}<anime_end>")))
-        examples.append(example_row(encode(f"The anime <anime_start>{sid}<anime_end> has the title"), encode(f" {title}")))
+        examples.append(
+            example_row(
+                encode(f"The anime titled '{title}' has semantic id"), encode(f" <anime_start>{sid}<anime_end>")
+            )
+        )
+        examples.append(
+            example_row(encode(f"The anime <anime_start>{sid}<anime_end> has the title"), encode(f" {title}"))
+        )
     return examples

@@ -59,7 +59,15 @@ def test_redaction_masks_secret_keys_and_known_values_only():
 
 def test_hf_token_comes_from_config_then_the_named_env_var(monkeypatch):
     monkeypatch.setenv("MY_HF", "from-env-token")
-    assert resolve_hf_token(parse_config({"base_model": "m", "out_dir": "/o", "hf_token_env": "MY_HF"})) == "from-env-token"
-    assert resolve_hf_token(parse_config({"base_model": "m", "out_dir": "/o", "hf_token_env": "MY_HF", "hf_token": "cfg-token"})) == "cfg-token"
+    assert (
+        resolve_hf_token(parse_config({"base_model": "m", "out_dir": "/o", "hf_token_env": "MY_HF"}))
+        == "from-env-token"
+    )
+    assert (
+        resolve_hf_token(
+            parse_config({"base_model": "m", "out_dir": "/o", "hf_token_env": "MY_HF", "hf_token": "cfg-token"})
+        )
+        == "cfg-token"
+    )
     monkeypatch.delenv("MY_HF")
     assert resolve_hf_token(parse_config({"base_model": "m", "out_dir": "/o", "hf_token_env": "MY_HF"})) is None

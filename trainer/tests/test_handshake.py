@@ -87,11 +87,19 @@ def test_unknown_protocol_version_exits_2_with_one_line(tmp_path):
 def test_a_missing_model_outside_dry_run_is_a_clear_error(tmp_path):
     worker = WorkerProcess(worker_env(HF_TOKEN="hf_envSecretValue999"))
     try:
-        worker.send(hello(tiny_config(tmp_path, base_model=str(tmp_path / "absent"), tiny_model=False, dry_run=False, hf_token="")))
+        worker.send(
+            hello(
+                tiny_config(tmp_path, base_model=str(tmp_path / "absent"), tiny_model=False, dry_run=False, hf_token="")
+            )
+        )
         events = worker.remaining_events()
         assert worker.wait() == 1
         error = events[-1]
-        assert error["event"] == "error" and error["message"] == f"cannot load base model {tmp_path / 'absent'}: no such directory {tmp_path / 'absent'}"
+        assert (
+            error["event"] == "error"
+            and error["message"]
+            == f"cannot load base model {tmp_path / 'absent'}: no such directory {tmp_path / 'absent'}"
+        )
         assert "\n" not in error["message"] and "Traceback" not in worker.output()
         assert "hf_envSecretValue999" not in (tmp_path / "train_config_snapshot.json").read_text()
     finally:

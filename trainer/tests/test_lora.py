@@ -59,8 +59,15 @@ def test_lora_disabled_trains_only_the_rows():
 
 
 def test_tied_embeddings_share_one_set_of_new_rows():
-    config = Qwen2Config(vocab_size=VOCAB, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                         num_key_value_heads=1, intermediate_size=64, tie_word_embeddings=True)
+    config = Qwen2Config(
+        vocab_size=VOCAB,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        intermediate_size=64,
+        tie_word_embeddings=True,
+    )
     trainable = make_trainable(Qwen2ForCausalLM(config), LORA, NEW, False)
     assert trainable.tied
     hidden = torch.randn(3, 32)

@@ -26,7 +26,9 @@ def _micro_batches(prepared, count):
     encode = lambda text: prepared.tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
     examples = anime_examples(encode, n_anime=4)
     pad = prepared.tokenizer.pad_token_id
-    return [pack([examples[(2 * i) % len(examples)], examples[(2 * i + 1) % len(examples)]], 64, pad) for i in range(count)]
+    return [
+        pack([examples[(2 * i) % len(examples)], examples[(2 * i + 1) % len(examples)]], 64, pad) for i in range(count)
+    ]
 
 
 def _decode(prepared, rows, ends_step, step_tokens):
@@ -126,7 +128,9 @@ def test_protocol_misuse_is_rejected(trained):
         trainer.finish()
     with pytest.raises(WorkerError, match="step_completion_tokens changed within checks step 1"):
         trainer.train_batch(_decode(prepared, rows[1], True, total + 1))
-    with pytest.raises(WorkerError, match=f"step_completion_tokens says {total + 5} but its micro-batches hold {total}"):
+    with pytest.raises(
+        WorkerError, match=f"step_completion_tokens says {total + 5} but its micro-batches hold {total}"
+    ):
         fresh = Trainer(prepared, EventWriter(io.StringIO()), Checkpoints(Path(out), 100, 2, prepared.manifest))
         fresh.start_phase({"name": "checks", "total_steps": 2})
         fresh.train_batch(_decode(prepared, rows[0], False, total + 5))

@@ -10,7 +10,7 @@ from tokenizers import Tokenizer
 from animind_trainer.model_loading import build_tiny_model
 from animind_trainer.outputs import load_trained
 from configs import HF_SECRET, WANDB_SECRET, tiny_config
-from frames import end, eval_batch, optimizer_step, pack, phase, hello
+from frames import end, eval_batch, hello, optimizer_step, pack, phase
 from synthetic import anime_examples
 from worker_process import WorkerProcess
 
@@ -23,7 +23,7 @@ def _frames(tokenizer: Tokenizer, pad_id: int) -> list[bytes]:
     held_out = anime_examples(encode, n_anime=4)[:4]  # same anime: eval loss should fall too
     evals = [eval_batch(pack(held_out[:2], SEQ_LEN, pad_id)), eval_batch(pack(held_out[2:], SEQ_LEN, pad_id))]
     text = encode("The quick brown fox jumps over the lazy dog, and the story goes on for a while.")
-    english = eval_batch(pack([(text, [-100] + text[1:])], SEQ_LEN, pad_id), english=True)
+    english = eval_batch(pack([(text, [-100, *text[1:]])], SEQ_LEN, pad_id), english=True)
     out = [phase("phase1_linking", PHASE1_STEPS, 2)]
     cursor = 0
     for step in range(1, PHASE1_STEPS + PHASE2_STEPS + 1):
@@ -39,7 +39,7 @@ def _frames(tokenizer: Tokenizer, pad_id: int) -> list[bytes]:
             out += evals
         if step == 8:
             out.append(english)
-    return out + [end()]
+    return [*out, end()]
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,11 @@ def _events(run, name, phase=None):
 
 
 def test_run_ends_with_done(run):
-    assert run["events"][-1] == {"event": "done", "out_dir": str(run["out"]), "final_model": str(run["out"] / "final_model")}
+    assert run["events"][-1] == {
+        "event": "done",
+        "out_dir": str(run["out"]),
+        "final_model": str(run["out"] / "final_model"),
+    }
     assert not _events(run, "error")
 
 
@@ -122,7 +126,9 @@ def test_outputs_exist_and_summary_describes_the_run(run):
 
 def test_no_secret_reaches_any_output_event_or_log(run):
     texts = [json.dumps(run["events"]), run["log"]]
-    texts += [p.read_text(errors="replace") for p in Path(run["out"]).rglob("*") if p.suffix in (".json", ".md", ".jinja")]
+    texts += [
+        p.read_text(errors="replace") for p in Path(run["out"]).rglob("*") if p.suffix in (".json", ".md", ".jinja")
+    ]
     for text in texts:
         assert HF_SECRET not in text and WANDB_SECRET not in text
     snapshot = json.loads((run["out"] / "train_config_snapshot.json").read_text())["config"]

@@ -37,7 +37,7 @@ class WorkerProcess:
         frames_r, frames_w = os.pipe()
         events_r, events_w = os.pipe()
         child_in, child_out = _high_fd(frames_r), _high_fd(events_w)
-        self.log = tempfile.TemporaryFile()
+        self.log = tempfile.TemporaryFile()  # noqa: SIM115 - kept open for output(), closed in stop()
         script = f'exec "$0" -m animind_trainer.worker 3<&{child_in} 4>&{child_out} {child_in}<&- {child_out}>&-'
         self.proc = subprocess.Popen(
             ["bash", "-c", script, sys.executable],
