@@ -1,6 +1,7 @@
-import type { NodeDefinition } from './node.ts';
+import type { NodeDefinition } from '../engine/node.ts';
+import { NodeRegistry } from '../engine/registry.ts';
 import jsonlSource from '../sources/jsonl-source.ts';
-import semanticIdsSource from '../sources/semantic-ids-source.ts';
+import semanticIdsSource from '../sources/prep/semantic-ids-source.ts';
 import sqliteSource from '../sources/sqlite-source.ts';
 import join from '../transforms/join.ts';
 import merge from '../transforms/merge.ts';
@@ -12,19 +13,19 @@ import prepCatalog from '../transforms/prep/catalog.ts';
 import prepTaskA from '../transforms/prep/task-a.ts';
 import prepGroupUsers from '../transforms/prep/group-users.ts';
 import prepHistory from '../transforms/prep/history.ts';
-import prepUserHistories from '../transforms/prep/user-histories.ts';
+import prepUserHistories from '../transforms/prep/user-histories/user-histories.ts';
 import prepMask from '../transforms/prep/mask.ts';
 import prepTaskB from '../transforms/prep/task-b.ts';
 import prepSeeds from '../transforms/prep/seeds.ts';
 import prepTaskC from '../transforms/prep/task-c.ts';
 import prepSample from '../transforms/prep/sample.ts';
 import prepShuffle from '../transforms/prep/shuffle.ts';
-import prepSummarySink from '../sinks/summary-sink.ts';
+import prepSummarySink from '../sinks/prep/summary-sink.ts';
 import dryRunSample from '../transforms/train/dry-run-sample.ts';
 import chatFormat from '../transforms/train/chat-format.ts';
 import tokenize from '../transforms/train/tokenize.ts';
 import packSteps from '../transforms/train/pack-steps.ts';
-import trainerSink from '../sinks/trainer-sink.ts';
+import trainerSink from '../sinks/trainer/trainer-sink.ts';
 
 /** Every built-in node type; they use the same interface a user's own node module does. */
 export const builtinNodes: NodeDefinition[] = [
@@ -36,7 +37,7 @@ export const builtinNodes: NodeDefinition[] = [
   jsonlSink,
   parquetSink,
   manifestSink,
-  // The prep phase (spec: shared/spec/prep.md), in pipeline order.
+  // The prep phase (docs/prep.md), in pipeline order.
   prepCleanAnime,
   prepCatalog,
   prepTaskA,
@@ -50,10 +51,13 @@ export const builtinNodes: NodeDefinition[] = [
   prepSample,
   prepShuffle,
   prepSummarySink,
-  // The train phase (spec: shared/spec/train.md), in pipeline order.
+  // The train phase (docs/train.md), in pipeline order.
   dryRunSample,
   chatFormat,
   tokenize,
   packSteps,
   trainerSink,
-] as NodeDefinition[];
+];
+
+/** What `use:` can name in the CLI's pipelines, besides user modules given by path. */
+export const builtins = new NodeRegistry(builtinNodes);

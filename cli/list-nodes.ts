@@ -1,14 +1,15 @@
 import { describeOptions } from '../engine/options.ts';
-import { listBuiltins } from '../engine/registry.ts';
+import { portNames, sidePorts } from '../engine/validate.ts';
+import { builtins } from './builtin-nodes.ts';
 
 /** The node catalogue as text (for people) or JSON (for tools). */
 export function listNodes(json: boolean): string {
-  const nodes = listBuiltins().map((node) => ({
+  const nodes = builtins.list().map((node) => ({
     type: node.type,
     kind: node.kind,
     description: node.description,
-    inputs: node.kind === 'source' ? [] : node.inputs.ports.map((p) => (node.inputs.side?.includes(p) ? `${p} (side)` : p)),
-    variadic: node.kind !== 'source' && Boolean(node.inputs.variadic),
+    inputs: portNames(node).map((p) => (sidePorts(node).includes(p) ? `${p} (side)` : p)),
+    variadic: node.kind !== 'source' && Boolean(node.variadic),
     options: describeOptions(node.options),
   }));
   if (json) return JSON.stringify(nodes, null, 2) + '\n';

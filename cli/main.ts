@@ -3,11 +3,11 @@ import { hideBin } from 'yargs/helpers';
 import { ConfigError } from '../engine/errors.ts';
 import { toDot, toMermaid } from '../engine/graph.ts';
 import { parseOverrides } from '../engine/pipeline-file.ts';
-import { loadPlan } from '../engine/validate.ts';
 import { EXIT, reportError } from './exit.ts';
 import { listNodes } from './list-nodes.ts';
+import { listParams } from './list-params.ts';
 import { runPhase } from './run-phase.ts';
-import { runPipelineFile, type DisplayOptions } from './run-pipeline.ts';
+import { loadBuiltinPlan, runPipelineFile, type DisplayOptions } from './run-pipeline.ts';
 
 const EPILOG = `Exit codes: 0 ok, 1 data or runtime error, 2 usage or config error, 130 interrupted.
 Data goes to stdout only when a sink writes to '-'; logs and progress always go to stderr.`;
@@ -23,7 +23,25 @@ const displayOptions = <T>(y: Argv<T>) =>
     });
 
 const setOption = <T>(y: Argv<T>) =>
-  y.option('set', { type: 'string', array: true, default: [] as string[], describe: 'override a pipeline parameter: --set name=value (repeatable)' });
+  y.option('set', {
+    type: 'string',
+    array: true,
+    default: [] as string[],
+    describe: "override a pipeline parameter: --set name=value (repeatable; parsed into the parameter's declared type)",
+  });
+
+const batchSizeOption = <T>(y: Argv<T>) =>
+  y.option('batch-size', {
+    type: 'number',
+    describe: "rows per batch inside the engine (default: the file's batch_size, else 1024); any value gives the same bytes",
+  });
+
+/** A positive whole number, or a usage error naming the option. */
+function batchSize(value: number | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`--batch-size: expected a positive whole number, got ${value}`);
+  return value;
+}
 
 const display = (argv: { quiet: boolean; 'log-format': 'text' | 'json'; progress: 'auto' | 'bars' | 'lines' }): DisplayOptions => ({
   quiet: argv.quiet,
@@ -44,8 +62,13 @@ async function main(): Promise<number> {
         .command(
           'run <file>',
           'validate a pipeline, then run it',
-          (c) => displayOptions(setOption(c.positional('file', { type: 'string', demandOption: true, describe: 'pipeline YAML file' }))),
-          (argv) => act(async () => void (await runPipelineFile(argv.file, parseOverrides(argv.set), display(argv))))(),
+          (c) =>
+            displayOptions(batchSizeOption(setOption(c.positional('file', { type: 'string', demandOption: true, describe: 'pipeline YAML file' })))),
+          (argv) =>
+            act(async () => {
+              const inputs = { overrides: parseOverrides(argv.set), batchSize: batchSize(argv['batch-size']) };
+              await runPipelineFile(argv.file, inputs, display(argv));
+            })(),
         )
         .command(
           'validate <file>',
@@ -53,9 +76,18 @@ async function main(): Promise<number> {
           (c) => setOption(c.positional('file', { type: 'string', demandOption: true })),
           (argv) =>
             act(async () => {
-              const plan = await loadPlan(argv.file, parseOverrides(argv.set));
+              const plan = await loadBuiltinPlan(argv.file, { overrides: parseOverrides(argv.set) });
               process.stderr.write(`${argv.file}: ok (${plan.nodes.length} nodes)\n`);
             })(),
+        )
+        .command(
+          'params <file>',
+          'list the parameters a pipeline declares: type, default and description',
+          (c) =>
+            c
+              .positional('file', { type: 'string', demandOption: true })
+              .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
+          (argv) => act(async () => void process.stdout.write(listParams(argv.file, argv.json)))(),
         )
         .command(
           'graph <file>',
@@ -67,12 +99,12 @@ async function main(): Promise<number> {
             }),
           (argv) =>
             act(async () => {
-              const plan = await loadPlan(argv.file, parseOverrides(argv.set));
+              const plan = await loadBuiltinPlan(argv.file, { overrides: parseOverrides(argv.set) });
               const nodes = plan.nodes.map((n) => ({ id: n.spec.id, type: n.def.type, kind: n.def.kind, inputs: n.inputs }));
               process.stdout.write(argv.format === 'dot' ? toDot(plan.spec.name, nodes) : toMermaid(nodes));
             })(),
         )
-        .demandCommand(1, 'name a pipeline command: run, validate or graph'),
+        .demandCommand(1, 'name a pipeline command: run, validate, params or graph'),
     )
     .command(
       'nodes',

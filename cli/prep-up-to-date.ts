@@ -1,10 +1,11 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { pathOptions } from '../engine/options.ts';
-import type { Plan } from '../engine/validate.ts';
+import { planInputFiles, type Plan } from '../engine/validate.ts';
+import { paramText } from '../engine/params.ts';
 import { DigestCache } from '../sinks/digest-cache.ts';
 import { fileDigest } from '../sinks/file-digest.ts';
-import { planInputFiles, toolVersion, type Manifest } from '../sinks/manifest-sink.ts';
+import { toolVersion, type Manifest } from '../sinks/manifest-sink.ts';
 
 const short = (sha: string) => sha.slice(0, 12);
 
@@ -31,15 +32,15 @@ export async function staleReason(plan: Plan, describeParam: (param: string) => 
   // Another version may write different rows from the same inputs.
   if (manifest.tool?.version !== toolVersion()) return `the outputs were written by animind ${manifest.tool?.version ?? '(unknown)'}, this is ${toolVersion()}`;
   if (manifest.seed !== plan.spec.seed) return `seed changed: ${manifest.seed} -> ${plan.spec.seed}`;
-  const params = plan.spec.params;
+  const params = Object.fromEntries(Object.entries(plan.spec.params).map(([name, value]) => [name, paramText(value)]));
   for (const name of new Set([...Object.keys(params), ...Object.keys(manifest.params ?? {})]))
     if (!ignoredParams.has(name) && manifest.params?.[name] !== params[name])
       return `${describeParam(name)} changed: ${manifest.params?.[name] ?? '(unset)'} -> ${params[name] ?? '(unset)'}`;
 
   const recordedInputs = new Map((manifest.inputs ?? []).map((i) => [resolve(i.path), i]));
-  const inputs = planInputFiles(plan);
+  const inputs = new Set(planInputFiles(plan).map((file) => file.path));
   const cache = new DigestCache();
-  for (const [file] of inputs) {
+  for (const file of inputs) {
     const recorded = recordedInputs.get(file);
     if (!recorded) return `input ${file} is not in the manifest`;
     const { sha256 } = await fileDigest(file, undefined, cache);

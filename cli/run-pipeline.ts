@@ -1,7 +1,9 @@
 import { InterruptedError } from '../engine/errors.ts';
 import { createReporter, type LogFormat } from '../engine/progress.ts';
 import { runPlan, type RunResult } from '../engine/runtime.ts';
+import type { ParamOverride } from '../engine/params.ts';
 import { loadPlan, type Plan } from '../engine/validate.ts';
+import { builtins } from './builtin-nodes.ts';
 
 export interface DisplayOptions {
   quiet?: boolean;
@@ -10,8 +12,17 @@ export interface DisplayOptions {
   progress?: 'auto' | 'bars' | 'lines';
 }
 
+/** What a pipeline file is read with besides the file: parameter values and the engine's batch size. */
+export interface PlanInputs {
+  overrides?: Readonly<Record<string, ParamOverride>>;
+  batchSize?: number;
+}
+
+/** Reads and validates a pipeline against the built-in nodes (and any user module it names). */
+export const loadBuiltinPlan = (file: string, inputs: PlanInputs = {}): Promise<Plan> => loadPlan(file, { registry: builtins, ...inputs });
+
 /** Runs a plan with progress on stderr, stopping cleanly on Ctrl-C or SIGTERM. */
-export async function runWithSignals(plan: Plan, display: DisplayOptions): Promise<RunResult> {
+export async function runWithSignals(plan: Plan, display: DisplayOptions, config?: Record<string, unknown>): Promise<RunResult> {
   const useBars = display.progress === 'bars' || (display.progress !== 'lines' && process.stderr.isTTY && display.logFormat !== 'json');
   const reporter = createReporter({
     mode: display.quiet ? 'quiet' : useBars ? 'tty' : 'lines',
@@ -22,15 +33,15 @@ export async function runWithSignals(plan: Plan, display: DisplayOptions): Promi
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    return await runPlan(plan, { reporter, signal: controller.signal });
+    return await runPlan(plan, { reporter, signal: controller.signal, ...(config ? { config } : {}) });
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
   }
 }
 
-export async function runPipelineFile(file: string, overrides: Record<string, string>, display: DisplayOptions): Promise<RunResult> {
-  const plan = await loadPlan(file, overrides);
+export async function runPipelineFile(file: string, inputs: PlanInputs, display: DisplayOptions): Promise<RunResult> {
+  const plan = await loadBuiltinPlan(file, inputs);
   const result = await runWithSignals(plan, display);
   if (!display.quiet) {
     const written = result.outputs.length ? `; wrote ${result.outputs.join(', ')}` : '';

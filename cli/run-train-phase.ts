@@ -1,10 +1,13 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { TrainConfig } from '../config/train-config.ts';
-import { loadPlan } from '../engine/validate.ts';
+import { paramOverrides, readToml } from '../config/toml.ts';
+import { loadTrainConfig, type TrainConfig } from '../config/train-config.ts';
+import { ValidationError } from '../engine/errors.ts';
+import type { ParamOverride } from '../engine/params.ts';
+import { readPipelineFile } from '../engine/pipeline-file.ts';
 import { resolveTokenizerDir } from '../transforms/train/tokenizer-files.ts';
-import { runWithSignals, type DisplayOptions } from './run-pipeline.ts';
+import { loadBuiltinPlan, runWithSignals, type DisplayOptions } from './run-pipeline.ts';
 
 /** The graph `animind run --phase train` runs: the same file as `animind pipeline run pipelines/train.yaml`. */
 const TRAIN_PIPELINE = fileURLToPath(new URL('../pipelines/train.yaml', import.meta.url));
@@ -15,62 +18,68 @@ const NOT_YET =
   'train: runs phase1_linking over the prep rows as they are; task weights, phase 2, the general instruction mix, ' +
   'WikiText-2 eval, warm start, W&B and resume_from are not applied yet';
 
-/** Which model and tokenizer to use; a dry run with no local tokenizer falls back to local stand-ins and says so. */
-function modelChoice(config: TrainConfig, say: (line: string) => void): { base_model: string; tokenizer_path: string; tiny_model: boolean } {
-  const model = config.dry_run ? config.dry_run_model_name : config.base_model;
-  if (!config.dry_run) return { base_model: model, tokenizer_path: '', tiny_model: false };
+/** train.yaml parameter <- `[train]` key (dotted below the section). */
+const TRAIN_PARAMS: Record<string, string> = {
+  train_jsonl: 'train_jsonl',
+  semantic_vocab: 'tokens.semantic_vocab_path',
+  base_model: 'base_model',
+  out_dir: 'out_dir',
+  dry_run: 'dry_run',
+  dry_run_out_subdir: 'dry_run_out_subdir',
+  dry_run_max_steps: 'dry_run_max_steps',
+  dry_run_sample_rows: 'dry_run_sample_rows',
+  epochs: 'phase1.epochs',
+  eval_every_steps: 'eval.eval_every_steps',
+  seed: 'seed',
+  device: 'device',
+  precision: 'precision',
+  max_seq_len: 'max_seq_len',
+  per_device_train_batch_size: 'per_device_train_batch_size',
+  per_device_eval_batch_size: 'per_device_eval_batch_size',
+  gradient_accumulation_steps: 'gradient_accumulation_steps',
+  learning_rate: 'learning_rate',
+  weight_decay: 'weight_decay',
+  warmup_ratio: 'warmup_ratio',
+  gradient_checkpointing: 'gradient_checkpointing',
+  max_grad_norm: 'max_grad_norm',
+  checkpoint_every_steps: 'checkpoint_every_steps',
+  save_total_limit: 'save_total_limit',
+  hf_token: 'hf_token',
+  hf_token_env: 'hf_token_env',
+  lora_enabled: 'lora.enabled',
+  lora_r: 'lora.r',
+  lora_alpha: 'lora.alpha',
+  lora_dropout: 'lora.dropout',
+  lora_target_modules: 'lora.target_modules',
+};
+
+/**
+ * A dry run trains `dry_run_model_name`; with no local tokenizer for it, it falls back to local
+ * stand-ins and says so. Returns the overrides of base_model, tokenizer_path and tiny_model it
+ * decides, pointing at the key that made the choice.
+ */
+function dryRunModel(config: TrainConfig, file: string, say: (line: string) => void): Record<string, ParamOverride> {
+  const location = { file, key: 'train.dry_run_model_name' };
+  const model = config.dry_run_model_name;
   try {
     resolveTokenizerDir('', model);
-    return { base_model: model, tokenizer_path: '', tiny_model: false };
+    return { base_model: { value: model, location } };
   } catch {
     say(`train: dry run: no local tokenizer for ${model}; using the bundled Qwen tokenizer and a tiny local model instead`);
-    return { base_model: model, tokenizer_path: BUNDLED_TOKENIZER, tiny_model: true };
+    return { base_model: { value: model, location }, tokenizer_path: { value: BUNDLED_TOKENIZER, location }, tiny_model: { value: true, location } };
   }
 }
 
-/** train.yaml parameters from the `[train]` section (lists in the comma form the options take). */
-function trainOverrides(config: TrainConfig, say: (line: string) => void): Record<string, string> {
-  const values: Record<string, string | number | boolean> = {
-    train_jsonl: config.train_jsonl,
-    semantic_vocab: config.tokens.semantic_vocab_path,
-    ...modelChoice(config, say),
-    out_dir: config.out_dir,
-    dry_run: config.dry_run,
-    dry_run_out_subdir: config.dry_run_out_subdir,
-    dry_run_max_steps: config.dry_run_max_steps,
-    dry_run_sample_rows: config.dry_run_sample_rows,
-    phase: 'phase1_linking',
-    epochs: config.phase1.epochs,
-    eval_every_steps: config.eval.eval_every_steps,
-    seed: config.seed,
-    device: config.device,
-    precision: config.precision,
-    max_seq_len: config.max_seq_len,
-    per_device_train_batch_size: config.per_device_train_batch_size,
-    per_device_eval_batch_size: config.per_device_eval_batch_size,
-    gradient_accumulation_steps: config.gradient_accumulation_steps,
-    learning_rate: config.learning_rate,
-    weight_decay: config.weight_decay,
-    warmup_ratio: config.warmup_ratio,
-    gradient_checkpointing: config.gradient_checkpointing,
-    max_grad_norm: config.max_grad_norm,
-    checkpoint_every_steps: config.checkpoint_every_steps,
-    save_total_limit: config.save_total_limit,
-    hf_token: config.hf_token,
-    hf_token_env: config.hf_token_env,
-    lora_enabled: config.lora.enabled,
-    lora_r: config.lora.r,
-    lora_alpha: config.lora.alpha,
-    lora_dropout: config.lora.dropout,
-    lora_target_modules: config.lora.target_modules.join(','),
-  };
-  return Object.fromEntries(Object.entries(values).map(([key, value]) => [key, String(value)]));
-}
-
-/** `animind run --phase train`: receives the validated `[train]` section (paths already resolved). */
-export async function runTrainPhase(config: TrainConfig, display: DisplayOptions): Promise<number> {
+/** `animind run --phase train`: train.yaml with its parameters set from the `[train]` section. */
+export async function runTrainPhase(configFile: string, display: DisplayOptions): Promise<number> {
   const say = (line: string) => display.quiet || process.stderr.write(`${line}\n`);
-  const runDir = config.dry_run ? path.join(config.out_dir, config.dry_run_out_subdir) : config.out_dir;
+  const config = loadTrainConfig(configFile);
+  const overrides = paramOverrides(readToml(configFile), 'train', TRAIN_PARAMS, config);
+  // The parameters as the section sets them (defaults filled in), before any node is looked at.
+  const { spec, problems } = readPipelineFile(TRAIN_PIPELINE, { overrides });
+  if (problems.length) throw problems.length === 1 ? problems[0]! : new ValidationError(problems);
+  const { dry_run: dryRun, out_dir: outDir, dry_run_out_subdir: subdir } = spec.params;
+  const runDir = dryRun === true ? path.join(String(outDir), String(subdir)) : String(outDir);
   if (!config.rebuild && existsSync(path.join(runDir, 'final_model')) && existsSync(path.join(runDir, 'train_run_summary.json'))) {
     say(`train: ${runDir} already holds a trained model (rebuild = false); nothing to do`);
     return 0;
@@ -78,7 +87,8 @@ export async function runTrainPhase(config: TrainConfig, display: DisplayOptions
   // Secrets kept beside the project (HF_TOKEN, …); variables already set in the environment win.
   if (config.env_file && existsSync(config.env_file)) process.loadEnvFile(config.env_file);
   say(NOT_YET);
-  const plan = await loadPlan(TRAIN_PIPELINE, trainOverrides(config, say));
+  const model = dryRun === true ? dryRunModel(config, configFile, say) : {};
+  const plan = await loadBuiltinPlan(TRAIN_PIPELINE, { overrides: { ...overrides, ...model } });
   const result = await runWithSignals(plan, display);
   say(`train: done in ${result.seconds.toFixed(1)}s; outputs in ${runDir}`);
   return 0;

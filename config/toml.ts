@@ -3,6 +3,8 @@ import path from 'node:path';
 import { parse, TomlError } from 'smol-toml';
 import type { z } from 'zod';
 import { ConfigError, ValidationError } from '../engine/errors.ts';
+import type { ParamOverride, ParamValue } from '../engine/params.ts';
+import { readPipelineFile } from '../engine/pipeline-file.ts';
 import { closest } from '../engine/registry.ts';
 
 /** The sections a config file may have; each phase reads its own and ignores the other's keys. */
@@ -81,11 +83,18 @@ const valueAt = (data: unknown, keys: readonly PropertyKey[]) =>
 
 /**
  * Validates one section with a zod schema, turning every issue into a ConfigError that names the
- * key, the file and the key's line; all of them are thrown together.
+ * key, the file and the key's line (the section's, for a key left out and taken from `defaults`);
+ * all of them are thrown together.
  */
-export function parseSection<S extends z.ZodType>(toml: TomlFile, section: (typeof SECTIONS)[number], schema: S): z.output<S> {
-  const raw = toml.data[section];
-  if (raw === undefined) throw new ConfigError(`no [${section}] section: the ${section} phase reads its settings from it`, { file: toml.file });
+export function parseSection<S extends z.ZodType>(
+  toml: TomlFile,
+  section: (typeof SECTIONS)[number],
+  schema: S,
+  defaults: Readonly<Record<string, unknown>> = {},
+): z.output<S> {
+  const given = toml.data[section];
+  if (given === undefined) throw new ConfigError(`no [${section}] section: the ${section} phase reads its settings from it`, { file: toml.file });
+  const raw = given !== null && typeof given === 'object' ? { ...defaults, ...given } : given;
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
   const problems: ConfigError[] = [];
@@ -139,3 +148,39 @@ const isInteger = (schema: Schema) => schema._zod.def.format === 'safeint';
 
 /** Resolves a path written in the config against the config file's folder; an empty string stays unset. */
 export const resolveFrom = (dir: string) => (value: string) => (value === '' ? value : path.resolve(dir, value));
+
+/**
+ * The keys of a section that set pipeline parameters, as overrides: `params` maps each parameter
+ * to its dotted key under the section. A key the file leaves out sets nothing, so the parameter's
+ * own default applies (the pipeline file holds the one default of each setting). Values keep their
+ * TOML types and point at their key's line.
+ */
+export function paramOverrides(
+  toml: TomlFile,
+  section: (typeof SECTIONS)[number],
+  params: Readonly<Record<string, string>>,
+  values: Readonly<Record<string, unknown>>,
+): Record<string, ParamOverride> {
+  const overrides: Record<string, ParamOverride> = {};
+  for (const [param, key] of Object.entries(params)) {
+    const given = valueAt(values, key.split('.'));
+    if (given === undefined) continue;
+    const at = [section, ...key.split('.')];
+    overrides[param] = { value: given, location: { file: toml.file, line: keyLine(toml.text, at), key: at.join('.') } };
+  }
+  return overrides;
+}
+
+/**
+ * The defaults of a pipeline's parameters under the config keys that set them (`params` maps each
+ * parameter to its key), paths left out: a config gives those itself, relative to its own folder.
+ */
+export function paramDefaults(pipeline: string, params: Readonly<Record<string, string>>): Record<string, ParamValue> {
+  const { spec } = readPipelineFile(pipeline);
+  const defaults: Record<string, ParamValue> = {};
+  for (const param of spec.paramSpecs) {
+    const key = params[param.name];
+    if (key !== undefined && param.type.base !== 'path') defaults[key] = param.default;
+  }
+  return defaults;
+}

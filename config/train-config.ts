@@ -8,9 +8,10 @@ const table = <T extends z.core.$ZodLooseShape>(shape: T) =>
 const positive = () => z.int().min(1);
 const nonNegative = () => z.number().min(0);
 
-const phase = (epochs: number, a: number, b: number, c: number) =>
+/** `epochs` has no default here: phase 1's sets train.yaml's `epochs`, whose default applies. */
+const phase = (epochs: number | undefined, a: number, b: number, c: number) =>
   table({
-    epochs: positive().default(epochs),
+    epochs: epochs === undefined ? positive().optional() : positive().default(epochs),
     weight_task_a: nonNegative().default(a),
     weight_task_b: nonNegative().default(b),
     weight_task_c: nonNegative().default(c),
@@ -21,47 +22,49 @@ const phase = (epochs: number, a: number, b: number, c: number) =>
     path: ['weight_task_a'],
   });
 
-/** `[train]` with the original tool's key names and defaults (spec: shared/spec/train.md). */
+/**
+ * `[train]` with the original tool's key names (docs/train.md). Keys that set a parameter of
+ * pipelines/train.yaml (TRAIN_PARAMS in cli/run-train-phase.ts) have no default here: the
+ * parameter's applies when they are left out, so each setting has one default. The others
+ * (phase 2, the general mix, W&B, …) are the trainer's own and keep theirs here.
+ */
 export const trainSchema = z.strictObject({
-  base_model: z.string().min(1).default('deepseek-ai/DeepSeek-R1-Distill-Qwen-14B'),
+  base_model: z.string().min(1).optional(),
   dry_run_model_name: z.string().min(1).default('sshleifer/tiny-gpt2'),
-  train_jsonl: z.string().min(1).default('../output/llm_prep_train.jsonl'),
+  train_jsonl: z.string().min(1).optional(),
   out_dir: z.string().min(1),
   env_file: z.string().default('../.env'),
   rebuild: z.boolean().default(true),
-  seed: z.int().default(42),
+  seed: z.int().optional(),
   device: z
     .string()
     .regex(/^(auto|cpu|cuda|cuda:\d+)$/, 'expected auto, cpu, cuda or cuda:N')
-    .default('auto'),
-  precision: z.enum(['auto', 'fp32', 'fp16', 'bf16']).default('bf16'),
-  max_seq_len: positive().default(1024),
-  learning_rate: z.number().positive().default(0.0002),
-  weight_decay: nonNegative().default(0),
-  warmup_ratio: z.number().min(0).max(1).default(0.03),
-  per_device_train_batch_size: positive().default(1),
-  per_device_eval_batch_size: positive().default(1),
-  gradient_accumulation_steps: positive().default(16),
-  gradient_checkpointing: z.boolean().default(true),
-  max_grad_norm: nonNegative().default(1),
-  checkpoint_every_steps: positive().default(500),
-  save_total_limit: positive().default(3),
+    .optional(),
+  precision: z.enum(['auto', 'fp32', 'fp16', 'bf16']).optional(),
+  max_seq_len: positive().optional(),
+  learning_rate: z.number().positive().optional(),
+  weight_decay: nonNegative().optional(),
+  warmup_ratio: z.number().min(0).max(1).optional(),
+  per_device_train_batch_size: positive().optional(),
+  per_device_eval_batch_size: positive().optional(),
+  gradient_accumulation_steps: positive().optional(),
+  gradient_checkpointing: z.boolean().optional(),
+  max_grad_norm: nonNegative().optional(),
+  checkpoint_every_steps: positive().optional(),
+  save_total_limit: positive().optional(),
   resume_from: z.string().default(''),
-  hf_token: z.string().default(''),
-  hf_token_env: z.string().default('HF_TOKEN'),
-  dry_run: z.boolean().default(true),
-  dry_run_max_steps: positive().default(20),
-  dry_run_sample_rows: positive().default(2048),
-  dry_run_out_subdir: z.string().min(1).default('dry_run'),
+  hf_token: z.string().optional(),
+  hf_token_env: z.string().optional(),
+  dry_run: z.boolean().optional(),
+  dry_run_max_steps: positive().optional(),
+  dry_run_sample_rows: positive().optional(),
+  dry_run_out_subdir: z.string().min(1).optional(),
   lora: table({
-    enabled: z.boolean().default(true),
-    r: positive().default(16),
-    alpha: z.number().positive().default(32),
-    dropout: z.number().min(0).max(1).default(0.05),
-    target_modules: z
-      .array(z.string().min(1))
-      .min(1)
-      .default(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']),
+    enabled: z.boolean().optional(),
+    r: positive().optional(),
+    alpha: z.number().positive().optional(),
+    dropout: z.number().min(0).max(1).optional(),
+    target_modules: z.array(z.string().min(1)).min(1).optional(),
   }),
   tokens: z.strictObject({
     semantic_vocab_path: z.string().min(1),
@@ -78,7 +81,7 @@ export const trainSchema = z.strictObject({
         if (!w[key]) issues.addIssue({ code: 'custom', path: [key], message: 'required when warm_start.enabled = true' });
     }),
   }),
-  phase1: phase(2, 0.85, 0.1, 0.05),
+  phase1: phase(undefined, 0.85, 0.1, 0.05),
   phase2: phase(3, 0.1, 0.45, 0.45),
   general_mix: table({
     ratio: z.number().min(0).lt(1).default(0.15),
@@ -89,7 +92,7 @@ export const trainSchema = z.strictObject({
   }),
   eval: table({
     english_eval_dataset: z.string().min(1).default('wikitext2'),
-    eval_every_steps: positive().default(500),
+    eval_every_steps: positive().optional(),
     eval_max_samples: positive().default(512),
     eval_batch_size: positive().default(2),
   }),
@@ -118,7 +121,7 @@ export function loadTrainConfig(file: string): TrainConfig {
   const { tokens, general_mix } = config;
   return {
     ...config,
-    train_jsonl: resolve(config.train_jsonl),
+    train_jsonl: config.train_jsonl === undefined ? undefined : resolve(config.train_jsonl),
     out_dir: resolve(config.out_dir),
     env_file: resolve(config.env_file),
     resume_from: resolve(config.resume_from),

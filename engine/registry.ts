@@ -2,28 +2,41 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import type { NodeDefinition } from './node.ts';
-import { builtinNodes } from './builtins.ts';
 import { importUserModule } from './user-modules.ts';
 
-const builtins = new Map<string, NodeDefinition>(builtinNodes.map((node) => [node.type, node]));
+/**
+ * The node types a pipeline's `use:` can name: the catalogue it was made with (the CLI passes the
+ * built-ins, cli/builtin-nodes.ts), plus any user module named by a path. The engine itself knows
+ * no node.
+ */
+export class NodeRegistry {
+  private readonly byType: ReadonlyMap<string, NodeDefinition>;
 
-export function listBuiltins(): NodeDefinition[] {
-  return [...builtins.values()].sort((a, b) => a.type.localeCompare(b.type));
+  constructor(nodes: readonly NodeDefinition[]) {
+    this.byType = new Map(nodes.map((node) => [node.type, node]));
+  }
+
+  list(): NodeDefinition[] {
+    return [...this.byType.values()].sort((a, b) => a.type.localeCompare(b.type));
+  }
+
+  /** A `use:` value's node: a registered type, or a path to a user's module whose default export is a node; else why not. */
+  async resolve(use: string, pipelineDir: string): Promise<NodeDefinition | string> {
+    if (!isPathReference(use)) {
+      const found = this.byType.get(use);
+      if (found) return found;
+      const suggestion = closest(use, [...this.byType.keys()]);
+      return `unknown node type '${use}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}; run 'animind nodes' for the list`;
+    }
+    return loadUserNode(path.resolve(pipelineDir, use));
+  }
 }
 
 export function isPathReference(use: string): boolean {
   return use.startsWith('./') || use.startsWith('../') || path.isAbsolute(use);
 }
 
-/** Resolves a `use:` value to a node definition: a built-in name, or a path to a user's module whose default export is a node. */
-export async function resolveNodeType(use: string, pipelineDir: string): Promise<NodeDefinition | string> {
-  if (!isPathReference(use)) {
-    const found = builtins.get(use);
-    if (found) return found;
-    const suggestion = closest(use, [...builtins.keys()]);
-    return `unknown node type '${use}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}; run 'animind nodes' for the list`;
-  }
-  const file = path.resolve(pipelineDir, use);
+async function loadUserNode(file: string): Promise<NodeDefinition | string> {
   if (!existsSync(file)) return `node module ${file} does not exist`;
   let loaded: { default?: unknown };
   try {

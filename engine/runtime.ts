@@ -1,23 +1,20 @@
 import { mkdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { AnimindError, attributeToNode, writeFailure } from './errors.ts';
-import type { Batch, Inputs, NodeContext, Stats } from './node.ts';
+import type { z } from 'zod';
+import { AnimindError, attributeToNode, ConfigError, DataError, writeFailure } from './errors.ts';
+import type { Columns } from './columns.ts';
+import type { Batch, Inputs, NodeContext, PipelineInfo, Ports, Stats, StatsHandle, StatsSchema, WrittenOutput } from './node.ts';
 import type { Progress, Reporter } from './progress.ts';
 import { KeyedRandom, nodeGenerator } from './random.ts';
 import { _, type Stream } from './stream.ts';
-import type { Plan, PlannedNode } from './validate.ts';
+import { planInputFiles, sidePorts, type Plan, type PlannedNode } from './validate.ts';
 
 export interface RunOptions {
   reporter: Reporter;
   /** Aborting it stops the run (Ctrl-C, SIGTERM, a closed stdout); its reason becomes the error. */
   signal?: AbortSignal;
-}
-
-export interface OutputFile {
-  node: string;
-  path: string;
-  /** Where the data sits until the run succeeds and it is renamed to `path`. */
-  tmpPath: string;
+  /** Settings the run was started with beyond the params (`animind run`'s TOML section), for the manifest. */
+  config?: Readonly<Record<string, unknown>>;
 }
 
 export interface RunResult {
@@ -32,182 +29,217 @@ export interface RunResult {
  */
 export async function runPlan(plan: Plan, options: RunOptions): Promise<RunResult> {
   const started = Date.now();
-  const controller = new AbortController();
-  let failure: AnimindError | undefined;
-  const outputs: OutputFile[] = [];
-  const fail = (error: unknown, node: string) => {
-    if (failure) return;
-    const written = outputs.filter((output) => output.node === node).map((output) => output.path);
-    failure = attributeToNode(writeFailure(error, written), node);
-    controller.abort(failure);
-  };
-  const onOuterAbort = () => {
-    if (!failure) {
-      const reason = options.signal!.reason;
-      failure = reason instanceof AnimindError ? reason : attributeToNode(reason, 'pipeline');
-      controller.abort(failure);
-    }
-  };
-  options.signal?.addEventListener('abort', onOuterAbort, { once: true });
-  if (options.signal?.aborted) onOuterAbort();
+  const run = new Run(plan, options);
+  run.start();
+  await run.settled();
+  await run.close();
+  run.publish();
+  return { stats: run.stats, outputs: run.outputs.map((o) => o.path), seconds: (Date.now() - started) / 1000 };
+}
 
-  const closers: { node: string; fn: () => void | Promise<void> }[] = [];
-  const createdDirs: string[] = [];
-  const stats: Record<string, Stats> = {};
-  const streams: Stream<unknown>[] = [];
-  const sinkPromises: Promise<void>[] = [];
-  const sinkDone = new Map<string, { promise: Promise<void>; resolve: () => void }>();
-  for (const node of plan.nodes)
-    if (node.def.kind === 'sink') {
+class Run {
+  private readonly controller = new AbortController();
+  private failure: AnimindError | undefined;
+  readonly outputs: WrittenOutput[] = [];
+  readonly stats: Record<string, Stats> = {};
+  private readonly closers: { node: string; fn: () => void | Promise<void> }[] = [];
+  private readonly createdDirs: string[] = [];
+  private readonly streams: Stream<unknown>[] = [];
+  private readonly sinkPromises: Promise<void>[] = [];
+  private readonly sinkDone = new Map<string, { promise: Promise<void>; resolve: () => void }>();
+  private readonly outputsOf = new Map<string, () => Stream<Batch>>();
+  private readonly stages: ReturnType<typeof trackStages>;
+  private readonly pipeline: PipelineInfo;
+  private readonly onOuterAbort = () => {
+    if (this.failure) return;
+    const reason = this.options.signal!.reason;
+    this.failure = reason instanceof AnimindError ? reason : attributeToNode(reason, 'pipeline');
+    this.controller.abort(this.failure);
+  };
+
+  constructor(
+    private readonly plan: Plan,
+    private readonly options: RunOptions,
+  ) {
+    options.signal?.addEventListener('abort', this.onOuterAbort, { once: true });
+    if (options.signal?.aborted) this.onOuterAbort();
+    for (const node of plan.nodes) {
+      this.stats[node.spec.id] = {};
+      if (node.def.kind !== 'sink') continue;
       let resolve!: () => void;
       const promise = new Promise<void>((r) => (resolve = r));
-      sinkDone.set(node.spec.id, { promise, resolve });
+      this.sinkDone.set(node.spec.id, { promise, resolve });
     }
+    this.stages = trackStages(plan, options.reporter, this.controller.signal);
+    const { name, seed, dir, batchSize, params } = plan.spec;
+    this.pipeline = { name, seed, dir, batchSize, params, config: options.config ?? {}, inputFiles: planInputFiles(plan) };
+  }
 
-  const stageTracker = trackStages(plan, options.reporter, controller.signal);
-  const consumers = countConsumers(plan);
-  const outputsOf = new Map<string, () => Stream<Batch>>();
+  /** The first error fails the whole run; everything else that goes wrong after it is its consequence. */
+  private fail(error: unknown, node: string): void {
+    if (this.failure) return;
+    const written = this.outputs.filter((output) => output.node === node).map((output) => output.path);
+    this.failure = attributeToNode(writeFailure(error, written), node);
+    this.controller.abort(this.failure);
+  }
 
-  for (const planned of plan.nodes) {
-    const id = planned.spec.id;
-    stats[id] = {};
-    const ctx = makeContext(planned, plan, {
-      signal: controller.signal,
-      reporter: options.reporter,
-      stats,
-      outputs,
-      createdDirs,
-      closers,
-      sinkDone,
-    });
-    const inputs = collectInputs(planned, outputsOf);
-    try {
-      if (planned.def.kind === 'sink') {
-        const promise = Promise.resolve()
-          .then(() => planned.def.create(ctx as never, inputs) as Promise<void>)
-          .then(
-            () => {
-              sinkDone.get(id)!.resolve();
-              stageTracker.done(id);
-            },
-            (error) => fail(error, id),
-          );
-        sinkPromises.push(promise);
-        continue;
-      }
-      const produced =
-        planned.def.kind === 'source'
-          ? (planned.def.create(ctx as never) as Stream<Batch>)
-          : (planned.def.create(ctx as never, inputs) as Stream<Batch>);
-      const guarded = produced.consume<Batch>((error, batch, push, next) => {
-        if (error) {
-          // The first error fails the whole run; ending this stream here stops pulling from upstream.
-          fail(error, id);
-          push(null, _.nil);
-        } else if (_.isNil(batch)) {
-          stageTracker.done(id);
-          push(null, batch);
-        } else {
-          push(null, batch);
-          next();
+  start(): void {
+    const consumers = countConsumers(this.plan);
+    for (const planned of this.plan.nodes) {
+      const id = planned.spec.id;
+      const ctx = this.context(planned);
+      const inputs = collectInputs(planned, this.outputsOf, this.plan);
+      try {
+        if (planned.def.kind === 'sink') {
+          this.sinkPromises.push(this.startSink(planned.def.create(ctx, inputs), id));
+          continue;
         }
-      });
-      streams.push(produced as Stream<unknown>, guarded as Stream<unknown>);
-      outputsOf.set(id, fanOut(guarded, consumers.get(id) ?? { count: 0, side: false }, streams));
-    } catch (error) {
-      fail(error, id);
-      break;
-    }
-  }
-
-  const aborted = new Promise<void>((resolve) => controller.signal.addEventListener('abort', () => resolve(), { once: true }));
-  await Promise.race([Promise.all(sinkPromises), aborted]);
-  options.signal?.removeEventListener('abort', onOuterAbort);
-
-  if (failure) {
-    for (const stream of streams) {
-      try {
-        stream.destroy();
-      } catch {
-        // A stream that is already finished may refuse to be destroyed; there is nothing left to stop.
+        const produced: Stream<Batch> = planned.def.kind === 'source' ? planned.def.create(ctx) : planned.def.create(ctx, inputs);
+        const guarded = this.guard(produced, id);
+        this.streams.push(produced as Stream<unknown>, guarded as Stream<unknown>);
+        this.outputsOf.set(id, fanOut(guarded, consumers.get(id) ?? { count: 0, side: false }, this.streams));
+      } catch (error) {
+        this.fail(error, id);
+        break;
       }
     }
   }
-  const closeErrors: unknown[] = [];
-  for (const closer of closers.reverse()) {
-    try {
-      await closer.fn();
-    } catch (error) {
-      closeErrors.push(attributeToNode(error, closer.node));
-    }
+
+  private startSink(created: Promise<void>, id: string): Promise<void> {
+    return created.then(
+      () => {
+        this.sinkDone.get(id)!.resolve();
+        this.stages.done(id);
+      },
+      (error) => this.fail(error, id),
+    );
   }
-  if (!failure && closeErrors.length) failure = closeErrors[0] as AnimindError;
-  if (failure) {
-    for (const output of outputs) rmSync(output.tmpPath, { force: true });
-    for (const dir of createdDirs.reverse()) {
+
+  /** Passes a node's batches on, failing the run on its first error and checking each batch is an array. */
+  private guard(produced: Stream<Batch>, id: string): Stream<Batch> {
+    return produced.consume<Batch>((error, batch, push, next) => {
+      if (error) {
+        // Ending this stream here stops pulling from upstream.
+        this.fail(error, id);
+        push(null, _.nil);
+      } else if (_.isNil(batch)) {
+        this.stages.done(id);
+        push(null, batch);
+      } else if (!Array.isArray(batch)) {
+        // Blamed on the node that emitted it, not on the one downstream that cannot read it.
+        this.fail(new DataError(`emitted a batch that is not an array of rows (got ${typeof batch}); a node passes on arrays`), id);
+        push(null, _.nil);
+      } else {
+        push(null, batch);
+        next();
+      }
+    });
+  }
+
+  /** Resolves once every sink is done or the run has failed. */
+  async settled(): Promise<void> {
+    const aborted = new Promise<void>((resolve) => this.controller.signal.addEventListener('abort', () => resolve(), { once: true }));
+    await Promise.race([Promise.all(this.sinkPromises), aborted]);
+    this.options.signal?.removeEventListener('abort', this.onOuterAbort);
+  }
+
+  /** Stops what still runs after a failure, then runs every node's close hooks, last registered first. */
+  async close(): Promise<void> {
+    if (this.failure)
+      for (const stream of this.streams) {
+        try {
+          stream.destroy();
+        } catch {
+          // A stream that is already finished may refuse to be destroyed; there is nothing left to stop.
+        }
+      }
+    const closeErrors: AnimindError[] = [];
+    for (const closer of this.closers.reverse()) {
       try {
-        rmdirSync(dir);
-      } catch {
-        // Not empty: it held something before this run, so it stays.
+        await closer.fn();
+      } catch (error) {
+        closeErrors.push(attributeToNode(error, closer.node));
       }
     }
-    options.reporter.stop();
-    throw failure;
+    this.failure ??= closeErrors[0];
   }
-  for (const output of outputs) renameSync(output.tmpPath, output.path);
-  options.reporter.stop();
-  return { stats, outputs: outputs.map((o) => o.path), seconds: (Date.now() - started) / 1000 };
+
+  /** Renames every output into place, or, after a failure, removes them and the folders the run made, and throws. */
+  publish(): void {
+    if (this.failure) {
+      for (const output of this.outputs) rmSync(output.tmpPath, { force: true });
+      for (const dir of this.createdDirs.reverse()) {
+        try {
+          rmdirSync(dir);
+        } catch {
+          // Not empty: it held something before this run, so it stays.
+        }
+      }
+      this.options.reporter.stop();
+      throw this.failure;
+    }
+    for (const output of this.outputs) renameSync(output.tmpPath, output.path);
+    this.options.reporter.stop();
+  }
+
+  private context(planned: PlannedNode): NodeContext<never> {
+    const id = planned.spec.id;
+    const { seed } = this.plan.spec;
+    const signal = this.controller.signal;
+    let pendingSinks: Promise<readonly WrittenOutput[]> | undefined;
+    return {
+      id,
+      options: planned.options as never,
+      pipeline: this.pipeline,
+      rng: (stream = '') => nodeGenerator(seed, id, stream),
+      keyed: new KeyedRandom(seed, id),
+      progress: untilStopped(this.options.reporter.forNode(id), signal),
+      signal,
+      onClose: (fn) => this.closers.push({ node: id, fn }),
+      stats: this.stats[id]!,
+      statsOf: (other, schema) => statsHandle(this.stats, other, schema),
+      output: (target) => this.registerOutput(id, target),
+      reportOutput: (target, report) => {
+        const output = this.outputs.find((o) => o.node === id && (o.path === target || o.tmpPath === target));
+        if (!output) throw new Error(`reportOutput: ${target} was not registered by node '${id}' with ctx.output`);
+        if (report.rows !== undefined) output.rows = report.rows;
+        if (report.digest) output.digest = { bytes: report.digest.bytes, sha256: report.digest.sha256 };
+      },
+      otherSinksDone: () => (pendingSinks ??= this.otherSinks(id)),
+    };
+  }
+
+  private registerOutput(node: string, target: string): string {
+    const folder = path.dirname(target);
+    const created = mkdirSync(folder, { recursive: true });
+    if (created) this.createdDirs.push(created);
+    const tmpPath = path.join(folder, `.${path.basename(target)}.tmp-${process.pid}`);
+    this.outputs.push({ node, path: target, tmpPath, rows: null, digest: null });
+    return tmpPath;
+  }
+
+  private otherSinks(self: string): Promise<readonly WrittenOutput[]> {
+    const others = [...this.sinkDone].filter(([id]) => id !== self).map(([, d]) => d.promise);
+    const signal = this.controller.signal;
+    const aborted = new Promise<never>((_resolve, reject) => {
+      if (signal.aborted) reject(signal.reason);
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+    });
+    return Promise.race([Promise.all(others).then(() => this.outputs.filter((o) => o.node !== self)), aborted]);
+  }
 }
 
-interface ContextDeps {
-  signal: AbortSignal;
-  reporter: Reporter;
-  stats: Record<string, Stats>;
-  outputs: OutputFile[];
-  createdDirs: string[];
-  closers: { node: string; fn: () => void | Promise<void> }[];
-  sinkDone: ReadonlyMap<string, { promise: Promise<void> }>;
-}
-
-export interface RuntimeContext<O> extends NodeContext<O> {
-  /** Resolves once every sink other than the caller has finished; the manifest waits on it. */
-  otherSinksDone(): Promise<void>;
-  readonly outputFiles: readonly OutputFile[];
-  /** The whole validated plan: the manifest records its params and fingerprints every node's input files. */
-  readonly plan: Plan;
-}
-
-function makeContext(planned: PlannedNode, plan: Plan, deps: ContextDeps): RuntimeContext<unknown> {
-  const id = planned.spec.id;
-  const { seed, name, dir } = plan.spec;
-  let pendingSinks: Promise<void> | undefined;
+/** A typed view of another node's stats, checked when read. */
+function statsHandle<S extends StatsSchema>(stats: Readonly<Record<string, Stats>>, id: string, schema: S): StatsHandle<z.output<S>> {
+  if (!stats[id]) throw new ConfigError(`no node '${id}' in this pipeline to read stats from`);
   return {
-    id,
-    options: planned.options,
-    pipeline: { name, seed, dir },
-    rng: (stream = '') => nodeGenerator(seed, id, stream),
-    keyed: new KeyedRandom(seed, id),
-    progress: untilStopped(deps.reporter.forNode(id), deps.signal),
-    signal: deps.signal,
-    onClose: (fn) => deps.closers.push({ node: id, fn }),
-    stats: deps.stats[id]!,
-    allStats: deps.stats,
-    output(target: string) {
-      const folder = path.dirname(target);
-      const created = mkdirSync(folder, { recursive: true });
-      if (created) deps.createdDirs.push(created);
-      const tmpPath = path.join(folder, `.${path.basename(target)}.tmp-${process.pid}`);
-      deps.outputs.push({ node: id, path: target, tmpPath });
-      return tmpPath;
-    },
-    get outputs() {
-      return deps.outputs.map((o) => ({ node: o.node, path: o.path }));
-    },
-    outputFiles: deps.outputs,
-    plan,
-    otherSinksDone() {
-      pendingSinks ??= otherSinks(id, deps);
-      return pendingSinks;
+    read() {
+      const parsed = schema.safeParse(stats[id]);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw new DataError(`node '${id}': stat '${issue.path.join('.')}' is not what was expected: ${issue.message}`);
+      }
+      return parsed.data;
     },
   };
 }
@@ -229,15 +261,6 @@ function untilStopped(progress: Progress, signal: AbortSignal): Progress {
   };
 }
 
-function otherSinks(self: string, deps: ContextDeps): Promise<void> {
-  const others = [...deps.sinkDone].filter(([id]) => id !== self).map(([, d]) => d.promise);
-  const aborted = new Promise<void>((_resolve, reject) => {
-    if (deps.signal.aborted) reject(deps.signal.reason);
-    deps.signal.addEventListener('abort', () => reject(deps.signal.reason), { once: true });
-  });
-  return Promise.race([Promise.all(others).then(() => undefined), aborted]);
-}
-
 interface ConsumerInfo {
   count: number;
   side: boolean;
@@ -246,11 +269,11 @@ interface ConsumerInfo {
 function countConsumers(plan: Plan): Map<string, ConsumerInfo> {
   const result = new Map<string, ConsumerInfo>();
   for (const node of plan.nodes) {
-    const sidePorts = new Set(node.def.kind === 'source' ? [] : node.def.inputs.side ?? []);
+    const side = new Set(sidePorts(node.def));
     for (const input of node.inputs) {
       const info = result.get(input.node) ?? { count: 0, side: false };
       info.count += 1;
-      info.side ||= sidePorts.has(input.port);
+      info.side ||= side.has(input.port);
       result.set(input.node, info);
     }
   }
@@ -299,15 +322,18 @@ function fanOut(stream: Stream<Batch>, info: ConsumerInfo, all: Stream<unknown>[
 /** highland sets `ended` once a stream has finished or been destroyed; its typings leave it out. */
 const isEnded = (stream: object) => (stream as { ended?: boolean }).ended === true;
 
-function collectInputs(planned: PlannedNode, outputsOf: Map<string, () => Stream<Batch>>): Inputs {
+function collectInputs(planned: PlannedNode, outputsOf: Map<string, () => Stream<Batch>>, plan: Plan): Inputs<Ports> {
   const ports: Record<string, Stream<Batch>> = {};
+  const columns: Record<string, Columns | undefined> = {};
   const list: Stream<Batch>[] = [];
   for (const input of planned.inputs) {
     const stream = outputsOf.get(input.node)!();
     list.push(stream);
     ports[input.port] ??= stream;
+    const producer = plan.nodes.find((node) => node.spec.id === input.node)?.def;
+    if (producer && producer.kind !== 'sink') columns[input.port] ??= producer.columns;
   }
-  return { ports, list };
+  return { ports, list, columns };
 }
 
 /** Shows the first stage that still has unfinished nodes, as `k/N name`. */

@@ -2,10 +2,11 @@ import { accessSync, constants, existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { ConfigError, ValidationError } from './errors.ts';
-import type { NodeDefinition } from './node.ts';
+import type { NodeDefinition, Ports } from './node.ts';
 import { pathOptions, resolvePaths } from './options.ts';
 import { readPipelineFile, type NodeSpec, type PipelineSpec } from './pipeline-file.ts';
-import { resolveNodeType } from './registry.ts';
+import type { ParamOverride } from './params.ts';
+import type { NodeRegistry } from './registry.ts';
 import { findCycle, topologicalOrder } from './graph.ts';
 
 export interface PlannedInput {
@@ -26,12 +27,28 @@ export interface Plan {
   nodes: PlannedNode[];
 }
 
+export interface LoadOptions {
+  /** The node types `use:` may name besides user modules. */
+  registry: NodeRegistry;
+  /** Parameter values from `--set` (text) or a config file (typed, with their location). */
+  overrides?: Readonly<Record<string, ParamOverride>>;
+  /** Rows per batch, instead of the file's `batch_size`. */
+  batchSize?: number;
+}
+
+/** The ports a node declares, in declaration order (the order a `from` list fills them). */
+export const portNames = (def: NodeDefinition): string[] => (def.kind === 'source' ? [] : Object.keys(def.inputs));
+
+/** Its side ports: small tables replayed to the node. */
+export const sidePorts = (def: NodeDefinition): string[] =>
+  def.kind === 'source' ? [] : Object.entries(def.inputs as Ports).filter(([, port]) => port.side).map(([name]) => name);
+
 /**
  * Reads and checks a pipeline without touching any data. Every problem found is collected and
  * thrown together as a ValidationError, each with its YAML line.
  */
-export async function loadPlan(file: string, overrides: Record<string, string> = {}): Promise<Plan> {
-  const { spec, problems } = readPipelineFile(file, overrides);
+export async function loadPlan(file: string, { registry, overrides, batchSize }: LoadOptions): Promise<Plan> {
+  const { spec, problems } = readPipelineFile(file, { overrides, batchSize });
   const at = (line: number, message: string, node?: string) =>
     problems.push(new ConfigError(message, { file: spec.file, line, ...(node ? { node } : {}) }));
 
@@ -42,7 +59,7 @@ export async function loadPlan(file: string, overrides: Record<string, string> =
   const once = (cause: string) => !reported.has(cause) && Boolean(reported.add(cause));
   for (const node of spec.nodes) {
     if (!node.use) continue;
-    const def = await resolveNodeType(node.use, spec.dir);
+    const def = await registry.resolve(node.use, spec.dir);
     if (typeof def === 'string') {
       at(node.line, `node '${node.id}': ${def}`);
       continue;
@@ -186,7 +203,8 @@ function checkInputs(
     if (node.from.length) fail(node.from[0]!.line, `${def.type} is a source and takes no 'from'`);
     return ok ? [] : undefined;
   }
-  const { ports, variadic } = def.inputs;
+  const ports = portNames(def);
+  const { variadic } = def;
   if (node.from.length === 0) {
     fail(node.line, `missing 'from': ${def.type} needs input${ports.length > 1 ? 's' : ''} ${ports.join(', ')}`);
     return undefined;
@@ -210,4 +228,18 @@ function checkInputs(
       if (!node.from.some((e) => e.port === port)) fail(node.line, `missing input for port '${port}'`);
   }
   return ok ? inputs : undefined;
+}
+
+/** Every file the plan's nodes read (input path options and declared input files), with the `node.option` names that point at it. */
+export function planInputFiles(plan: Plan): { path: string; usedBy: string[] }[] {
+  const files = new Map<string, string[]>();
+  const add = (file: unknown, use: string) => {
+    if (typeof file !== 'string' || file === '-' || file === '') return;
+    files.set(file, [...(files.get(file) ?? []), use]);
+  };
+  for (const { spec, def, options } of plan.nodes) {
+    for (const [option, role] of pathOptions(def.options)) if (role === 'input') add(options[option], `${spec.id}.${option}`);
+    for (const ref of def.files?.(options as never) ?? []) if (ref.role === 'input') add(ref.path, `${spec.id}.${ref.option}`);
+  }
+  return [...files].map(([path, usedBy]) => ({ path, usedBy }));
 }

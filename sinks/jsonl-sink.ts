@@ -1,7 +1,8 @@
 import { z } from 'zod';
-import { defineSink, type Batch } from '../engine/node.ts';
+import { isEncoded } from '../engine/encoded-batch.ts';
+import { defineSink, port, rowStats, type Batch } from '../engine/node.ts';
 import { outputPath } from '../engine/options.ts';
-import { encodedLines, jsonLines, jsonLinesBytes } from './json-lines.ts';
+import { jsonLines, jsonLinesBytes } from './json-lines.ts';
 import { writeBatches } from './write-batches.ts';
 import { writeInWorker } from './worker-writer.ts';
 
@@ -16,22 +17,23 @@ export default defineSink({
   options: z.strictObject({
     path: outputPath('output file; - writes to standard output'),
   }),
-  inputs: { ports: ['in'] },
+  inputs: { in: port() },
+  stats: rowStats,
   async create(ctx, inputs) {
     const { path } = ctx.options;
     const counter = ctx.progress.counter(path === '-' ? 'stdout' : 'written', { unit: 'rows' });
     if (path === '-') {
-      ctx.stats.rows = await writeBatches(inputs.ports.in!, process.stdout, (batch) => {
+      ctx.stats.rows = await writeBatches(inputs.ports.in, process.stdout, (batch) => {
         counter.add(batch.length);
         return jsonLinesBytes(batch);
       });
     } else {
       const file = ctx.output(path);
-      const toMessage = (batch: Batch) => encodedLines(batch)?.bytes ?? jsonLines(batch);
-      const { rows, digest } = await writeInWorker(inputs.ports.in!, new URL('./jsonl-writer.mjs', import.meta.url), { path: file }, toMessage, ctx.signal, (n) => counter.add(n));
+      const toMessage = (batch: Batch) => (isEncoded(batch) ? batch.encoded.bytes : jsonLines(batch));
+      const { rows, digest } = await writeInWorker(inputs.ports.in, new URL('./jsonl-writer.mjs', import.meta.url), { path: file }, toMessage, ctx.signal, (n) => counter.add(n));
       ctx.stats.rows = rows;
-      // The manifest reads this rather than hashing the file again.
-      if (digest) ctx.stats.file_digest = { path: file, ...digest };
+      // The manifest reads the digest rather than hashing the file again.
+      ctx.reportOutput(path, { rows, ...(digest ? { digest } : {}) });
     }
     counter.done();
   },

@@ -3,10 +3,9 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
 import { ConfigError } from '../engine/errors.ts';
-import { defineSink } from '../engine/node.ts';
-import { outputPath, pathOptions } from '../engine/options.ts';
-import type { RuntimeContext } from '../engine/runtime.ts';
-import type { Plan } from '../engine/validate.ts';
+import { defineSink, port } from '../engine/node.ts';
+import { outputPath } from '../engine/options.ts';
+import { paramText } from '../engine/params.ts';
 import { DigestCache } from './digest-cache.ts';
 import { fileDigest, fileDigests, type FileDigest } from './file-digest.ts';
 import { forEachBatch } from './for-each-batch.ts';
@@ -30,7 +29,7 @@ export interface Manifest {
   generated_at: string;
   pipeline: string;
   seed: number;
-  /** Every pipeline parameter after `--set` overrides: together with the inputs, what the outputs were built from. */
+  /** Every pipeline parameter after `--set` overrides, as text: together with the inputs, what the outputs were built from. */
   params: Record<string, string>;
   config: Record<string, unknown>;
   inputs: ManifestInput[];
@@ -48,20 +47,6 @@ function generatedAt(pinned: string): string {
   if (!isoTime.safeParse(fixed).success)
     throw new ConfigError(`${pinned ? 'pin_time' : 'ANIMIND_FIXED_TIME'} '${fixed}': expected an ISO 8601 time such as 2024-01-01T00:00:00Z`);
   return fixed;
-}
-
-/** Every file the plan's nodes read (input path options and declared input files), grouped by path. */
-export function planInputFiles(plan: Plan): Map<string, string[]> {
-  const files = new Map<string, string[]>();
-  const add = (file: unknown, use: string) => {
-    if (typeof file !== 'string' || file === '-' || file === '') return;
-    files.set(file, [...(files.get(file) ?? []), use]);
-  };
-  for (const { spec, def, options } of plan.nodes) {
-    for (const [option, role] of pathOptions(def.options)) if (role === 'input') add(options[option], `${spec.id}.${option}`);
-    for (const ref of def.files?.(options as never) ?? []) if (ref.role === 'input') add(ref.path, `${spec.id}.${ref.option}`);
-  }
-  return files;
 }
 
 /**
@@ -87,16 +72,15 @@ export default defineSink({
     'Writes a JSON manifest once every other sink is done: params, seed, config, input files (size, sha256) and outputs (rows, size, sha256).',
   options: z.strictObject({
     path: outputPath('manifest file to write (JSON)'),
-    config: z.record(z.string(), z.unknown()).default({}).describe('settings recorded verbatim (animind run puts its TOML section here)'),
     pin_time: z
       .string()
       .refine((v) => v === '' || isoTime.safeParse(v).success, 'expected an ISO 8601 time such as 2024-01-01T00:00:00Z')
       .default('')
       .describe('ISO time written as generated_at, for reproducible files (env ANIMIND_FIXED_TIME does the same)'),
   }),
-  inputs: { ports: ['in'] },
+  inputs: { in: port() },
+  stats: z.object({ inputs: z.number(), outputs: z.number() }),
   async create(ctx, inputs) {
-    const runtime = ctx as RuntimeContext<typeof ctx.options>;
     const target = ctx.options.path;
     const folder = path.dirname(target);
     const time = generatedAt(ctx.options.pin_time);
@@ -105,38 +89,35 @@ export default defineSink({
     // the scan, which keeps both cores busy, but with writing, which leaves one idle.
     let hashing: Promise<ManifestInput[]> | undefined;
     const startHashing = async (): Promise<ManifestInput[]> => {
-      const files = [...planInputFiles(runtime.plan)];
-      const digests = files.length ? await fileDigests(files.map(([file]) => file), ctx.signal, new DigestCache()) : [];
-      return files.map(([file, used_by], i) => ({ path: manifestPath(folder, file), used_by, ...digests[i]! }));
+      const files = ctx.pipeline.inputFiles;
+      const digests = files.length ? await fileDigests(files.map((file) => file.path), ctx.signal, new DigestCache()) : [];
+      return files.map((file, i) => ({ path: manifestPath(folder, file.path), used_by: file.usedBy, ...digests[i]! }));
     };
     // Drained before waiting on the other sinks: they may share this stream, and an unread fork holds them back.
     const start = () => {
       hashing ??= startHashing();
       hashing.catch(() => {});
     };
-    await forEachBatch(inputs.ports.in!, start);
+    await forEachBatch(inputs.ports.in, start);
     start();
-    await runtime.otherSinksDone();
+    const written = await ctx.otherSinksDone();
 
     const inputFiles = await hashing!;
     // The temporary files hold the final bytes; the paths recorded are where the runtime will rename them.
     const outputs = await Promise.all(
-      runtime.outputFiles
-        .filter((file) => file.node !== ctx.id)
-        .map(async (file): Promise<ManifestOutput> => {
-          const { rows, file_digest: reported } = (ctx.allStats[file.node] ?? {}) as { rows?: unknown; file_digest?: FileDigest & { path: string } };
-          // A sink that hashed the bytes as it wrote them saves reading the file again.
-          const digest = reported?.path === file.tmpPath ? { bytes: reported.bytes, sha256: reported.sha256 } : await fileDigest(file.tmpPath, ctx.signal);
-          return { path: manifestPath(folder, file.path), node: file.node, rows: typeof rows === 'number' ? rows : null, ...digest };
-        }),
+      written.map(async (file): Promise<ManifestOutput> => {
+        // A sink that hashed the bytes as it wrote them saves reading the file again.
+        const digest = file.digest ?? (await fileDigest(file.tmpPath, ctx.signal));
+        return { path: manifestPath(folder, file.path), node: file.node, rows: file.rows, ...digest };
+      }),
     );
     const manifest: Manifest = {
       tool: { name: 'animind', version: toolVersion() },
       generated_at: time,
       pipeline: ctx.pipeline.name,
       seed: ctx.pipeline.seed,
-      params: runtime.plan.spec.params,
-      config: ctx.options.config,
+      params: Object.fromEntries(Object.entries(ctx.pipeline.params).map(([name, value]) => [name, paramText(value)])),
+      config: { ...ctx.pipeline.config },
       inputs: inputFiles,
       outputs,
     };

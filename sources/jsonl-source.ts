@@ -1,14 +1,13 @@
 import { z } from 'zod';
 import { DataError } from '../engine/errors.ts';
 import { readLineBatches } from '../engine/line-reader.ts';
-import { defineSource } from '../engine/node.ts';
+import { defineSource, rowStats } from '../engine/node.ts';
 import { inputPath } from '../engine/options.ts';
 import { fromAsync } from '../engine/stream.ts';
 
 const options = z.strictObject({
   path: inputPath('JSON-lines file to read; - reads standard input'),
-  batch_size: z.coerce.number().int().positive().default(1024).describe('rows per batch handed downstream'),
-  read_chunk_bytes: z.coerce.number().int().positive().default(1 << 20).describe('bytes per file read (buffer size)'),
+  read_chunk_bytes: z.int().positive().default(1 << 20).describe('bytes per file read (buffer size)'),
 });
 
 /** Each non-blank line of a JSON-lines file as one row. */
@@ -17,8 +16,10 @@ export default defineSource({
   kind: 'source',
   description: 'Reads a JSON-lines file (or stdin) into rows; invalid JSON is an error naming file and line.',
   options,
+  stats: rowStats,
   create(ctx) {
-    const { path, batch_size, read_chunk_bytes } = ctx.options;
+    const { path, read_chunk_bytes } = ctx.options;
+    const batch_size = ctx.pipeline.batchSize;
     const where = path === '-' ? '<stdin>' : path;
     const counter = ctx.progress.counter('read', { unit: 'rows' });
     async function* rows() {

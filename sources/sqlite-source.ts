@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineSource } from '../engine/node.ts';
+import { defineSource, rowStats } from '../engine/node.ts';
 import { inputPath } from '../engine/options.ts';
 import { fromGenerator } from '../engine/stream.ts';
 import { openReadOnly, quoteIdent, schemaProblems, tableColumns } from './sqlite-schema.ts';
@@ -10,7 +10,6 @@ const options = z.strictObject({
   columns: z.array(z.string().min(1)).min(1).describe('required columns; a missing one is an error'),
   optional_columns: z.array(z.string().min(1)).default([]).describe('columns read when present, null otherwise'),
   order_by: z.array(z.string().min(1)).default([]).describe('columns to order by (ascending); empty = table order'),
-  batch_size: z.coerce.number().int().positive().default(2048).describe('rows per batch handed downstream'),
 });
 
 /** Streams a table's rows in batches through a read-only cursor; the table is never held in memory. */
@@ -19,9 +18,11 @@ export default defineSource({
   kind: 'source',
   description: 'Streams rows of a SQLite table (read-only cursor, batched), checking its schema first.',
   options,
+  stats: rowStats,
   check: (o) => schemaProblems(o.database, o.table, [...o.columns, ...o.order_by]),
   create(ctx) {
-    const { database, table, columns, optional_columns, order_by, batch_size } = ctx.options;
+    const { database, table, columns, optional_columns, order_by } = ctx.options;
+    const batch_size = ctx.pipeline.batchSize;
     const db = openReadOnly(database);
     const present = tableColumns(db, table)!;
     const names = [...columns, ...optional_columns];

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineTransform } from '../engine/node.ts';
+import { defineTransform, port } from '../engine/node.ts';
 import { _, collectRows } from '../engine/stream.ts';
 
 type Row = Record<string, unknown>;
@@ -19,16 +19,17 @@ export default defineTransform({
   kind: 'transform',
   description: 'Joins the main stream with a small lookup table on a key (side input held in memory).',
   options,
-  inputs: { ports: ['main', 'lookup'], side: ['lookup'] },
+  inputs: { main: port<Row>(), lookup: port<Row>({ side: true }) },
+  stats: z.object({ matched: z.number(), unmatched: z.number() }),
   create(ctx, inputs) {
     const { on, how, as } = ctx.options;
-    const table = collectRows(inputs.ports.lookup! as Highland.Stream<Row[]>).then(
+    const table = collectRows(inputs.ports.lookup).then(
       (rows) => new Map(rows.map((row) => [row[on], row])),
     );
     let matched = 0;
     let unmatched = 0;
     return _(table).flatMap((lookup) =>
-      (inputs.ports.main! as Highland.Stream<Row[]>).map((batch) => {
+      inputs.ports.main.map((batch) => {
         const out: Row[] = [];
         for (const row of batch) {
           const found = lookup.get(row[on]);

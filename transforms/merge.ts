@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineTransform } from '../engine/node.ts';
+import { defineTransform, port } from '../engine/node.ts';
 import { _ } from '../engine/stream.ts';
 
 /**
@@ -11,8 +11,9 @@ export default defineTransform({
   kind: 'transform',
   description: 'Concatenates several inputs in the order listed in from (deterministic fan-in).',
   options: z.strictObject({}),
-  inputs: { ports: ['in'], variadic: true },
+  inputs: { in: port() },
+  variadic: true,
   create(_ctx, inputs) {
-    return _(inputs.list as Highland.Stream<unknown[]>[]).sequence();
+    return _(inputs.list).sequence();
   },
 });

@@ -1,5 +1,9 @@
 import { z } from 'zod';
-import { defineTransform } from '../../engine/node.ts';
+import { defineTransform, port } from '../../engine/node.ts';
+
+interface Row {
+  task: string;
+}
 
 /** Keeps the prep rows of the chosen tasks, e.g. only Task B to study masked-item prediction. */
 export default defineTransform({
@@ -9,12 +13,15 @@ export default defineTransform({
   options: z.strictObject({
     tasks: z.array(z.enum(['A', 'B', 'C'])).min(1).describe('tasks to keep'),
   }),
-  inputs: { ports: ['in'] },
+  // Typed ports: `inputs.ports.in` is a stream of Row batches.
+  inputs: { in: port<Row>() },
+  // Declared counters: another node reads them typed, with ctx.statsOf('only_b', z.object({ kept: z.number() })).
+  stats: z.object({ kept: z.number() }),
   create(ctx, inputs) {
     const keep = new Set<string>(ctx.options.tasks);
     let kept = 0;
-    return inputs.ports.in!.map((batch) => {
-      const out = batch.filter((row: { task: string }) => keep.has(row.task));
+    return inputs.ports.in.map((batch) => {
+      const out = batch.filter((row) => keep.has(row.task));
       kept += out.length;
       ctx.stats.kept = kept;
       return out;

@@ -1,7 +1,8 @@
 import { Worker } from 'node:worker_threads';
-import { RecycledBuffers } from './recycled-buffers.ts';
-import { contentJson, rowContent } from '../transforms/prep/row-lines.ts';
-import type { PrepExample } from '../transforms/prep/types.ts';
+import { RecycledBuffers } from '../recycled-buffers.ts';
+import { isEncoded } from '../../engine/encoded-batch.ts';
+import { contentJson } from '../../transforms/prep/row-lines.ts';
+import type { PrepRow } from '../../transforms/prep/prep-row.ts';
 
 /**
  * Counts distinct rows by the JSON of (task, input, output), hashed on a thread of its own (see
@@ -26,12 +27,12 @@ export class DistinctRows {
     this.failed.catch(() => {});
   }
 
-  add(batch: PrepExample[]): void {
-    const content = rowContent(batch);
-    if (!content) return this.worker.postMessage({ texts: batch.map(contentJson) });
+  add(batch: PrepRow[]): void {
+    const spans = isEncoded(batch) ? batch.encoded.content : undefined;
+    if (!isEncoded(batch) || !spans) return this.worker.postMessage({ texts: batch.map(contentJson) });
     // Only up to the last row's content: what follows it is not hashed.
-    const bytes = this.buffers.copy(content.bytes.subarray(0, content.spans[content.spans.length - 1]));
-    this.worker.postMessage({ bytes, spans: content.spans }, [bytes.buffer]);
+    const bytes = this.buffers.copy(batch.encoded.bytes.subarray(0, spans[spans.length - 1]));
+    this.worker.postMessage({ bytes, spans }, [bytes.buffer]);
   }
 
   async count(): Promise<number> {

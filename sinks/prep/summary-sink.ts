@@ -1,12 +1,15 @@
 import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
-import { ConfigError, DataError } from '../engine/errors.ts';
-import { defineSink, type Stats } from '../engine/node.ts';
-import { outputPath } from '../engine/options.ts';
+import { ConfigError } from '../../engine/errors.ts';
+import { defineSink, port, rowStats } from '../../engine/node.ts';
+import { outputPath } from '../../engine/options.ts';
 import { DistinctRows } from './distinct-rows.ts';
-import type { Stream } from '../engine/stream.ts';
-import { TASK_A_TEMPLATES } from '../transforms/prep/task-a.ts';
-import type { PrepExample } from '../transforms/prep/types.ts';
+import { catalogStats } from '../../transforms/prep/catalog.ts';
+import { historyStats } from '../../transforms/prep/history.ts';
+import { sampleStats } from '../../transforms/prep/sample.ts';
+import { TASK_A_TEMPLATES, taskAStats } from '../../transforms/prep/task-a.ts';
+import { poolStats } from '../../transforms/prep/task-b.ts';
+import type { PrepRow } from '../../transforms/prep/prep-row.ts';
 
 /** Which node of the pipeline reports each group of counters; the defaults are prep.yaml's ids. */
 const statsFrom = z
@@ -54,8 +57,25 @@ export default defineSink({
       .describe('ISO time written as generated_at, durations then 0, for reproducible files (env ANIMIND_FIXED_TIME does the same)'),
     stats_from: statsFrom,
   }),
-  inputs: { ports: ['in'] },
+  inputs: { in: port<PrepRow>() },
+  stats: z.object({ written: z.number() }),
   async create(ctx, inputs) {
+    const from = ctx.options.stats_from;
+    // Handles first, so a wrong id is found before the rows are read; each is read once its node is done.
+    const stats = {
+      semanticIds: ctx.statsOf(from.semantic_ids, rowStats),
+      anime: ctx.statsOf(from.anime, rowStats),
+      cleanAnime: ctx.statsOf(from.clean_anime, z.object({ placeholders_removed: z.record(z.string(), z.number()) })),
+      catalog: ctx.statsOf(from.catalog, catalogStats),
+      taskA: ctx.statsOf(from.task_a, taskAStats),
+      userAnime: ctx.statsOf(from.user_anime, rowStats),
+      users: ctx.statsOf(from.users, z.object({ users: z.number() })),
+      history: ctx.statsOf(from.history, historyStats),
+      seeds: ctx.statsOf(from.seeds, z.object({ seeds: z.number(), users_with_seed: z.number() })),
+      taskB: ctx.statsOf(from.task_b, poolStats),
+      taskC: ctx.statsOf(from.task_c, poolStats),
+      sample: ctx.statsOf(from.sample, sampleStats),
+    };
     const time = clock(ctx.options.pin_time);
     const started = time.now();
     let firstRowAt: number | undefined;
@@ -64,8 +84,8 @@ export default defineSink({
     const templates: Record<string, number> = Object.fromEntries(TEMPLATE_IDS.map((id) => [id, 0]));
     const distinct = new DistinctRows();
     ctx.onClose(() => distinct.close());
-    await (inputs.ports.in! as Stream<PrepExample[]>)
-      .reduce(0, (n: number, batch: PrepExample[]) => {
+    await inputs.ports.in
+      .reduce(0, (n: number, batch: PrepRow[]) => {
         firstRowAt ??= time.now();
         for (const row of batch) {
           counts[row.task]++;
@@ -76,16 +96,11 @@ export default defineSink({
       })
       .toPromise(Promise);
     counts.total = counts.A + counts.B + counts.C;
-    const stats = (role: keyof typeof ctx.options.stats_from): Stats => {
-      const id = ctx.options.stats_from[role];
-      const found = ctx.allStats[id];
-      if (!found) throw new DataError(`stats_from.${role}: no node '${id}' in this pipeline`);
-      return found;
-    };
-    const sample = stats('sample');
-    const taskA = stats('task_a');
-    const history = stats('history');
-    const catalog = stats('catalog');
+    const sample = stats.sample.read();
+    const taskA = stats.taskA.read();
+    const history = stats.history.read();
+    const catalog = stats.catalog.read();
+    const seeds = stats.seeds.read();
     const finished = time.now();
     const summary = {
       seed: ctx.pipeline.seed,
@@ -93,27 +108,27 @@ export default defineSink({
       splits: sample.splits,
       quotas: sample.quotas,
       counts,
-      pools: { A: taskA.pool, B: stats('task_b').pool, C_seeds: stats('seeds').seeds, C: stats('task_c').pool },
+      pools: { A: taskA.pool, B: stats.taskB.read().pool, C_seeds: seeds.seeds, C: stats.taskC.read().pool },
       oversampling_factor: sample.oversampling_factor,
       template_counts: templates,
       inputs: {
-        semantic_id_rows: stats('semantic_ids').rows,
-        anime_rows: stats('anime').rows,
+        semantic_id_rows: stats.semanticIds.read().rows,
+        anime_rows: stats.anime.read().rows,
         anime_with_semantic_id_and_metadata: catalog.with_metadata,
         semantic_ids_without_metadata: catalog.without_metadata,
         metadata_without_semantic_id: catalog.metadata_without_sid,
       },
       users: {
-        user_anime_rows_scanned: stats('user_anime').rows,
-        users_scanned: stats('users').users,
+        user_anime_rows_scanned: stats.userAnime.read().rows,
+        users_scanned: stats.users.read().users,
         rows_with_other_status: history.status_filtered_rows,
         unknown_anime_rows_dropped: history.unknown_anime_rows,
         short_history_users: history.short_history_users,
         task_b_users: history.eligible_users,
-        users_with_task_c_seed: stats('seeds').users_with_seed,
+        users_with_task_c_seed: seeds.users_with_seed,
       },
       cleaning: {
-        placeholders_removed: stats('clean_anime').placeholders_removed,
+        placeholders_removed: stats.cleanAnime.read().placeholders_removed,
         anime_without_title: taskA.without_title,
       },
       distinct_row_share: counts.total ? Number(((await distinct.count()) / counts.total).toFixed(6)) : 0,

@@ -13,7 +13,6 @@ export const trainerOptions = z.strictObject({
   dry_run_out_subdir: z.string().min(1).default('dry_run').describe('sub-folder of out_dir for dry runs'),
   dry_run_max_steps: int().positive().default(20).describe('caps the checkpoint interval in a dry run'),
   tiny_model: flag(false).describe('train a tiny random model with the base tokenizer (tests, no download)'),
-  seed: int().default(42),
   device: z.string().regex(/^(auto|cpu|cuda(:\d+)?)$/).default('auto').describe('auto, cpu, cuda or cuda:N'),
   precision: z.enum(['auto', 'fp32', 'fp16', 'bf16']).default('auto'),
   max_seq_len: int().positive().default(1024),
@@ -41,7 +40,7 @@ export type TrainerOptions = z.output<typeof trainerOptions>;
 export const runDir = (o: TrainerOptions) => (o.dry_run ? path.join(o.out_dir, o.dry_run_out_subdir) : o.out_dir);
 
 /** The HELLO frame's config: what the worker needs, and what it records in train_config_snapshot.json. */
-export function helloConfig(o: TrainerOptions, tokenizerDir: string): Record<string, unknown> {
+export function helloConfig(o: TrainerOptions, tokenizerDir: string, seed: number): Record<string, unknown> {
   return {
     base_model: o.base_model,
     dry_run: o.dry_run,
@@ -49,7 +48,7 @@ export function helloConfig(o: TrainerOptions, tokenizerDir: string): Record<str
     tokenizer_path: tokenizerDir,
     semantic_vocab_path: o.semantic_vocab,
     out_dir: runDir(o),
-    seed: o.seed,
+    seed,
     device: o.device,
     precision: o.precision,
     max_seq_len: o.max_seq_len,

@@ -1,24 +1,37 @@
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { DataError } from '../engine/errors.ts';
-import { defineSink, type Batch } from '../engine/node.ts';
-import { _, type Stream } from '../engine/stream.ts';
-import { loadTrainTokenizer } from '../transforms/train/tokenizer.ts';
-import { readAddedTokens } from '../transforms/train/tokenizer-files.ts';
-import { tokenizerDir } from '../transforms/train/tokenizer-options.ts';
-import type { TrainItem } from '../transforms/train/types.ts';
-import { batchFrame, endFrame, FRAME, jsonFrame, PROTOCOL_VERSION } from './trainer/frames.ts';
-import { checkHandshake } from './trainer/handshake.ts';
-import { helloConfig, runDir, trainerOptions } from './trainer/options.ts';
-import { findPython, repoRoot } from './trainer/python.ts';
-import { TrainingDisplay } from './trainer/training-display.ts';
-import { WorkerProcess } from './trainer/worker-process.ts';
+import { DataError } from '../../engine/errors.ts';
+import { z } from 'zod';
+import { defineSink, port, type Batch } from '../../engine/node.ts';
+import { _, type Stream } from '../../engine/stream.ts';
+import { loadTrainTokenizer } from '../../transforms/train/tokenizer.ts';
+import { readAddedTokens } from '../../transforms/train/tokenizer-files.ts';
+import { tokenizerDir } from '../../transforms/train/tokenizer-options.ts';
+import type { TrainItem } from '../../transforms/train/types.ts';
+import { batchFrame, endFrame, FRAME, jsonFrame, PROTOCOL_VERSION } from './frames.ts';
+import { checkHandshake } from './handshake.ts';
+import { helloConfig, runDir, trainerOptions } from './options.ts';
+import { findPython, repoRoot } from './python.ts';
+import { TrainingDisplay } from './training-display.ts';
+import { WorkerProcess } from './worker-process.ts';
 
 /** The next batch of a stream, or undefined at its end; pulling one at a time is the backpressure. */
-const pull = (input: Stream<Batch>) =>
-  new Promise<Batch | undefined>((resolve, reject) =>
+const pull = <T>(input: Stream<Batch<T>>) =>
+  new Promise<Batch<T> | undefined>((resolve, reject) =>
     input.pull((error, batch) => (error ? reject(error) : resolve(_.isNil(batch) ? undefined : batch))),
   );
+
+const trainerStats = z.object({
+  phase: z.string(),
+  total_steps: z.number(),
+  steps: z.number(),
+  last_loss: z.number(),
+  tokens_per_s: z.number(),
+  evals: z.array(z.object({ step: z.unknown(), eval_loss: z.unknown() })),
+  runtime: z.record(z.string(), z.unknown()),
+  frames: z.number(),
+  out_dir: z.string(),
+});
 
 /**
  * Supervises the Python trainer: starts it, checks at the handshake that both sides assign the
@@ -30,7 +43,8 @@ export default defineSink({
   kind: 'sink',
   description: 'Streams packed batches to the Python/PyTorch trainer worker and supervises it (progress, errors, clean stop).',
   options: trainerOptions,
-  inputs: { ports: ['in'] },
+  inputs: { in: port<TrainItem>() },
+  stats: trainerStats,
   async check(options) {
     try {
       await findPython(options.python);
@@ -41,7 +55,7 @@ export default defineSink({
   },
   async create(ctx, inputs) {
     const o = ctx.options;
-    const input = inputs.ports.in!;
+    const input = inputs.ports.in;
     const python = await findPython(o.python);
     const dir = tokenizerDir(o);
     const added = readAddedTokens(o.semantic_vocab);
@@ -70,13 +84,13 @@ export default defineSink({
     const ready = worker.waitFor('ready');
     const first = pull(input);
     first.catch(() => {});
-    await worker.send(jsonFrame(FRAME.HELLO, { protocol_version: PROTOCOL_VERSION, config: helloConfig(o, dir), added_tokens: added.tokens }));
+    await worker.send(jsonFrame(FRAME.HELLO, { protocol_version: PROTOCOL_VERSION, config: helloConfig(o, dir, ctx.pipeline.seed), added_tokens: added.tokens }));
     await checkHandshake(await ready, tokenizer, added.tokens);
 
     let phases = 0;
     let frames = 0;
     for (let batch = await worker.whileRunning(first); batch; batch = await worker.whileRunning(pull(input))) {
-      for (const item of batch as TrainItem[]) {
+      for (const item of batch) {
         if (item.kind === 'phase') {
           if (phases++) display.finishPhase();
           display.startPhase(item.name, item.totalSteps);

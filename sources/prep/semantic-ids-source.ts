@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { DataError } from '../engine/errors.ts';
-import { readLineBatches } from '../engine/line-reader.ts';
-import { defineSource } from '../engine/node.ts';
-import { inputPath } from '../engine/options.ts';
-import { fromAsync } from '../engine/stream.ts';
+import { DataError } from '../../engine/errors.ts';
+import { readLineBatches } from '../../engine/line-reader.ts';
+import { defineSource, rowStats } from '../../engine/node.ts';
+import { inputPath } from '../../engine/options.ts';
+import { fromAsync } from '../../engine/stream.ts';
 
 export interface SemanticIdRow {
   anime_id: number;
@@ -17,7 +17,6 @@ export interface SemanticIdRow {
 
 const options = z.strictObject({
   path: inputPath('semantic_ids.jsonl: one {anime_id, semantic_id, …} object per line'),
-  batch_size: z.coerce.number().int().positive().default(1024).describe('rows per batch handed downstream'),
 });
 
 const optionalText = (value: unknown): string | null => (typeof value === 'string' ? value : value == null ? null : String(value));
@@ -48,8 +47,10 @@ export default defineSource({
   kind: 'source',
   description: 'Reads semantic_ids.jsonl, checking anime_id, semantic_id and duplicates with file:line errors.',
   options,
+  stats: rowStats,
   create(ctx) {
-    const { path, batch_size } = ctx.options;
+    const { path } = ctx.options;
+    const batch_size = ctx.pipeline.batchSize;
     const counter = ctx.progress.counter('semantic ids', { unit: 'rows' });
     async function* rows() {
       const seen = new Map<number, number>();

@@ -94,7 +94,7 @@ describe('[prep] config', () => {
   });
 
   test('splits that do not sum to 1 are an error at split_task_a', () => {
-    const file = configFile(`${PREP}split_task_a = 0.5\nsplit_task_b = 0.3\n`);
+    const file = configFile(`${PREP}split_task_a = 0.5\nsplit_task_b = 0.3\nsplit_task_c = 0.25\n`);
     assert.deepEqual(errorLines(() => loadPrepConfig(file)), [
       `${file}:5: key 'prep.split_task_a': split_task_a + split_task_b + split_task_c must sum to 1 (±1e-6), got 0.5 + 0.3 + 0.25 = 1.05`,
     ]);
@@ -141,14 +141,13 @@ describe('[train] config', () => {
     assert.equal(config.wandb.api_key_env, 'WANDB_API_KEY');
   });
 
-  test('left-out tables take the original defaults', () => {
+  test("left-out tables take the original defaults; left-out keys that set train.yaml's params stay unset, so its defaults apply", () => {
     const file = configFile(`[train]\nout_dir = "runs"\n[train.tokens]\nsemantic_vocab_path = "vocab.json"\n`);
     const config = loadTrainConfig(file);
     assert.equal(config.out_dir, path.join(path.dirname(file), 'runs'));
-    assert.equal(config.train_jsonl, path.resolve(path.dirname(file), '../output/llm_prep_train.jsonl'));
-    assert.deepEqual(config.phase1, { epochs: 2, weight_task_a: 0.85, weight_task_b: 0.1, weight_task_c: 0.05, max_domain_rows: 0 });
-    assert.equal(config.eval.eval_every_steps, 500);
-    assert.equal(config.precision, 'bf16');
+    assert.deepEqual(config.phase2, { epochs: 3, weight_task_a: 0.1, weight_task_b: 0.45, weight_task_c: 0.45, max_domain_rows: 0 });
+    assert.deepEqual(config.phase1, { weight_task_a: 0.85, weight_task_b: 0.1, weight_task_c: 0.05, max_domain_rows: 0 });
+    for (const unset of [config.train_jsonl, config.eval.eval_every_steps, config.precision, config.seed]) assert.equal(unset, undefined);
   });
 
   test('problems in nested tables name the dotted key and its line', () => {

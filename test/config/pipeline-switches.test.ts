@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { loadPlan } from '../../engine/validate.ts';
+import { PREP_ROW_COLUMNS } from '../../transforms/prep/prep-row.ts';
+import { loadTestPlan } from '../helpers/plan.ts';
 import { prepRows, runYaml, tempDir, writeJsonl } from '../sinks/prep-rows.ts';
 
 const pipeline = `
@@ -10,7 +11,7 @@ name: switches
 seed: \${seed}
 params:
   seed: 42
-  export_parquet: false
+  export_parquet: { type: boolean, default: false, description: also write Parquet }
 nodes:
   rows:
     use: jsonl-source
@@ -24,6 +25,7 @@ nodes:
     enabled: \${export_parquet}
     from: rows
     path: out/rows.parquet
+    columns: ${JSON.stringify(PREP_ROW_COLUMNS)}
 `;
 
 function setup(name: string) {
@@ -46,10 +48,10 @@ describe('pipeline switches: node-level enabled and a parameterised seed', () =>
     assert.ok(result.outputs.includes(path.join(dir, 'out/rows.parquet')));
   });
 
-  test('a value other than true or false is an error at its line', async () => {
+  test('a value other than true or false is an error naming the --set parameter', async () => {
     const dir = setup('bad');
     await assert.rejects(runYaml(dir, pipeline, { export_parquet: 'yes' }), (error: Error & { oneLine(): string }) => {
-      assert.match(error.oneLine(), /pipeline\.yaml:17: node 'parquet': enabled: expected true or false, got "yes"/);
+      assert.match(error.oneLine(), /pipeline\.yaml: --set export_parquet: expected true or false, got "yes"/);
       return true;
     });
   });
@@ -58,7 +60,7 @@ describe('pipeline switches: node-level enabled and a parameterised seed', () =>
     const dir = setup('ref');
     const file = path.join(dir, 'p.yaml');
     writeFileSync(file, pipeline.replace('  jsonl:\n    use: jsonl-sink\n    from: rows', '  jsonl:\n    use: jsonl-sink\n    from: parquet'));
-    await assert.rejects(loadPlan(file), (error: { problems: { oneLine(): string }[] }) => {
+    await assert.rejects(loadTestPlan(file), (error: { problems: { oneLine(): string }[] }) => {
       assert.ok(error.problems.some((p) => /p\.yaml:\d+: node 'jsonl': input 'parquet' is switched off \(enabled: false\)/.test(p.oneLine())));
       return true;
     });
@@ -68,10 +70,10 @@ describe('pipeline switches: node-level enabled and a parameterised seed', () =>
     const dir = setup('seed');
     const file = path.join(dir, 'p.yaml');
     writeFileSync(file, pipeline);
-    assert.equal((await loadPlan(file)).spec.seed, 42);
-    assert.equal((await loadPlan(file, { seed: '7' })).spec.seed, 7);
-    await assert.rejects(loadPlan(file, { seed: 'abc' }), (error: { oneLine(): string }) => {
-      assert.match(error.oneLine(), /p\.yaml:3: seed: expected an integer, got "abc"/);
+    assert.equal((await loadTestPlan(file)).spec.seed, 42);
+    assert.equal((await loadTestPlan(file, { seed: '7' })).spec.seed, 7);
+    await assert.rejects(loadTestPlan(file, { seed: 'abc' }), (error: { oneLine(): string }) => {
+      assert.match(error.oneLine(), /p\.yaml: --set seed: expected an integer, got "abc"/);
       return true;
     });
   });

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createReporter } from '../../engine/progress.ts';
 import { runPlan } from '../../engine/runtime.ts';
-import { loadPlan } from '../../engine/validate.ts';
+import { loadTestPlan } from '../helpers/plan.ts';
 import { hash53, KeyedRandom } from '../../engine/random.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -14,7 +14,7 @@ const quiet = createReporter({ mode: 'quiet', format: 'text' });
 
 async function relay(input: string, batchSize: number, chunk: number): Promise<string> {
   const out = path.join(mkdtempSync(path.join(tmpdir(), 'animind-det-')), 'out.jsonl');
-  const plan = await loadPlan(path.join(here, 'pipelines/relay.yaml'), { in: input, out, batch_size: String(batchSize), chunk: String(chunk) });
+  const plan = await loadTestPlan(path.join(here, 'pipelines/relay.yaml'), { in: input, out, batch_size: batchSize, chunk });
   await runPlan(plan, { reporter: quiet });
   return readFileSync(out, 'utf8');
 }

@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { createReporter } from '../../engine/progress.ts';
 import { runPlan } from '../../engine/runtime.ts';
-import { loadPlan } from '../../engine/validate.ts';
+import { loadTestPlan as loadPlan } from '../helpers/plan.ts';
 import { probe } from './nodes/probe.ts';
 
 const here = path.dirname(fileURLToPath(import.meta.url));

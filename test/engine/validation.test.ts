@@ -50,7 +50,7 @@ nodes:
   rows:
     use: jsonl-source
     path: \${nowhere}
-    batch_size: -3
+    read_chunk_bytes: -3
   spare:
     use: jsonl-source
     path: "-"
@@ -62,7 +62,7 @@ nodes:
   const { code, stderr } = await runCli(['pipeline', 'validate', file]);
   assert.equal(code, 2);
   assert.match(stderr, /p\.yaml:8: unknown parameter \$\{nowhere\}/);
-  assert.match(stderr, /p\.yaml:9: node 'rows': option 'batch_size': Too small/);
+  assert.match(stderr, /p\.yaml:9: node 'rows': option 'read_chunk_bytes': Too small/);
   assert.match(stderr, /p\.yaml:10: node 'spare': its output is not used by any node/);
 });
 
@@ -89,7 +89,7 @@ test('animind nodes lists every node type with options and defaults', async () =
   const { code, stdout } = await runCli(['nodes']);
   assert.equal(code, 0);
   assert.match(stdout, /^sqlite-source \(source\)/m);
-  assert.match(stdout, /batch_size: integer = 2048/);
+  assert.match(stdout, /row_group_size: integer = 16384/);
   assert.match(stdout, /workers: "auto"\|integer = "auto"  worker threads scanning user-id ranges/);
   assert.match(stdout, /join \(transform\)\s+inputs: main, lookup \(side\)/);
 });

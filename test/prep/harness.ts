@@ -1,7 +1,5 @@
-import type { NodeDefinition, Stats } from '../../engine/node.ts';
-import { createReporter } from '../../engine/progress.ts';
-import { KeyedRandom, nodeGenerator } from '../../engine/random.ts';
-import { _ } from '../../engine/stream.ts';
+import type { NodeDefinition } from '../../engine/node.ts';
+import { runTransform } from '../../engine/run-node.ts';
 import type { AnimeInfo, CatalogEntry, WatchRow } from '../../transforms/prep/types.ts';
 
 /** Splits rows into batches of `size`, the way a source with that batch_size would hand them over. */
@@ -11,34 +9,9 @@ export function rebatch<T>(rows: readonly T[], size: number): T[][] {
   return out;
 }
 
-/** Runs one transform node on in-memory batches per port, with the context the runtime would give it. */
-export async function runNode<T = unknown>(
-  def: NodeDefinition,
-  options: Record<string, unknown>,
-  ports: Record<string, unknown[][]>,
-  { id = 'node', seed = 42 }: { id?: string; seed?: number } = {},
-): Promise<{ rows: T[]; batches: T[][]; stats: Stats }> {
-  if (def.kind !== 'transform') throw new Error(`${def.type} is not a transform`);
-  const stats: Stats = {};
-  const ctx = {
-    id,
-    options: def.options.parse(options),
-    pipeline: { name: 'test', seed, dir: '.' },
-    rng: (stream = '') => nodeGenerator(seed, id, stream),
-    keyed: new KeyedRandom(seed, id),
-    progress: createReporter({ mode: 'quiet', format: 'text' }).forNode(id),
-    signal: new AbortController().signal,
-    onClose() {},
-    stats,
-    allStats: { [id]: stats },
-    output: (path: string) => path,
-    outputs: [],
-  };
-  const streams = Object.fromEntries(Object.entries(ports).map(([port, batches]) => [port, _(batches)]));
-  const produced = def.create(ctx as never, { ports: streams, list: Object.values(streams) });
-  const batches = (await produced.collect().toPromise(Promise)) as T[][];
-  return { rows: batches.flat(), batches, stats };
-}
+/** Runs one transform node on in-memory batches per port, in a real run of the engine. */
+export const runNode = <T = unknown>(def: NodeDefinition, options: Record<string, unknown>, ports: Record<string, unknown[][]>, run: { id?: string; seed?: number; batchSize?: number } = {}) =>
+  runTransform<T>(def, options, ports, run);
 
 export function info(anime_id: number, fields: Partial<AnimeInfo> = {}): AnimeInfo {
   return { anime_id, title: null, genres: [], studios: [], year: null, synopsis: null, type: null, source: null, ...fields };

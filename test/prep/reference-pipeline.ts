@@ -23,7 +23,6 @@ export function writeReferencePipeline(dir: string): string {
       table: 'user_anime',
       columns: ['user_id', 'anime_id', 'score', 'watching_status', 'watched_episodes', 'scraped_at'],
       order_by: ['user_id', 'anime_id'],
-      batch_size: '${batch_size}',
     },
     users: { use: 'prep-group-users', stage, from: 'user_anime' },
     history: {

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createReporter } from '../../engine/progress.ts';
 import { runPlan } from '../../engine/runtime.ts';
-import { loadPlan } from '../../engine/validate.ts';
+import { loadTestPlan } from '../helpers/plan.ts';
 import type { Fixture } from './fixture-db.ts';
 
 export const ROOT = fileURLToPath(new URL('../..', import.meta.url));
@@ -12,11 +12,15 @@ export const PREP_YAML = path.join(ROOT, 'pipelines/prep.yaml');
 
 export const tempDir = (label: string) => mkdtempSync(path.join(tmpdir(), `animind-${label}-`));
 
-/** Runs pipelines/prep.yaml in-process on a fixture, with `--set`-style overrides; returns the out_dir. */
+/**
+ * Runs pipelines/prep.yaml in-process on a fixture, with `--set`-style overrides (`batch_size` is
+ * the engine's, as `--batch-size` sets it); returns the out_dir.
+ */
 export async function runPrep(fixture: Fixture, overrides: Record<string, string | number> = {}): Promise<string> {
   const outDir = tempDir('prep-out');
-  const params = { database: fixture.database, semantic_ids: fixture.semanticIds, out_dir: outDir, ...overrides };
-  const plan = await loadPlan(PREP_YAML, Object.fromEntries(Object.entries(params).map(([k, v]) => [k, String(v)])));
+  const { batch_size: batchSize, ...rest } = overrides;
+  const params = { database: fixture.database, semantic_ids: fixture.semanticIds, out_dir: outDir, ...rest };
+  const plan = await loadTestPlan(PREP_YAML, params, batchSize === undefined ? undefined : Number(batchSize));
   await runPlan(plan, { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
   return outDir;
 }

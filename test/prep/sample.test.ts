@@ -5,15 +5,16 @@ import { BottomK } from '../../transforms/prep/bottom-k.ts';
 import { quotas, roundHalfEven, splitsProblem } from '../../transforms/prep/quotas.ts';
 import sampleNode, { fillByPasses } from '../../transforms/prep/sample.ts';
 import shuffleNode from '../../transforms/prep/shuffle.ts';
-import type { PoolItem, PrepExample, PrepRow, Task } from '../../transforms/prep/types.ts';
+import type { PoolItem } from '../../transforms/prep/types.ts';
+import type { PrepRow, TaskRow, Task } from '../../transforms/prep/prep-row.ts';
 import { rebatch, runNode } from './harness.ts';
 
-const item = (task: Task, n: number): PoolItem<PrepRow> => ({
+const item = (task: Task, n: number): PoolItem<TaskRow> => ({
   key: `${task}:${n}`,
   row: { task, input: `in ${n}`, output: `out ${n}`, anime_ids: [n], user_id: task === 'A' ? null : n, meta: { template_id: 't' } },
 });
 const pool = (task: Task, size: number) => Array.from({ length: size }, (_, n) => item(task, n));
-const options = (target: number) => ({ target_examples: String(target), split_a: '0.5', split_b: '0.25', split_c: '0.25' });
+const options = (target: number) => ({ target_examples: target, split_a: 0.5, split_b: 0.25, split_c: 0.25 });
 
 test('round_half_even and quotas: A and B rounded half to even, C takes the rest', () => {
   assert.deepEqual([0.5, 1.5, 2.5, 2.4, 2.6, 3].map(roundHalfEven), [0, 2, 2, 2, 3, 3]);
@@ -25,7 +26,7 @@ test('round_half_even and quotas: A and B rounded half to even, C takes the rest
 test('splits must sum to 1 (±1e-6)', () => {
   assert.equal(splitsProblem({ split_a: 0.5, split_b: 0.25, split_c: 0.2500005 }), undefined);
   assert.match(splitsProblem({ split_a: 0.5, split_b: 0.25, split_c: 0.3 })!, /must sum to 1.*= 1\.05/);
-  const parsed = sampleNode.options.safeParse({ split_a: '0.6' });
+  const parsed = sampleNode.options.safeParse({ target_examples: 10, split_a: 0.6 });
   assert.equal(parsed.success, false);
   assert.deepEqual(parsed.error!.issues[0]!.path, ['split_a']);
 });
@@ -59,7 +60,7 @@ test('bottom-k breaks equal priorities on the key, which it asks of the item onl
 test('pool >= quota: a uniform sample without replacement, the same for any batching or order', async () => {
   const run = async (size: number, reverse = false) => {
     const a = reverse ? pool('A', 2000).reverse() : pool('A', 2000);
-    const { rows, stats } = await runNode<PoolItem<PrepRow>>(sampleNode, options(400), { a: rebatch(a, size), b: [pool('B', 300)], c: [pool('C', 300)] });
+    const { rows, stats } = await runNode<PoolItem<TaskRow>>(sampleNode, options(400), { a: rebatch(a, size), b: [pool('B', 300)], c: [pool('C', 300)] });
     return { keys: rows.map((r) => r.key), stats };
   };
   const reference = await run(4096);
@@ -76,7 +77,7 @@ test('pool >= quota: a uniform sample without replacement, the same for any batc
 });
 
 test('0 < pool < quota: full passes, each in a fresh keyed order, reported as the oversampling factor', async () => {
-  const { rows, stats } = await runNode<PoolItem<PrepRow>>(sampleNode, options(40), { a: [pool('A', 20)], b: [pool('B', 4)], c: [pool('C', 3)] });
+  const { rows, stats } = await runNode<PoolItem<TaskRow>>(sampleNode, options(40), { a: [pool('A', 20)], b: [pool('B', 4)], c: [pool('C', 3)] });
   const b = rows.filter((r) => r.row.task === 'B').map((r) => r.key);
   assert.equal(b.length, 10);
   assert.deepEqual(b.slice(0, 4).sort(), ['B:0', 'B:1', 'B:2', 'B:3'], 'the first pass is the whole pool');
@@ -99,17 +100,17 @@ test('an empty pool with a positive quota is an error naming the task', async ()
     assert.match(error.message, /^Task B pool is empty but its quota is 10/);
     return true;
   });
-  const { rows } = await runNode<PoolItem<PrepRow>>(sampleNode, { ...options(4), split_a: '1', split_b: '0', split_c: '0' }, { a: [pool('A', 20)], b: [], c: [] });
+  const { rows } = await runNode<PoolItem<TaskRow>>(sampleNode, { ...options(4), split_a: 1, split_b: 0, split_c: 0 }, { a: [pool('A', 20)], b: [], c: [] });
   assert.equal(rows.length, 4, 'an empty pool with quota 0 is fine');
 });
 
 test('shuffle: all tasks together in a keyed order, numbered prep_000000001…, independent of batching', async () => {
   const items = [...pool('A', 30), ...pool('B', 20), ...pool('C', 10)];
-  const run = async (rows: PoolItem[], size: number, batch_size: string) =>
-    (await runNode<PrepExample>(shuffleNode, { batch_size }, { in: rebatch(rows, size) })).rows;
-  const reference = await run(items, 4096, '1024');
+  const run = async (rows: PoolItem[], size: number, batchSize: number) =>
+    (await runNode<PrepRow>(shuffleNode, {}, { in: rebatch(rows, size) }, { batchSize })).rows;
+  const reference = await run(items, 4096, 1024);
   assert.deepEqual(reference.map((r) => r.example_id).slice(0, 3), ['prep_000000001', 'prep_000000002', 'prep_000000003']);
   assert.deepEqual(Object.keys(reference[0]!), ['example_id', 'task', 'input', 'output', 'anime_ids', 'user_id', 'meta']);
   assert.notDeepEqual(reference.map((r) => r.task).join(''), items.map((i) => i.row.task).join(''), 'tasks are mixed');
-  assert.deepEqual(await run([...items].reverse(), 7, '3'), reference);
+  assert.deepEqual(await run([...items].reverse(), 7, 3), reference);
 });

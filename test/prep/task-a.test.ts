@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import catalogNode from '../../transforms/prep/catalog.ts';
 import taskANode, { taskARows } from '../../transforms/prep/task-a.ts';
-import { madeRow, type AnimeInfo, type CatalogEntry, type PoolItem, type PrepExample } from '../../transforms/prep/types.ts';
+import { madeRow, type AnimeInfo, type CatalogEntry, type PoolItem } from '../../transforms/prep/types.ts';
+import type { PrepRow } from '../../transforms/prep/prep-row.ts';
 import shuffleNode from '../../transforms/prep/shuffle.ts';
 import { jsonLines } from '../../sinks/json-lines.ts';
 import { entry, info, runNode } from './harness.ts';
@@ -98,7 +99,7 @@ test('genres come from the anime row, else from the semantic-id row', async () =
 
 test('prep-task-a: only anime with a metadata row; titleless anime are counted and get no title templates', async () => {
   const catalog = [full, entry(8, null), entry(9, { genres: ['Horror'] })];
-  const { rows, stats } = await runNode<PoolItem>(taskANode, { max_task_a_templates_per_anime: '12' }, { in: [catalog] });
+  const { rows, stats } = await runNode<PoolItem>(taskANode, { max_task_a_templates_per_anime: 12 }, { in: [catalog] });
   assert.deepEqual(new Set(rows.map((r) => madeRow(r.row).anime_ids[0])), new Set([7, 9]));
   assert.equal(stats.anime, 2);
   assert.equal(stats.without_title, 1);
@@ -115,7 +116,7 @@ test('Task A rows write their JSON from escaped facts: the shuffle writes what J
     synopsis: 'A synopsis with "quotes", a back\\slash and emoji 🎬.',
   }) as CatalogEntry & { info: AnimeInfo };
   const items = [...taskARows(odd, 12), ...taskARows(full, 12)];
-  const { batches, rows } = await runNode<PrepExample>(shuffleNode, { batch_size: '4' }, { in: [items] });
+  const { batches, rows } = await runNode<PrepRow>(shuffleNode, {}, { in: [items] }, { batchSize: 4 });
   for (const batch of batches) assert.deepEqual(jsonLines(batch), batch.map((row) => JSON.stringify(row)));
   const made = new Set(items.map((item) => JSON.stringify(madeRow(item.row))));
   for (const { example_id: _, ...row } of rows) assert.ok(made.has(JSON.stringify(row)), `${row.meta.template_id} differs from its rendered row`);

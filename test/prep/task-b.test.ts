@@ -5,7 +5,8 @@ import historyNode from '../../transforms/prep/history.ts';
 import { userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
 import maskNode, { maskPositions } from '../../transforms/prep/mask.ts';
 import { sentiment, taskBRow } from '../../transforms/prep/task-b.ts';
-import { madeRow, type MaskedHistory, type PrepExample, type UserHistory } from '../../transforms/prep/types.ts';
+import { madeRow, type MaskedHistory, type UserHistory } from '../../transforms/prep/types.ts';
+import type { PrepRow } from '../../transforms/prep/prep-row.ts';
 import shuffleNode from '../../transforms/prep/shuffle.ts';
 import { jsonLines } from '../../sinks/json-lines.ts';
 import { catalogOf, entry, rebatch, runNode, watch } from './harness.ts';
@@ -124,7 +125,7 @@ test('mask: the random position depends on the user id, not on arrival order or 
     rows: Array.from({ length: 4 + (i % 9) }, (_, k) => watch(1000 + i, k + 1)),
   }));
   const run = async (rows: UserHistory[], size: number) => {
-    const { rows: out } = await runNode<MaskedHistory>(maskNode, { task_b_mask_modes: 'last,random' }, { in: rebatch(rows, size) }, { id: 'masks' });
+    const { rows: out } = await runNode<MaskedHistory>(maskNode, { task_b_mask_modes: ['last', 'random'] }, { in: rebatch(rows, size) }, { id: 'masks' });
     return out.map((m) => `${m.user_id}:${m.mask_mode}:${m.mask_index}`).sort();
   };
   const reference = await run(histories, 4096);
@@ -141,7 +142,7 @@ test('prep-history: users as records, catalog as a side input; short users are p
   ];
   const { rows, stats } = await runNode<UserHistory>(
     historyNode,
-    { task_b_allowed_statuses: '1,2,3,4,6', task_b_min_history: '4', task_b_max_history: '30' },
+    { task_b_allowed_statuses: [1, 2, 3, 4, 6], task_b_min_history: 4, task_b_max_history: 30 },
     { users: [users], catalog: [[...catalog.values()]] },
   );
   assert.deepEqual(rows.map((h) => [h.user_id, h.eligible, h.rows.length]), [
@@ -160,6 +161,6 @@ test('Task B rows assemble their JSON from ids already in JSON form: the shuffle
     taskBRow({ user_id: user, rows: [1, 2, 3, 4, 5, 6, 7].map((a) => watch(user, a, { score: a + user })), mask_mode: 'random', mask_index: user }, oddCatalog, 7),
   );
   items.push(taskBRow({ user_id: 4, rows: [watch(4, 6), watch(4, 6, { watching_status: 4 })], mask_mode: 'last', mask_index: 1 }, oddCatalog, 7));
-  const { batches } = await runNode<PrepExample>(shuffleNode, { batch_size: '3' }, { in: [items] });
+  const { batches } = await runNode<PrepRow>(shuffleNode, {}, { in: [items] }, { batchSize: 3 });
   for (const batch of batches) assert.deepEqual(jsonLines(batch), batch.map((row) => JSON.stringify(row)));
 });

@@ -129,7 +129,7 @@ test('prep-task-c-seeds: every user, short histories included, counted by kind',
     { user_id: 1, eligible: true, rows: [watch(1, 1, { score: 9 }), watch(1, 2, { score: 9 }), watch(1, 3, { score: 8 }), watch(1, 4)] },
     { user_id: 2, eligible: false, rows: [watch(2, 1, { score: 7 })] },
   ];
-  const { rows, stats } = await runNode<Seed>(seedsNode, { task_b_positive_score_min: '7' }, { in: [histories] });
+  const { rows, stats } = await runNode<Seed>(seedsNode, { task_b_positive_score_min: 7 }, { in: [histories] });
   assert.deepEqual(rows.map((s) => `${s.user_id}:${s.kind}`), ['1:single', '1:triple', '2:single']);
   assert.deepEqual({ single: stats.single, triple: stats.triple, users: stats.users_with_seed }, { single: 2, triple: 1, users: 2 });
 });

@@ -7,11 +7,11 @@ import Database from 'better-sqlite3';
 import { InterruptedError } from '../../engine/errors.ts';
 import { createReporter, type Reporter } from '../../engine/progress.ts';
 import { runPlan } from '../../engine/runtime.ts';
-import { loadPlan } from '../../engine/validate.ts';
+import { loadTestPlan as loadPlan } from '../helpers/plan.ts';
 import { generateFixture } from '../../fixtures/generate-fixture.ts';
-import { extensionMissing } from '../../sources/user-histories/history-query.ts';
-import { HistoryScan } from '../../sources/user-histories/scan-pool.ts';
-import userHistories from '../../transforms/prep/user-histories.ts';
+import { extensionMissing } from '../../transforms/prep/user-histories/history-query.ts';
+import { HistoryScan } from '../../transforms/prep/user-histories/scan-pool.ts';
+import userHistories from '../../transforms/prep/user-histories/user-histories.ts';
 import { historyRow, userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
 import type { CatalogEntry, UserHistory, WatchRow } from '../../transforms/prep/types.ts';
 import { buildFixture, type Fixture } from './fixture-db.ts';
@@ -267,8 +267,9 @@ test('a range holding most user ids is read a few users at a time, in order', as
 test("prep-user-histories takes a number of scan workers or 'auto', and says so for anything else", () => {
   const parse = (workers: unknown) => userHistories.options.safeParse({ database: 'anime.sqlite', workers });
   assert.equal(parse(undefined).data?.workers, 'auto');
-  assert.equal(parse('4').data?.workers, 4, 'as --set gives it');
+  assert.equal(parse(4).data?.workers, 4);
   assert.deepEqual(parse('many').error?.issues.map((i) => i.message), ["expected a whole number of threads, or 'auto'"]);
+  assert.equal(parse('4').success, false, 'a parameter arrives typed: --set scan_workers=4 is parsed by prep.yaml');
   assert.equal(parse(-1).success, false);
 });
 

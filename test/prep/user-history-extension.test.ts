@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
-import { HISTORY_EXTENSION, historySql, loadHistoryRules } from '../../sources/user-histories/history-query.ts';
-import { RangeScanner, unpackEntry } from '../../sources/user-histories/scan-chunk.ts';
+import { HISTORY_EXTENSION, historySql, loadHistoryRules } from '../../transforms/prep/user-histories/history-query.ts';
+import { RangeScanner, unpackEntry } from '../../transforms/prep/user-histories/scan-chunk.ts';
 import { historyRow, userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
 import type { WatchRow } from '../../transforms/prep/types.ts';
 

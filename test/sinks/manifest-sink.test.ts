@@ -5,6 +5,7 @@ import path from 'node:path';
 import { afterEach, describe, test } from 'node:test';
 import { ConfigError } from '../../engine/errors.ts';
 import type { Manifest } from '../../sinks/manifest-sink.ts';
+import { PREP_ROW_COLUMNS } from '../../transforms/prep/prep-row.ts';
 import { prepRows, runYaml, tempDir, writeJsonl } from './prep-rows.ts';
 
 const pipeline = (manifestExtra = '') => `
@@ -34,6 +35,7 @@ nodes:
     use: parquet-sink
     from: rows
     path: \${out}/rows.parquet
+    columns: ${JSON.stringify(PREP_ROW_COLUMNS)}
   manifest:
     use: manifest-sink
     from: rows
@@ -76,10 +78,10 @@ describe('manifest-sink', () => {
     ]);
   });
 
-  test('pin_time and --set values are recorded; the option wins over ANIMIND_FIXED_TIME', async () => {
+  test("pin_time, --set values and the run's config are recorded; the option wins over ANIMIND_FIXED_TIME", async () => {
     const dir = setup('manifest-pin');
     process.env.ANIMIND_FIXED_TIME = '2024-05-01T12:00:00Z';
-    await runYaml(dir, pipeline('    pin_time: 2020-01-02T03:04:05.000Z\n    config: { note: kept }\n'), { out: path.join(dir, 'elsewhere') });
+    await runYaml(dir, pipeline('    pin_time: 2020-01-02T03:04:05.000Z\n'), { out: path.join(dir, 'elsewhere') }, { note: 'kept' });
     const manifest = JSON.parse(readFileSync(path.join(dir, 'elsewhere/manifest.json'), 'utf8')) as Manifest;
     assert.equal(manifest.generated_at, '2020-01-02T03:04:05.000Z');
     assert.deepEqual(manifest.config, { note: 'kept' });

@@ -7,22 +7,25 @@ import { DuckDBInstance, type DuckDBConnection } from '@duckdb/node-api';
 import { DataError } from '../../engine/errors.ts';
 import { createReporter } from '../../engine/progress.ts';
 import { runPlan } from '../../engine/runtime.ts';
-import { loadPlan } from '../../engine/validate.ts';
+import { PREP_ROW_COLUMNS } from '../../transforms/prep/prep-row.ts';
+import { loadTestPlan } from '../helpers/plan.ts';
 import { PREP_YAML, readRows } from '../prep/run-prep.ts';
 import { prepRows, runYaml, tempDir, writeJsonl } from './prep-rows.ts';
 
 const pipeline = (rowGroupSize: number, { batchSize = 1024, compression = 'SNAPPY' } = {}) => `
 name: parquet-test
 seed: 1
+batch_size: ${batchSize}
 nodes:
   rows:
     use: jsonl-source
     path: rows.jsonl
-    batch_size: ${batchSize}
   parquet:
     use: parquet-sink
     from: rows
     path: out/rows.parquet
+    # jsonl-source declares no columns, so they are given here (JSON is YAML).
+    columns: ${JSON.stringify(PREP_ROW_COLUMNS)}
     row_group_size: ${rowGroupSize}
     compression: ${compression}
 `;
@@ -111,8 +114,8 @@ describe('parquet-sink', () => {
 
   test('prep.yaml with export_parquet: the Parquet rows are the JSONL rows, Task B inputs (kept as bytes until read) included', async () => {
     const out = tempDir('parquet-prep');
-    const params = { out_dir: out, export_parquet: 'true', target_examples: '3000', batch_size: '500' };
-    await runPlan(await loadPlan(PREP_YAML, params), { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
+    const params = { out_dir: out, export_parquet: 'true', target_examples: '3000' };
+    await runPlan(await loadTestPlan(PREP_YAML, params, 500), { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
     const read = await query('SELECT * FROM read_parquet(?) ORDER BY example_id', path.join(out, 'llm_prep_train.parquet'));
     const back = read.map(asPrepRow);
     assert.deepEqual(back, readRows(out));
@@ -126,7 +129,7 @@ describe('parquet-sink', () => {
     writeJsonl(path.join(dir, 'rows.jsonl'), rows);
     await assert.rejects(runYaml(dir, pipeline(4)), (error: unknown) => {
       assert.ok(error instanceof DataError);
-      assert.match(error.oneLine(), /node 'parquet'.*prep_000000005.*'anime_ids'/);
+      assert.match(error.oneLine(), /node 'parquet'.*row 5: column 'anime_ids': expected a list of safe integers/);
       return true;
     });
     assert.equal(existsSync(path.join(dir, 'out')), false, `left behind: ${existsSync(path.join(dir, 'out')) ? readdirSync(path.join(dir, 'out')) : ''}`);

@@ -4,17 +4,10 @@ import path from 'node:path';
 import { after } from 'node:test';
 import { createReporter } from '../../engine/progress.ts';
 import { runPlan, type RunResult } from '../../engine/runtime.ts';
-import { loadPlan } from '../../engine/validate.ts';
+import type { PrepRow } from '../../transforms/prep/prep-row.ts';
+import { loadTestPlan } from '../helpers/plan.ts';
 
-export interface PrepRow {
-  example_id: string;
-  task: 'A' | 'B' | 'C';
-  input: string;
-  output: string;
-  anime_ids: number[];
-  user_id: number | null;
-  meta: Record<string, unknown>;
-}
+export type { PrepRow };
 
 /** Rows shaped like the prep output, cycling through the three tasks (A rows have no user). */
 export function prepRows(count: number): PrepRow[] {
@@ -48,10 +41,10 @@ export function writeJsonl(file: string, rows: readonly unknown[]): void {
   writeFileSync(file, rows.map((row) => JSON.stringify(row) + '\n').join(''));
 }
 
-/** Writes a pipeline file into `dir` and runs it in-process without progress output. */
-export async function runYaml(dir: string, yaml: string, overrides: Record<string, string> = {}): Promise<RunResult> {
+/** Writes a pipeline file into `dir` and runs it in-process without progress output (`config` as `animind run` passes its TOML section). */
+export async function runYaml(dir: string, yaml: string, overrides: Record<string, string> = {}, config?: Record<string, unknown>): Promise<RunResult> {
   const file = path.join(dir, 'pipeline.yaml');
   writeFileSync(file, yaml);
-  const plan = await loadPlan(file, overrides);
-  return runPlan(plan, { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
+  const plan = await loadTestPlan(file, overrides);
+  return runPlan(plan, { reporter: createReporter({ mode: 'quiet', format: 'text' }), ...(config ? { config } : {}) });
 }

@@ -6,7 +6,7 @@ import { ExampleStore } from '../../transforms/train/example-store.ts';
 import { layOutRows, packSequences } from '../../transforms/train/packing.ts';
 import { optimizerSteps, totalSteps } from '../../transforms/train/schedule.ts';
 import { IGNORE_INDEX, type TokenizedExample, type TrainItem } from '../../transforms/train/types.ts';
-import { runTransform } from './run-node.ts';
+import { runTransform } from '../../engine/run-node.ts';
 import { QWEN_TOKENIZER } from './train-cli.ts';
 
 /** Example i: `length` ids starting at 1000 × (i + 1), the first `prompt` of them the prompt. */
@@ -79,16 +79,16 @@ describe('pack-steps node', () => {
     base_model: 'unused',
     tokenizer_path: QWEN_TOKENIZER,
     semantic_vocab: 'fixtures/semantic_vocab.json',
-    max_seq_len: '16',
-    per_device_train_batch_size: '2',
-    gradient_accumulation_steps: '3',
-    epochs: '1',
-    eval_fraction: '0.1',
-    dry_run: 'false',
+    max_seq_len: 16,
+    per_device_train_batch_size: 2,
+    gradient_accumulation_steps: 3,
+    epochs: 1,
+    eval_fraction: 0.1,
+    dry_run: false,
   };
   const examples = Array.from({ length: 200 }, (_, i) => example(i, 3 + (i % 6), 2));
-  const run = (exs: TokenizedExample[], options: Record<string, string> = {}) =>
-    runTransform<TrainItem>(packSteps, { ...base, ...options }, [exs.slice(0, 77), exs.slice(77)]);
+  const run = (exs: TokenizedExample[], options: Record<string, unknown> = {}) =>
+    runTransform<TrainItem>(packSteps, { ...base, ...options }, { in: [exs.slice(0, 77), exs.slice(77)] });
 
   test('the phase plan comes first; each step carries its completion-token count; only its last micro-batch ends it', async () => {
     const { rows, stats } = await run(examples);
@@ -120,7 +120,7 @@ describe('pack-steps node', () => {
   });
 
   test('too-long examples are truncated and counted; one with no completion left is dropped', async () => {
-    const { rows, stats } = await run([example(0, 40, 10), example(1, 30, 20), example(2, 5, 2)], { eval_fraction: '0' });
+    const { rows, stats } = await run([example(0, 40, 10), example(1, 30, 20), example(2, 5, 2)], { eval_fraction: 0 });
     assert.equal(stats.truncated, 2);
     assert.equal(stats.dropped_without_completion, 1);
     const batch = rows.find((r) => r.kind === 'batch');
@@ -128,7 +128,7 @@ describe('pack-steps node', () => {
   });
 
   test('eval runs every eval_every_steps steps and after the last; dry runs stop at dry_run_max_steps', async () => {
-    const { rows } = await run(examples, { per_device_train_batch_size: '1', gradient_accumulation_steps: '1', eval_every_steps: '3', dry_run: 'true', dry_run_max_steps: '7' });
+    const { rows } = await run(examples, { per_device_train_batch_size: 1, gradient_accumulation_steps: 1, eval_every_steps: 3, dry_run: true, dry_run_max_steps: 7 });
     const afterSteps: number[] = [];
     rows.forEach((r, i) => {
       const previous = rows[i - 1];

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DataError } from '../../engine/errors.ts';
-import { defineTransform } from '../../engine/node.ts';
+import { defineTransform, port } from '../../engine/node.ts';
 import { cleanList, cleanText, isSynopsisPlaceholder, yearFromColumn, yearFromText, type Cleaned } from './text.ts';
 import type { AnimeInfo } from './types.ts';
 
@@ -41,12 +41,13 @@ export default defineTransform({
   kind: 'transform',
   description: 'Cleans anime metadata rows: whitespace, placeholders (Unknown, N/A, …), lists, year from year/premiered.',
   options: z.strictObject({}),
-  inputs: { ports: ['in'] },
+  inputs: { in: port<AnimeRow>() },
+  stats: z.object({ rows: z.number(), placeholders_removed: z.record(z.string(), z.number()) }),
   create(ctx, inputs) {
     const placeholders: PlaceholderCounts = Object.fromEntries(CLEANED_FIELDS.map((f) => [f, 0]));
     let rows = 0;
     ctx.stats.placeholders_removed = placeholders;
-    return (inputs.ports.in! as Highland.Stream<AnimeRow[]>).map((batch) => {
+    return inputs.ports.in.map((batch) => {
       const out = new Array<AnimeInfo>(batch.length);
       for (let i = 0; i < batch.length; i++) out[i] = cleanAnime(batch[i]!, placeholders);
       rows += batch.length;

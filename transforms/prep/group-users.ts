@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DataError } from '../../engine/errors.ts';
-import { defineTransform } from '../../engine/node.ts';
+import { defineTransform, port } from '../../engine/node.ts';
 import { _, type Stream } from '../../engine/stream.ts';
 import type { UserRecord, WatchRow } from './types.ts';
 
@@ -14,7 +14,8 @@ export default defineTransform({
   kind: 'transform',
   description: 'Groups user_anime rows (ordered by user_id) into one record per user, across batch boundaries.',
   options: z.strictObject({}),
-  inputs: { ports: ['in'] },
+  inputs: { in: port<WatchRow>() },
+  stats: z.object({ users: z.number(), rows: z.number() }),
   create(ctx, inputs) {
     const counter = ctx.progress.counter('users', { unit: 'users', logEvery: 25000 });
     let current: UserRecord | undefined;
@@ -24,7 +25,7 @@ export default defineTransform({
       out.push(user);
       users++;
     };
-    return (inputs.ports.in! as Stream<WatchRow[]>).consume<UserRecord[]>((error, batch, push, next) => {
+    return inputs.ports.in.consume<UserRecord[]>((error, batch, push, next) => {
       if (error) {
         push(error);
         next();

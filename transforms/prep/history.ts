@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { defineTransform } from '../../engine/node.ts';
+import { defineTransform, port } from '../../engine/node.ts';
 import { intListOption, intOption } from './options.ts';
 import { atEnd, withCatalog } from './streams.ts';
-import type { UserHistory, UserRecord } from './types.ts';
+import type { CatalogEntry, UserHistory, UserRecord } from './types.ts';
 import { userHistory, type HistoryCounts, type HistoryOptions } from './user-history.ts';
 
 /** The options prep-history shares with the fast user pass (prep-user-histories). */
@@ -12,13 +12,23 @@ export const historyOptions = {
   task_b_max_history: intOption('keep only the last N rows of a history', 1).default(30),
 };
 
+/** What the user pass counts; prep-user-histories counts the same, and the rows it read. */
+export const historyStats = z.object({
+  users: z.number(),
+  unknown_anime_rows: z.number(),
+  status_filtered_rows: z.number(),
+  short_history_users: z.number(),
+  eligible_users: z.number(),
+});
+
 /** Per-user filtered, sorted and truncated watch histories (Task B steps 1–3). */
 export default defineTransform({
   type: 'prep-history',
   kind: 'transform',
   description: 'Filters each user’s rows by status and semantic id, then sorts and keeps the last N (Task B steps 1-3).',
   options: z.strictObject(historyOptions),
-  inputs: { ports: ['users', 'catalog'], side: ['catalog'] },
+  inputs: { users: port<UserRecord>(), catalog: port<CatalogEntry>({ side: true }) },
+  stats: historyStats,
   create(ctx, inputs) {
     const o = ctx.options;
     const options: HistoryOptions = { allowed: new Set(o.task_b_allowed_statuses), min: o.task_b_min_history, max: o.task_b_max_history };
@@ -26,7 +36,7 @@ export default defineTransform({
     let users = 0;
     let short = 0;
     Object.assign(ctx.stats, counts, { users, short_history_users: short, eligible_users: 0 });
-    const rows = withCatalog<UserRecord, UserHistory>(inputs.ports.catalog!, inputs.ports.users!, (known) => (batch) => {
+    const rows = withCatalog<UserRecord, UserHistory>(inputs.ports.catalog, inputs.ports.users, (known) => (batch) => {
       const out: UserHistory[] = [];
       for (const user of batch) {
         const history = userHistory(user, known, options, counts);

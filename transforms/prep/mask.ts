@@ -1,7 +1,6 @@
 import { z } from 'zod';
-import { defineTransform } from '../../engine/node.ts';
+import { defineTransform, port } from '../../engine/node.ts';
 import type { KeyedRandom } from '../../engine/random.ts';
-import type { Stream } from '../../engine/stream.ts';
 import { enumListOption } from './options.ts';
 import type { MaskedHistory, MaskMode, UserHistory } from './types.ts';
 
@@ -29,12 +28,13 @@ export default defineTransform({
   options: z.strictObject({
     task_b_mask_modes: enumListOption(MASK_MODES, 'mask modes, in order: last = final position, random = uniform in [0, len-2]', ['last', 'random']),
   }),
-  inputs: { ports: ['in'] },
+  inputs: { in: port<UserHistory>() },
+  stats: z.object({ masked: z.record(z.string(), z.number()) }),
   create(ctx, inputs) {
     const modes = ctx.options.task_b_mask_modes;
     const masked: Record<string, number> = Object.fromEntries(MASK_MODES.map((m) => [m, 0]));
     ctx.stats.masked = masked;
-    return (inputs.ports.in! as Stream<UserHistory[]>).map((batch) => {
+    return inputs.ports.in.map((batch) => {
       const out: MaskedHistory[] = [];
       for (const history of batch) {
         if (!history.eligible) continue;

@@ -1,4 +1,4 @@
-import type { Task } from './types.ts';
+import type { Task } from './prep-row.ts';
 
 /** Python's round(): halves go to the even neighbour. */
 export function roundHalfEven(x: number): number {

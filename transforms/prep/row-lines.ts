@@ -1,6 +1,6 @@
-import { encodedLines, type EncodedLines } from '../../sinks/json-lines.ts';
+import type { EncodedLines } from '../../engine/encoded-batch.ts';
 import { Utf8Buffer } from '../../sinks/utf8-buffer.ts';
-import type { PrepExample, Task } from './types.ts';
+import type { PrepRow, Task } from './prep-row.ts';
 
 /**
  * Writes a batch of prep rows straight into UTF-8 JSON Lines bytes: the text of 400k rows (most of
@@ -12,7 +12,7 @@ import type { PrepExample, Task } from './types.ts';
  * as it goes (peak RSS 900 MB → 575 MB for the cost of the copies).
  *
  * Each line also records its content span: the bytes of `"task":…,"input":…,"output":…`, which
- * is JSON of (task, input, output) and so identifies a row's content (see rowContent).
+ * is JSON of (task, input, output) and so identifies a row's content (EncodedLines' `content`).
  */
 export class RowLines extends Utf8Buffer {
   private readonly ends: number[] = [];
@@ -40,37 +40,12 @@ export class RowLines extends Utf8Buffer {
     this.ends.push(this.size);
   }
 
-  finish(): { lines: EncodedLines; content: Uint32Array } {
-    return { lines: { bytes: this.buffer.subarray(0, this.size), ends: Uint32Array.from(this.ends) }, content: Uint32Array.from(this.spans) };
+  finish(): EncodedLines {
+    return { bytes: this.buffer.subarray(0, this.size), ends: Uint32Array.from(this.ends), content: Uint32Array.from(this.spans) };
   }
 }
 
-/**
- * Where a shuffled batch keeps each row's content span (pairs of byte offsets into its encoded
- * lines), for sinks that compare rows by content without decoding them (the summary's distinct
- * share).
- */
-const CONTENT_SPANS = Symbol('animind.prepRowContentSpans');
-
-export interface RowContent {
-  bytes: Uint8Array;
-  /** Start and end offset of row i's content at [2i] and [2i + 1]. */
-  spans: Uint32Array;
-}
-
-/** Attaches the spans RowLines#finish returns; the bytes are the batch's encoded lines. */
-export function attachContentSpans(batch: unknown[], spans: Uint32Array): void {
-  Object.defineProperty(batch, CONTENT_SPANS, { value: spans });
-}
-
-/** The content spans attached by prep-shuffle, with the lines they point into; undefined for a batch made any other way. */
-export function rowContent(batch: unknown[]): RowContent | undefined {
-  const spans = (batch as { [CONTENT_SPANS]?: Uint32Array })[CONTENT_SPANS];
-  const lines = encodedLines(batch);
-  return spans && lines ? { bytes: lines.bytes, spans } : undefined;
-}
-
-/** A row's content as rowContent's spans hold it, for rows that come with no spans. */
+/** A row's content as the content spans hold it, for rows that come with no spans. */
 export const contentJson = (row: { task: string; input: string; output: string }): string =>
   JSON.stringify({ task: row.task, input: row.input, output: row.output }).slice(1, -1);
 
@@ -102,7 +77,7 @@ const INPUT: PropertyDescriptor = {
  * property like the others (an accessor until first read), so JSON.stringify, spreading and
  * structured cloning all see the text, in the row format's field order.
  */
-export class EncodedExample implements PrepExample {
+export class EncodedExample implements PrepRow {
   declare example_id: string;
   declare task: Task;
   declare input: string;

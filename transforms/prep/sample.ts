@@ -1,12 +1,13 @@
 import { z } from 'zod';
 import { DataError } from '../../engine/errors.ts';
-import { defineTransform } from '../../engine/node.ts';
-import { _, type Stream } from '../../engine/stream.ts';
+import { defineTransform, port } from '../../engine/node.ts';
+import { _ } from '../../engine/stream.ts';
 import { BottomK } from './bottom-k.ts';
 import { intOption, numberOption } from './options.ts';
 import { keyedOrder } from './priority-order.ts';
 import { quotas, splitsProblem } from './quotas.ts';
-import type { PoolItem, Task } from './types.ts';
+import type { PoolItem } from './types.ts';
+import type { Task } from './prep-row.ts';
 
 const PORTS = [
   ['a', 'A'],
@@ -57,6 +58,17 @@ export function fillByPasses(pool: readonly PoolItem[], quota: number, priority:
   return out;
 }
 
+const perTask = z.record(z.string(), z.number());
+
+export const sampleStats = z.object({
+  target_examples: z.number(),
+  splits: perTask,
+  quotas: perTask,
+  pools: perTask,
+  oversampling_factor: perTask,
+  passes: perTask,
+});
+
 /**
  * Samples each task's pool to its quota while the pools stream in: a bottom-k sample on a keyed
  * priority, so memory is O(quota) and the result is the same for any order or batching.
@@ -76,7 +88,8 @@ export default defineTransform({
       const problem = splitsProblem(o);
       if (problem) issues.addIssue({ code: 'custom', path: ['split_a'], message: problem });
     }),
-  inputs: { ports: ['a', 'b', 'c'] },
+  inputs: { a: port<PoolItem>(), b: port<PoolItem>(), c: port<PoolItem>() },
+  stats: sampleStats,
   create(ctx, inputs) {
     const { target_examples: target, ...splits } = ctx.options;
     const quota = quotas(target, splits);
@@ -86,7 +99,7 @@ export default defineTransform({
     Object.assign(ctx.stats, { target_examples: target, splits, quotas: quota, pools });
     // The pools share upstream forks (B and C both come from the user pass), so they are read together.
     const feeds = PORTS.map(([port, task]) =>
-      (inputs.ports[port]! as Stream<PoolItem[]>).map((batch) => {
+      inputs.ports[port].map((batch) => {
         const sampler = samplers[task];
         for (const item of batch) sampler.offer(ctx.keyed.hash(item.key, '0'), item);
         pools[task] += batch.length;

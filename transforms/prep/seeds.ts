@@ -1,6 +1,5 @@
 import { z } from 'zod';
-import { defineTransform } from '../../engine/node.ts';
-import type { Stream } from '../../engine/stream.ts';
+import { defineTransform, port } from '../../engine/node.ts';
 import { intOption } from './options.ts';
 import type { HistoryRow, Seed, UserHistory } from './types.ts';
 
@@ -32,12 +31,13 @@ export default defineTransform({
   options: z.strictObject({
     task_b_positive_score_min: intOption('a score at least this high counts as liked').default(7),
   }),
-  inputs: { ports: ['in'] },
+  inputs: { in: port<UserHistory>() },
+  stats: z.object({ single: z.number(), triple: z.number(), users_with_seed: z.number(), seeds: z.number() }),
   create(ctx, inputs) {
     const positiveMin = ctx.options.task_b_positive_score_min;
     const counts = { single: 0, triple: 0, users_with_seed: 0 };
     Object.assign(ctx.stats, counts);
-    return (inputs.ports.in! as Stream<UserHistory[]>).map((batch) => {
+    return inputs.ports.in.map((batch) => {
       const out: Seed[] = [];
       for (const history of batch) {
         const seeds = userSeeds(history, positiveMin);

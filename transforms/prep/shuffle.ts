@@ -1,16 +1,17 @@
 import { z } from 'zod';
-import { defineTransform } from '../../engine/node.ts';
-import { collectOnce, fromGenerator, type Stream } from '../../engine/stream.ts';
-import { intOption } from './options.ts';
+import { encodedBatch } from '../../engine/encoded-batch.ts';
+import { defineTransform, port, rowStats } from '../../engine/node.ts';
+import { collectOnce, fromGenerator } from '../../engine/stream.ts';
 import { keyedOrder } from './priority-order.ts';
-import { attachEncodedLines, jsonString } from '../../sinks/json-lines.ts';
-import { attachContentSpans, RowLines } from './row-lines.ts';
-import { madeRow, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
+import { jsonString } from '../../sinks/json-lines.ts';
+import { RowLines } from './row-lines.ts';
+import { madeRow, type PoolItem } from './types.ts';
+import { PREP_ROW_COLUMNS, type PrepRow, type TaskRow } from './prep-row.ts';
 
 export const exampleId = (position: number) => `prep_${String(position).padStart(9, '0')}`;
 
 /** Writes a made row's line as JSON.stringify of the example would, content span marked. */
-function encodeExample(out: RowLines, example_id: string, row: PrepRow): PrepExample {
+function encodeExample(out: RowLines, example_id: string, row: TaskRow): PrepRow {
   const { task, input, output, anime_ids, user_id, meta } = row;
   out.head(example_id);
   out.contentStart();
@@ -33,13 +34,13 @@ export default defineTransform({
   type: 'prep-shuffle',
   kind: 'transform',
   description: 'Shuffles the sampled rows of all tasks together (keyed by row key) and assigns example_id.',
-  options: z.strictObject({
-    batch_size: intOption('rows per batch handed downstream', 1).default(1024),
-  }),
-  inputs: { ports: ['in'] },
+  options: z.strictObject({}),
+  inputs: { in: port<PoolItem>() },
+  columns: PREP_ROW_COLUMNS,
+  stats: rowStats,
   create(ctx, inputs) {
-    const size = ctx.options.batch_size;
-    return collectOnce(inputs.ports.in! as Stream<PoolItem[]>).flatMap((batches) => {
+    const size = ctx.pipeline.batchSize;
+    return collectOnce(inputs.ports.in).flatMap((batches) => {
       const items = batches.flat();
       const order = keyedOrder(items, (key) => ctx.keyed.hash(key));
       // Only the rows, in their new order: the items and their keys can go now, and each row
@@ -49,24 +50,22 @@ export default defineTransform({
       const rows = new Array<PoolItem['row'] | undefined>(order.length);
       for (let i = 0; i < order.length; i++) rows[i] = items[order[i]!]!.row;
       ctx.stats.rows = rows.length;
-      return fromGenerator(function* () {
+      return fromGenerator<PrepRow[]>(function* () {
         // Batches are alike in size, so each starts with room for the last one's bytes.
         let capacity = 1 << 20;
         for (let start = 0; start < rows.length; start += size) {
           const stop = Math.min(start + size, rows.length);
           const out = new RowLines(capacity);
-          const batch: PrepExample[] = [];
+          const batch: PrepRow[] = [];
           for (let i = start; i < stop; i++) {
             const row = rows[i]!;
             rows[i] = undefined;
             const example_id = exampleId(i + 1);
             batch.push('encode' in row ? row.encode!(out, example_id) : encodeExample(out, example_id, madeRow(row)));
           }
-          const { lines, content } = out.finish();
+          const lines = out.finish();
           capacity = lines.bytes.length + (lines.bytes.length >> 3);
-          attachEncodedLines(batch, lines);
-          attachContentSpans(batch, content);
-          yield batch;
+          yield encodedBatch(batch, lines);
         }
       });
     });

@@ -7,12 +7,12 @@ import type { CatalogEntry } from './types.ts';
  * held as a Map by anime_id.
  */
 export function withCatalog<In, Out>(
-  catalog: Stream<Batch>,
-  main: Stream<Batch>,
+  catalog: Stream<Batch<CatalogEntry>>,
+  main: Stream<Batch<In>>,
   step: (lookup: ReadonlyMap<number, CatalogEntry>) => (batch: In[]) => Out[],
 ): Stream<Out[]> {
-  const table = collectRows(catalog as Stream<CatalogEntry[]>).then((rows) => new Map(rows.map((row) => [row.anime_id, row])));
-  return _(table).flatMap((lookup) => (main as Stream<In[]>).map(step(lookup)));
+  const table = collectRows(catalog).then((rows) => new Map(rows.map((row) => [row.anime_id, row])));
+  return _(table).flatMap((lookup) => main.map(step(lookup)));
 }
 
 /** Calls `fn` once the stream has ended, before downstream sees the end; a throw becomes a stream error. */

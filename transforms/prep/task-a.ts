@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { defineTransform } from '../../engine/node.ts';
-import type { Stream } from '../../engine/stream.ts';
+import { defineTransform, port } from '../../engine/node.ts';
 import { intOption } from './options.ts';
 import { atEnd } from './streams.ts';
 import { jsonContent } from '../../sinks/json-lines.ts';
 import type { RowLines } from './row-lines.ts';
-import { PooledRow, type AnimeInfo, type CatalogEntry, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
+import { PooledRow, type AnimeInfo, type CatalogEntry, type PoolItem } from './types.ts';
+import type { PrepRow, TaskRow } from './prep-row.ts';
 
 /** What a Task A template may use of one anime; every field is already free of placeholders. */
 interface Facts {
@@ -97,7 +97,7 @@ class TaskARow extends PooledRow {
    * Measured on the 1M bench database's 154k Task A rows: 260 ms, where rendering and then
    * serializing took 385 ms.
    */
-  encode(out: RowLines, example_id: string): PrepExample {
+  encode(out: RowLines, example_id: string): PrepRow {
     const { animeId, template, facts } = this;
     const json = jsonFacts(facts);
     const [inputJson, outputJson] = template.render(json);
@@ -119,12 +119,12 @@ class TaskARow extends PooledRow {
     return `A:${this.animeId}:${this.template.id}`;
   }
 
-  render(): PrepRow {
+  render(): TaskRow {
     const { example_id: _, ...row } = this.example('', ...this.template.render(this.facts));
     return row;
   }
 
-  private example(example_id: string, input: string, output: string): PrepExample {
+  private example(example_id: string, input: string, output: string): PrepRow {
     return { example_id, task: 'A', input, output, anime_ids: [this.animeId], user_id: null, meta: { template_id: this.template.id } };
   }
 }
@@ -145,6 +145,13 @@ export function taskARows(entry: CatalogEntry & { info: AnimeInfo }, max: number
 }
 
 /** Task A pool: the template rows of every anime that has both a semantic id and a metadata row. */
+export const taskAStats = z.object({
+  pool: z.number(),
+  anime: z.number(),
+  without_title: z.number(),
+  templates: z.record(z.string(), z.number()),
+});
+
 export default defineTransform({
   type: 'prep-task-a',
   kind: 'transform',
@@ -152,7 +159,8 @@ export default defineTransform({
   options: z.strictObject({
     max_task_a_templates_per_anime: intOption('keep only the first N applicable templates per anime').default(12),
   }),
-  inputs: { ports: ['in'] },
+  inputs: { in: port<CatalogEntry>() },
+  stats: taskAStats,
   create(ctx, inputs) {
     const max = ctx.options.max_task_a_templates_per_anime;
     const templates: Record<string, number> = Object.fromEntries(TASK_A_TEMPLATES.map((t) => [t.id, 0]));
@@ -160,7 +168,7 @@ export default defineTransform({
     let anime = 0;
     let withoutTitle = 0;
     Object.assign(ctx.stats, { pool, anime, without_title: withoutTitle, templates });
-    const rows = (inputs.ports.in! as Stream<CatalogEntry[]>).map((batch) => {
+    const rows = inputs.ports.in.map((batch) => {
       const out: PoolItem[] = [];
       for (const entry of batch) {
         if (!entry.info) continue;

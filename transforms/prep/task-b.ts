@@ -1,9 +1,10 @@
 import { z } from 'zod';
-import { defineTransform } from '../../engine/node.ts';
+import { defineTransform, port } from '../../engine/node.ts';
 import { intOption } from './options.ts';
 import { atEnd, withCatalog } from './streams.ts';
 import { EncodedExample, RowLines } from './row-lines.ts';
-import { PooledRow, type CatalogEntry, type HistoryRow, type MaskedHistory, type MaskMode, type PoolItem, type PrepExample, type PrepRow } from './types.ts';
+import { PooledRow, type CatalogEntry, type HistoryRow, type MaskedHistory, type MaskMode, type PoolItem } from './types.ts';
+import type { PrepRow, TaskRow } from './prep-row.ts';
 
 const SENTIMENTS = ['<liked>', '<watch>', '<disliked>', '<dropped>'] as const;
 const LEADS = ['A user watched', 'then watched'] as const;
@@ -160,7 +161,7 @@ class TaskBRow extends PooledRow {
   }
 
   /** The row on its own, read back from its encoded line, so the two can never disagree. */
-  render(): PrepRow {
+  render(): TaskRow {
     const { example_id: _, ...row } = this.encode(new RowLines(1 << 12), '');
     return row;
   }
@@ -169,7 +170,7 @@ class TaskBRow extends PooledRow {
    * The line goes out as bytes copied from the catalog's id bytes, and the example's input is
    * read back from them only if a sink asks for it (the JSONL writer never does).
    */
-  encode(out: RowLines, example_id: string): PrepExample {
+  encode(out: RowLines, example_id: string): PrepRow {
     const { masked, sequence, segments } = this;
     const { length } = sequence;
     out.head(example_id);
@@ -216,6 +217,9 @@ export function taskBRow(history: MaskedHistory, catalog: ReadonlyMap<number, Ca
   return new TaskBRow(user_id, mask_mode, mask_index, made, segments);
 }
 
+/** A pool node's one counter: the rows in its pool. */
+export const poolStats = z.object({ pool: z.number() });
+
 /** Task B pool: one masked watch-sequence row per (user, mask mode). */
 export default defineTransform({
   type: 'prep-task-b',
@@ -224,12 +228,13 @@ export default defineTransform({
   options: z.strictObject({
     task_b_positive_score_min: intOption('a score at least this high is <liked>; 0 < score <= max(1, floor(min/2)) is <disliked>').default(7),
   }),
-  inputs: { ports: ['masks', 'catalog'], side: ['catalog'] },
+  inputs: { masks: port<MaskedHistory>(), catalog: port<CatalogEntry>({ side: true }) },
+  stats: poolStats,
   create(ctx, inputs) {
     const positiveMin = ctx.options.task_b_positive_score_min;
     let pool = 0;
     ctx.stats.pool = pool;
-    const rows = withCatalog<MaskedHistory, PoolItem>(inputs.ports.catalog!, inputs.ports.masks!, (catalog) => (batch) => {
+    const rows = withCatalog<MaskedHistory, PoolItem>(inputs.ports.catalog, inputs.ports.masks, (catalog) => (batch) => {
       const out = new Array<PoolItem>(batch.length);
       let sequence: Sequence | undefined;
       for (let i = 0; i < batch.length; i++) {

@@ -1,8 +1,9 @@
 import { z } from 'zod';
-import { defineTransform } from '../../engine/node.ts';
+import { defineTransform, port } from '../../engine/node.ts';
 import { atEnd, withCatalog } from './streams.ts';
 import { joinPhrase } from './text.ts';
-import { PooledRow, type CatalogEntry, type PoolItem, type PrepRow, type Seed } from './types.ts';
+import { PooledRow, type CatalogEntry, type PoolItem, type Seed } from './types.ts';
+import type { TaskRow } from './prep-row.ts';
 
 export const SINGLE_FALLBACK = 'character-focused stories, strong atmosphere, and thematic depth';
 export const TRIPLE_FALLBACK = 'overlapping tone, pacing, and character-driven conflicts';
@@ -89,7 +90,7 @@ class TaskCRow extends PooledRow {
     return `C:${this.seed.user_id}:${this.seed.kind}`;
   }
 
-  render(): PrepRow {
+  render(): TaskRow {
     const { seed } = this;
     const anime = seed.anime_ids.map((id) => this.catalog.get(id)!);
     const single = seed.kind === 'single';
@@ -113,12 +114,13 @@ export default defineTransform({
   kind: 'transform',
   description: 'Builds the Task C pool: why-you-would-like-it reasoning rows from single and triple seeds.',
   options: z.strictObject({}),
-  inputs: { ports: ['seeds', 'catalog'], side: ['catalog'] },
+  inputs: { seeds: port<Seed>(), catalog: port<CatalogEntry>({ side: true }) },
+  stats: z.object({ pool: z.number(), templates: z.record(z.string(), z.number()) }),
   create(ctx, inputs) {
     const templates = { reasoning_single: 0, reasoning_triple: 0 };
     let pool = 0;
     Object.assign(ctx.stats, { pool, templates });
-    const rows = withCatalog<Seed, PoolItem>(inputs.ports.catalog!, inputs.ports.seeds!, (catalog) => (batch) => {
+    const rows = withCatalog<Seed, PoolItem>(inputs.ports.catalog, inputs.ports.seeds, (catalog) => (batch) => {
       const out = new Array<PoolItem>(batch.length);
       for (let i = 0; i < batch.length; i++) {
         out[i] = taskCRow(batch[i]!, catalog);

@@ -1,4 +1,5 @@
 /** Row shapes passed between the prep nodes. */
+import type { PrepRow, TaskRow } from './prep-row.ts';
 import type { RowLines } from './row-lines.ts';
 
 /** One `anime` row after cleaning: every field is either usable text or missing. */
@@ -66,27 +67,15 @@ export interface Seed {
   anime_ids: number[];
 }
 
-export type Task = 'A' | 'B' | 'C';
-
-/** A training example before it is numbered; field order is the output's. */
-export interface PrepRow {
-  task: Task;
-  input: string;
-  output: string;
-  anime_ids: number[];
-  user_id: number | null;
-  meta: Record<string, unknown>;
-}
-
 /** A row not made yet: it holds what its text is made from, and makes it on demand. */
 export interface DeferredRow {
-  render(): PrepRow;
+  render(): TaskRow;
   /**
    * Writes the row, numbered `example_id`, as one JSON line into `out` (exactly JSON.stringify of
    * the example, content span marked) and returns the example, for rows whose JSON is cheaper to
    * assemble from pieces than to serialize. The example may read its text back from `out`.
    */
-  encode?(out: RowLines, example_id: string): PrepExample;
+  encode?(out: RowLines, example_id: string): PrepRow;
 }
 
 /**
@@ -100,7 +89,7 @@ export interface DeferredRow {
  * hashed once when sampled and once when shuffled, and a string held per row (with the object
  * pairing it to its row) cost ~80 bytes a row across the 400k rows sampling and shuffling hold.
  */
-export interface PoolItem<R extends PrepRow | DeferredRow = PrepRow | DeferredRow> {
+export interface PoolItem<R extends TaskRow | DeferredRow = TaskRow | DeferredRow> {
   readonly key: string;
   readonly row: R;
 }
@@ -113,11 +102,7 @@ export abstract class PooledRow implements DeferredRow, PoolItem<DeferredRow> {
     return this;
   }
 
-  abstract render(): PrepRow;
+  abstract render(): TaskRow;
 }
 
-export const madeRow = (row: PoolItem['row']): PrepRow => ('render' in row ? row.render() : row);
-
-export interface PrepExample extends PrepRow {
-  example_id: string;
-}
+export const madeRow = (row: PoolItem['row']): TaskRow => ('render' in row ? row.render() : row);

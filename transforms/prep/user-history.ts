@@ -3,7 +3,7 @@ import type { HistoryRow, UserHistory, UserRecord, WatchRow } from './types.ts';
 /**
  * Task B steps 1–3 for one user, as plain functions: the reference the `prep-history` node runs
  * on every user and the fast user pass runs on the users its SQLite extension cannot be sure of
- * (sources/user-histories/user-history.c, which applies the same rules in C).
+ * (transforms/prep/user-histories/user-history.c, which applies the same rules in C).
  */
 
 const ascending = (a: unknown, b: unknown) => (a === b ? 0 : (a ?? '') < (b ?? '') ? -1 : 1);

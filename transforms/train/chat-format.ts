@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DataError } from '../../engine/errors.ts';
-import { defineTransform } from '../../engine/node.ts';
+import { defineTransform, port, rowStats } from '../../engine/node.ts';
 import type { Stream } from '../../engine/stream.ts';
 import { ChatFormatter } from './chat-template.ts';
 import { readTokenizerSettings } from './tokenizer-files.ts';
@@ -20,7 +20,8 @@ export default defineTransform({
     output_field: z.string().min(1).default('output').describe('field holding the assistant turn'),
     key_field: z.string().min(1).default('example_id').describe('field identifying the row (eval hold-out and sampling key on it)'),
   }),
-  inputs: { ports: ['in'] },
+  inputs: { in: port<Row>() },
+  stats: rowStats,
   check(options) {
     try {
       readTokenizerSettings(tokenizerDir(options));
@@ -34,7 +35,7 @@ export default defineTransform({
     const formatter = new ChatFormatter(readTokenizerSettings(tokenizerDir(ctx.options)));
     if (!formatter.hasTemplate) ctx.progress.warn('the tokenizer has no chat template: prompts are the plain input followed by a newline');
     let seen = 0;
-    return (inputs.ports.in! as Stream<Row[]>).map((batch) =>
+    return inputs.ports.in.map((batch) =>
       batch.map((row): FormattedExample => {
         seen++;
         const key = row[key_field] === undefined || row[key_field] === null ? `row ${seen}` : String(row[key_field]);

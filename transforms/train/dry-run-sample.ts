@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { defineTransform } from '../../engine/node.ts';
-import { _, type Stream } from '../../engine/stream.ts';
+import { defineTransform, port } from '../../engine/node.ts';
+import { _ } from '../../engine/stream.ts';
 import { flag, int } from './option-types.ts';
 
 type Row = Record<string, unknown>;
@@ -25,9 +25,10 @@ export default defineTransform({
     rows: int().positive().default(2048).describe('rows kept in a dry run'),
     key_field: z.string().min(1).default('example_id').describe('field the sample is keyed on (row number when missing)'),
   }),
-  inputs: { ports: ['in'] },
+  inputs: { in: port<Row>() },
+  stats: z.object({ rows_in: z.number(), rows_kept: z.number() }),
   create(ctx, inputs) {
-    const input = inputs.ports.in! as Stream<Row[]>;
+    const input = inputs.ports.in;
     const { dry_run, rows: limit, key_field } = ctx.options;
     if (!dry_run) return input;
     const kept: Candidate[] = [];

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { DataError } from '../../engine/errors.ts';
-import { defineTransform } from '../../engine/node.ts';
+import { defineTransform, port, type NodeContext } from '../../engine/node.ts';
 import { _, fromGenerator, type Stream } from '../../engine/stream.ts';
 import { ExampleStore } from './example-store.ts';
 import { flag, int, num } from './option-types.ts';
@@ -20,11 +20,26 @@ const options = z.strictObject({
   gradient_accumulation_steps: int().positive().default(16).describe('micro-batches per optimizer step'),
   epochs: int().positive().default(2).describe('passes over the training examples'),
   eval_fraction: num().min(0).max(0.5).default(0.02).describe('share of rows held out for eval loss, chosen by row key'),
-  eval_every_steps: int().nonnegative().default(0).describe('eval after every this many steps; 0: only at the end'),
+  eval_every_steps: int().nonnegative().default(500).describe('eval after every this many steps, and at the end; 0: only at the end'),
   shuffle: flag(true).describe('new random order of packed sequences in every epoch (seeded)'),
   dry_run: flag(true).describe('cap the optimizer steps at dry_run_max_steps'),
   dry_run_max_steps: int().positive().default(20).describe('optimizer steps in a dry run'),
 });
+
+type Options = z.output<typeof options>;
+
+const packStats = z.object({
+  truncated: z.number(),
+  dropped_without_completion: z.number(),
+  train_examples: z.number(),
+  eval_examples: z.number(),
+  train_sequences: z.number(),
+  eval_sequences: z.number(),
+  packing_fill: z.number(),
+  total_steps: z.number(),
+});
+
+type Context = NodeContext<Options, typeof packStats>;
 
 /**
  * Caches the phase's tokenized examples (so the step count is known before the first batch),
@@ -36,102 +51,117 @@ export default defineTransform({
   kind: 'transform',
   description: 'Holds out eval rows, packs tokenized examples into sequences and emits the phase plan, then train/eval micro-batches.',
   options,
-  inputs: { ports: ['in'] },
+  inputs: { in: port<TokenizedExample>() },
+  stats: packStats,
   create(ctx, inputs) {
-    const o = ctx.options;
-    const train = new ExampleStore();
-    const held = new ExampleStore();
-    const counts = { truncated: 0, dropped_without_completion: 0 };
-    const add = (example: TokenizedExample) => {
-      let { ids, promptLen } = example;
-      if (ids.length > o.max_seq_len) {
-        counts.truncated++;
-        ids = ids.subarray(0, o.max_seq_len);
-        promptLen = Math.min(promptLen, o.max_seq_len);
-      }
-      if (promptLen >= ids.length) return void counts.dropped_without_completion++;
-      const store = ctx.keyed.uniform(example.key, 'eval') < o.eval_fraction ? held : train;
-      store.add(ids, promptLen);
-    };
-    const cached = new Promise<void>((resolve, reject) => {
-      (inputs.ports.in! as Stream<TokenizedExample[]>)
-        .stopOnError(reject)
-        .each((batch) => batch.forEach(add))
-        .done(resolve);
-    });
+    const cached = cacheExamples(ctx, inputs.ports.in);
     const padId = (async () => {
-      const dir = tokenizerDir(o);
-      const tokenizer = await loadTrainTokenizer(dir, readAddedTokens(o.semantic_vocab));
+      const dir = tokenizerDir(ctx.options);
+      const tokenizer = await loadTrainTokenizer(dir, readAddedTokens(ctx.options.semantic_vocab));
       return tokenizer.singleId(readTokenizerSettings(dir).padToken);
     })();
-    return _(Promise.all([cached, padId])).flatMap(([, pad]) => fromGenerator(() => items(pad)));
-
-    function* items(pad: number): Generator<TrainItem[]> {
-      if (train.count === 0) throw new DataError('no training examples: every row was held out for eval or had no completion tokens');
-      const trainSeqs = packSequences(train, o.max_seq_len);
-      const evalSeqs = packSequences(held, o.max_seq_len);
-      const schedule = {
-        sequences: trainSeqs.length,
-        batchSize: o.per_device_train_batch_size,
-        accumulation: o.gradient_accumulation_steps,
-        epochs: o.epochs,
-        maxSteps: o.dry_run ? o.dry_run_max_steps : 0,
-        epochOrder: o.shuffle ? (epoch: number) => ctx.rng(`epoch ${epoch}`) : undefined,
-      };
-      const plan: PhasePlan = {
-        kind: 'phase',
-        name: o.phase,
-        totalSteps: totalSteps(schedule),
-        epochs: o.epochs,
-        trainExamples: train.count,
-        evalExamples: held.count,
-        trainSequences: trainSeqs.length,
-        evalSequences: evalSeqs.length,
-      };
-      report(plan, trainSeqs);
-      yield [plan];
-      const microBatch = (store: ExampleStore, seqs: Sequence[], endsStep: boolean, stepTokens: number): MicroBatch => ({
-        rows: seqs.length,
-        ...layOutRows(store, seqs, o.max_seq_len, pad),
-        endsStep,
-        stepCompletionTokens: stepTokens,
-      });
-      let step = 0;
-      for (const micro of optimizerSteps(schedule)) {
-        step++;
-        const seqs = micro.map((indices) => indices.map((i) => trainSeqs[i]!));
-        const stepTokens = seqs.flat().reduce((n, s) => n + sequenceCompletionTokens(train, s), 0);
-        for (const [k, group] of seqs.entries()) yield [{ kind: 'batch', step, batch: microBatch(train, group, k === seqs.length - 1, stepTokens) }];
-        const due = step === plan.totalSteps || (o.eval_every_steps > 0 && step % o.eval_every_steps === 0);
-        if (due)
-          for (let at = 0; at < evalSeqs.length; at += o.per_device_eval_batch_size) {
-            const group = evalSeqs.slice(at, at + o.per_device_eval_batch_size);
-            const tokens = group.reduce((n, s) => n + sequenceCompletionTokens(held, s), 0);
-            yield [{ kind: 'eval', batch: microBatch(held, group, false, tokens) }];
-          }
-      }
-    }
-
-    function report(plan: PhasePlan, trainSeqs: Sequence[]) {
-      const filled = trainSeqs.reduce((n, s) => n + sequenceLength(train, s), 0) / (trainSeqs.length * o.max_seq_len);
-      Object.assign(ctx.stats, counts, {
-        train_examples: plan.trainExamples,
-        eval_examples: plan.evalExamples,
-        train_sequences: plan.trainSequences,
-        eval_sequences: plan.evalSequences,
-        packing_fill: Number(filled.toFixed(4)),
-        total_steps: plan.totalSteps,
-      });
-      const n = (x: number) => x.toLocaleString('en-US');
-      ctx.progress.log(
-        `${plan.name}: ${n(plan.trainExamples)} train examples in ${n(plan.trainSequences)} sequences of ${n(o.max_seq_len)} tokens ` +
-          `(${(filled * 100).toFixed(1)}% filled), ${n(plan.evalExamples)} held out; ${n(plan.totalSteps)} optimizer steps` +
-          `${o.dry_run ? ' (dry run)' : ''}`,
-      );
-      if (counts.truncated) ctx.progress.warn(`${n(counts.truncated)} examples longer than ${o.max_seq_len} tokens were truncated`);
-      if (counts.dropped_without_completion)
-        ctx.progress.warn(`${n(counts.dropped_without_completion)} examples had no completion tokens left after truncation and were dropped`);
-      if (plan.evalExamples === 0) ctx.progress.warn('no rows were held out for eval, so no eval loss is reported');
-    }
+    return _(Promise.all([cached, padId])).flatMap(([stores, pad]) => fromGenerator(() => phaseItems(ctx, stores, pad)));
   },
 });
+
+interface Stores {
+  train: ExampleStore;
+  held: ExampleStore;
+  counts: { truncated: number; dropped_without_completion: number };
+}
+
+/** Reads every example, truncated to max_seq_len, into the train or the held-out store by its keyed draw. */
+function cacheExamples(ctx: Context, input: Stream<TokenizedExample[]>): Promise<Stores> {
+  const o = ctx.options;
+  const stores: Stores = { train: new ExampleStore(), held: new ExampleStore(), counts: { truncated: 0, dropped_without_completion: 0 } };
+  const add = (example: TokenizedExample) => {
+    let { ids, promptLen } = example;
+    if (ids.length > o.max_seq_len) {
+      stores.counts.truncated++;
+      ids = ids.subarray(0, o.max_seq_len);
+      promptLen = Math.min(promptLen, o.max_seq_len);
+    }
+    if (promptLen >= ids.length) return void stores.counts.dropped_without_completion++;
+    const store = ctx.keyed.uniform(example.key, 'eval') < o.eval_fraction ? stores.held : stores.train;
+    store.add(ids, promptLen);
+  };
+  return new Promise<Stores>((resolve, reject) => {
+    input
+      .stopOnError(reject)
+      .each((batch) => batch.forEach(add))
+      .done(() => resolve(stores));
+  });
+}
+
+/** The phase plan, then each optimizer step's micro-batches, with the eval batches after the steps they are due at. */
+function* phaseItems(ctx: Context, { train, held, counts }: Stores, pad: number): Generator<TrainItem[]> {
+  const o = ctx.options;
+  if (train.count === 0) throw new DataError('no training examples: every row was held out for eval or had no completion tokens');
+  const trainSeqs = packSequences(train, o.max_seq_len);
+  const evalSeqs = packSequences(held, o.max_seq_len);
+  const schedule = {
+    sequences: trainSeqs.length,
+    batchSize: o.per_device_train_batch_size,
+    accumulation: o.gradient_accumulation_steps,
+    epochs: o.epochs,
+    maxSteps: o.dry_run ? o.dry_run_max_steps : 0,
+    epochOrder: o.shuffle ? (epoch: number) => ctx.rng(`epoch ${epoch}`) : undefined,
+  };
+  const plan: PhasePlan = {
+    kind: 'phase',
+    name: o.phase,
+    totalSteps: totalSteps(schedule),
+    epochs: o.epochs,
+    trainExamples: train.count,
+    evalExamples: held.count,
+    trainSequences: trainSeqs.length,
+    evalSequences: evalSeqs.length,
+  };
+  report(ctx, plan, counts, fill(train, trainSeqs, o.max_seq_len));
+  yield [plan];
+  const microBatch = (store: ExampleStore, seqs: Sequence[], endsStep: boolean, stepTokens: number): MicroBatch => ({
+    rows: seqs.length,
+    ...layOutRows(store, seqs, o.max_seq_len, pad),
+    endsStep,
+    stepCompletionTokens: stepTokens,
+  });
+  let step = 0;
+  for (const micro of optimizerSteps(schedule)) {
+    step++;
+    const seqs = micro.map((indices) => indices.map((i) => trainSeqs[i]!));
+    const stepTokens = seqs.flat().reduce((n, s) => n + sequenceCompletionTokens(train, s), 0);
+    for (const [k, group] of seqs.entries()) yield [{ kind: 'batch', step, batch: microBatch(train, group, k === seqs.length - 1, stepTokens) }];
+    const due = step === plan.totalSteps || (o.eval_every_steps > 0 && step % o.eval_every_steps === 0);
+    if (due)
+      for (let at = 0; at < evalSeqs.length; at += o.per_device_eval_batch_size) {
+        const group = evalSeqs.slice(at, at + o.per_device_eval_batch_size);
+        const tokens = group.reduce((n, s) => n + sequenceCompletionTokens(held, s), 0);
+        yield [{ kind: 'eval', batch: microBatch(held, group, false, tokens) }];
+      }
+  }
+}
+
+const fill = (store: ExampleStore, seqs: Sequence[], maxSeqLen: number) =>
+  seqs.reduce((n, s) => n + sequenceLength(store, s), 0) / (seqs.length * maxSeqLen);
+
+function report(ctx: Context, plan: PhasePlan, counts: Stores['counts'], filled: number) {
+  const o = ctx.options;
+  Object.assign(ctx.stats, counts, {
+    train_examples: plan.trainExamples,
+    eval_examples: plan.evalExamples,
+    train_sequences: plan.trainSequences,
+    eval_sequences: plan.evalSequences,
+    packing_fill: Number(filled.toFixed(4)),
+    total_steps: plan.totalSteps,
+  });
+  const n = (x: number) => x.toLocaleString('en-US');
+  ctx.progress.log(
+    `${plan.name}: ${n(plan.trainExamples)} train examples in ${n(plan.trainSequences)} sequences of ${n(o.max_seq_len)} tokens ` +
+      `(${(filled * 100).toFixed(1)}% filled), ${n(plan.evalExamples)} held out; ${n(plan.totalSteps)} optimizer steps` +
+      `${o.dry_run ? ' (dry run)' : ''}`,
+  );
+  if (counts.truncated) ctx.progress.warn(`${n(counts.truncated)} examples longer than ${o.max_seq_len} tokens were truncated`);
+  if (counts.dropped_without_completion)
+    ctx.progress.warn(`${n(counts.dropped_without_completion)} examples had no completion tokens left after truncation and were dropped`);
+  if (plan.evalExamples === 0) ctx.progress.warn('no rows were held out for eval, so no eval loss is reported');
+}

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineTransform } from '../../engine/node.ts';
+import { defineTransform, port } from '../../engine/node.ts';
 import { _, type Stream } from '../../engine/stream.ts';
 import { loadTrainTokenizer } from './tokenizer.ts';
 import { readAddedTokens, readTokenizerSettings } from './tokenizer-files.ts';
@@ -16,7 +16,8 @@ export default defineTransform({
   kind: 'transform',
   description: 'Encodes formatted examples with the base tokenizer plus the semantic tokens (same ids as the trainer worker).',
   options: z.strictObject({ ...extendedTokenizerOptions }),
-  inputs: { ports: ['in'] },
+  inputs: { in: port<FormattedExample>() },
+  stats: z.object({ examples: z.number(), tokens: z.number(), tokens_per_s: z.number() }),
   create(ctx, inputs) {
     const dir = tokenizerDir(ctx.options);
     const ready = (async () => {
@@ -44,7 +45,7 @@ export default defineTransform({
         return { key: example.key, ids, promptLen: prompt.length };
       });
     };
-    return (inputs.ports.in! as Stream<FormattedExample[]>)
+    return inputs.ports.in
       .map((batch) => _(encode(batch)))
       .parallel(2)
       .consume<TokenizedExample[]>((error, batch, push, next) => {

@@ -9,11 +9,11 @@ export default defineSource({
   kind: 'source',
   description: 'test source: counts up',
   options: z.strictObject({
-    count: z.coerce.number().int().nonnegative(),
-    batch_size: z.coerce.number().int().positive().default(100),
+    count: z.int().nonnegative(),
   }),
   create(ctx) {
-    const { count, batch_size } = ctx.options;
+    const { count } = ctx.options;
+    const batch_size = ctx.pipeline.batchSize;
     ctx.onClose(() => void probe.closed.push(ctx.id));
     return fromGenerator(function* () {
       for (let start = 0; start < count; start += batch_size) {

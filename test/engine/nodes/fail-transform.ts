@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineTransform } from '../../../engine/node.ts';
+import { defineTransform, port } from '../../../engine/node.ts';
 import { DataError } from '../../../engine/errors.ts';
 
 /** Throws when it meets row number `at`, as a node with bad data would, naming the option that chose it. */
@@ -7,10 +7,10 @@ export default defineTransform({
   type: 'fail-transform',
   kind: 'transform',
   description: 'test transform: fails on a given row',
-  options: z.strictObject({ at: z.coerce.number().int() }),
-  inputs: { ports: ['in'] },
+  options: z.strictObject({ at: z.int() }),
+  inputs: { in: port<{ n: number }>() },
   create(ctx, inputs) {
-    return inputs.ports.in!.map((batch) => {
+    return inputs.ports.in.map((batch) => {
       for (const row of batch) if (row.n === ctx.options.at) throw new DataError(`row ${row.n} is bad`, { key: 'at' });
       return batch;
     });

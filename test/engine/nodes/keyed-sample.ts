@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineTransform } from '../../../engine/node.ts';
+import { defineTransform, port } from '../../../engine/node.ts';
 
 /** Tags each row with a keyed random draw: the value must not depend on batch boundaries. */
 export default defineTransform({
@@ -7,8 +7,8 @@ export default defineTransform({
   kind: 'transform',
   description: 'test transform: keyed randomness',
   options: z.strictObject({}),
-  inputs: { ports: ['in'] },
+  inputs: { in: port<{ key: string }>() },
   create(ctx, inputs) {
-    return inputs.ports.in!.map((batch) => batch.map((row: { key: string }) => ({ ...row, draw: ctx.keyed.int(row.key, 1000) })));
+    return inputs.ports.in.map((batch) => batch.map((row) => ({ ...row, draw: ctx.keyed.int(row.key, 1000) })));
   },
 });

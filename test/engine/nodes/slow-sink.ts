@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { defineSink } from '../../../engine/node.ts';
+import { defineSink, port } from '../../../engine/node.ts';
 import { _ } from '../../../engine/stream.ts';
 import { probe } from './probe.ts';
 
@@ -8,12 +8,12 @@ export default defineSink({
   type: 'slow-sink',
   kind: 'sink',
   description: 'test sink: slow consumer',
-  options: z.strictObject({ fail_after: z.coerce.number().int().optional() }),
-  inputs: { ports: ['in'] },
+  options: z.strictObject({ fail_after: z.int().optional() }),
+  inputs: { in: port() },
   create(ctx, inputs) {
     return new Promise((resolve, reject) => {
       const pull = () =>
-        inputs.ports.in!.pull((error, batch) => {
+        inputs.ports.in.pull((error, batch) => {
           if (error) return reject(error);
           if (_.isNil(batch)) return resolve();
           probe.consumed += batch.length;

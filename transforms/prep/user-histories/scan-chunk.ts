@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
-import type { HistoryRow, WatchRow } from '../../transforms/prep/types.ts';
-import { historyRow, userHistory, type HistoryCounts, type HistoryOptions } from '../../transforms/prep/user-history.ts';
+import type { HistoryRow, WatchRow } from '../types.ts';
+import { historyRow, userHistory, type HistoryCounts, type HistoryOptions } from '../user-history.ts';
 import { historySql, loadHistoryRules, rowsSql } from './history-query.ts';
 
 export interface ScanRequest {

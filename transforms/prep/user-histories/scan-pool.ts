@@ -1,8 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
-import { DataError } from '../../engine/errors.ts';
-import { workerScript } from '../../engine/worker-script.ts';
-import { openReadOnly } from '../sqlite-schema.ts';
+import { DataError } from '../../../engine/errors.ts';
+import { workerScript } from '../../../engine/worker-script.ts';
+import { openReadOnly } from '../../../sources/sqlite-schema.ts';
 import { HISTORY_EXTENSION, userRangeSql } from './history-query.ts';
 import { RangeScanner, type ChunkResult, type ScanRequest } from './scan-chunk.ts';
 

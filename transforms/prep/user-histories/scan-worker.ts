@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads';
-import { openReadOnly } from '../sqlite-schema.ts';
+import { openReadOnly } from '../../../sources/sqlite-schema.ts';
 import { RangeScanner, transferables, type ScanRequest } from './scan-chunk.ts';
 
 /** A worker thread with its own read-only connection, scanning the user-id ranges it is sent. */

@@ -2,17 +2,17 @@ import { statSync } from 'node:fs';
 import os from 'node:os';
 import type Database from 'better-sqlite3';
 import { z } from 'zod';
-import { defineTransform } from '../../engine/node.ts';
-import { inputPath } from '../../engine/options.ts';
-import type { Counter } from '../../engine/progress.ts';
-import { collectRows, fromAsync, type Stream } from '../../engine/stream.ts';
-import { schemaProblems } from '../../sources/sqlite-schema.ts';
-import { extensionMissing, rangeIndexMissing } from '../../sources/user-histories/history-query.ts';
-import { unpackEntry, type ChunkResult } from '../../sources/user-histories/scan-chunk.ts';
-import { HistoryScan } from '../../sources/user-histories/scan-pool.ts';
-import { historyLine, historyOptions } from './history.ts';
-import { intOption } from './options.ts';
-import type { CatalogEntry, HistoryRow, UserHistory } from './types.ts';
+import { defineTransform, port } from '../../../engine/node.ts';
+import { inputPath } from '../../../engine/options.ts';
+import type { Counter } from '../../../engine/progress.ts';
+import { collectRows, fromAsync } from '../../../engine/stream.ts';
+import { schemaProblems } from '../../../sources/sqlite-schema.ts';
+import { extensionMissing, rangeIndexMissing } from './history-query.ts';
+import { unpackEntry, type ChunkResult } from './scan-chunk.ts';
+import { HistoryScan } from './scan-pool.ts';
+import { historyLine, historyOptions, historyStats } from '../history.ts';
+import { intOption } from '../options.ts';
+import type { CatalogEntry, HistoryRow, UserHistory } from '../types.ts';
 
 const COLUMNS = ['user_id', 'anime_id', 'score', 'watching_status', 'watched_episodes', 'scraped_at'];
 
@@ -60,7 +60,7 @@ function histories(chunk: ChunkResult): UserHistory[] {
 /**
  * The user pass of prep.yaml in one node: what `sqlite-source` (user_anime) → `prep-group-users`
  * → `prep-history` produce, byte for byte, read grouped by user inside SQLite and split into
- * user-id ranges across worker threads (sources/user-histories/). The three generic nodes stay
+ * user-id ranges across worker threads (transforms/prep/user-histories/). The three generic nodes stay
  * the readable reference; test/prep/user-histories.test.ts holds the two to the same output.
  */
 export default defineTransform({
@@ -71,7 +71,7 @@ export default defineTransform({
     database: inputPath('SQLite database with the user_anime table (opened read-only)'),
     ...historyOptions,
     workers: z
-      .union([z.literal('auto'), z.coerce.number().int().min(0)], { error: "expected a whole number of threads, or 'auto'" })
+      .union([z.literal('auto'), z.int().min(0)], { error: "expected a whole number of threads, or 'auto'" })
       .default('auto')
       .describe(
         `worker threads scanning user-id ranges; auto: one per core, at most ${AUTO_WORKERS_MAX}; 0 scans on the main thread (same output whatever the number)`,
@@ -85,7 +85,8 @@ export default defineTransform({
       1,
     ).default(USERS_PER_READ),
   }),
-  inputs: { ports: ['catalog'], side: ['catalog'] },
+  inputs: { catalog: port<CatalogEntry>({ side: true }) },
+  stats: historyStats.extend({ rows: z.number() }),
   check: (o) => {
     const missing = extensionMissing();
     const unindexed = (db: Database.Database) => {
@@ -102,7 +103,7 @@ export default defineTransform({
     const totals = { rows: 0, users: 0, status_filtered_rows: 0, unknown_anime_rows: 0, short_history_users: 0, eligible_users: 0 };
     Object.assign(ctx.stats, totals);
     async function* read(): AsyncGenerator<UserHistory[]> {
-      const knownIds = (await collectRows(inputs.ports.catalog! as Stream<CatalogEntry[]>)).map((entry) => entry.anime_id);
+      const knownIds = (await collectRows(inputs.ports.catalog)).map((entry) => entry.anime_id);
       const request = { allowedStatuses: o.task_b_allowed_statuses, min: o.task_b_min_history, max: o.task_b_max_history, knownIds };
       // The user count is not known until the end, so the bar with an ETA counts ranges, equal spans of user ids.
       let ranges: Counter | undefined;

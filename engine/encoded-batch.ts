@@ -1,0 +1,26 @@
+/** A batch's rows as JSON Lines in UTF-8: line i ends (after its '\n') at ends[i]. */
+export interface EncodedLines {
+  bytes: Uint8Array;
+  ends: Uint32Array;
+  /**
+   * Optional: the byte span of each line that tells its row's content apart (start at [2i], end
+   * at [2i + 1]), for sinks that compare rows without decoding them (prep's distinct share).
+   */
+  content?: Uint32Array;
+}
+
+/**
+ * A batch whose producer wrote its rows' JSON Lines itself (assembled from pieces already in JSON
+ * form, cheaper than serializing the rows): exactly what JSON.stringify gives for each row, one
+ * '\n' after each. Sinks that write JSON Lines use them. They belong to this array only (filtering
+ * or mapping makes a plain array), and stay valid because batches are never changed in place.
+ */
+export type EncodedBatch<T> = T[] & { readonly encoded: EncodedLines };
+
+export function encodedBatch<T>(rows: T[], encoded: EncodedLines): EncodedBatch<T> {
+  // Not enumerable, so the batch still looks like its rows to anything that walks it.
+  return Object.defineProperty(rows, 'encoded', { value: encoded }) as EncodedBatch<T>;
+}
+
+export const isEncoded = <T>(batch: readonly T[]): batch is EncodedBatch<T> =>
+  (batch as Partial<EncodedBatch<T>>).encoded !== undefined;
