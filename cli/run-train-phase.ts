@@ -19,7 +19,7 @@ const NOT_YET =
   'WikiText-2 eval, warm start, W&B and resume_from are not applied yet';
 
 /** train.yaml parameter <- `[train]` key (dotted below the section). */
-const TRAIN_PARAMS: Record<string, string> = {
+export const TRAIN_PARAMS: Readonly<Record<string, string>> = {
   train_jsonl: 'train_jsonl',
   semantic_vocab: 'tokens.semantic_vocab_path',
   base_model: 'base_model',

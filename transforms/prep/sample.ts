@@ -79,7 +79,7 @@ export default defineTransform({
   description: 'Samples the Task A/B/C pools to their quotas (uniform, bounded memory; full passes when a pool is too small).',
   options: z
     .strictObject({
-      target_examples: intOption('total rows: A = round_half_even(target × split_a), B likewise, C = the rest').default(400000),
+      target_examples: intOption('total rows: A = round_half_even(target × split_a), B likewise, C = the rest'),
       split_a: numberOption('share of Task A (semantic-id/metadata) rows').default(0.5),
       split_b: numberOption('share of Task B (watch sequence) rows').default(0.25),
       split_c: numberOption('share of Task C (reasoning) rows').default(0.25),
