@@ -1,7 +1,7 @@
 import { Field, Int64, List, makeData, RecordBatch, Schema, Struct, Utf8, type Data, type DataType } from 'apache-arrow';
 import type { Column, Columns } from '../engine/columns.ts';
 import { DataError } from '../engine/errors.ts';
-import { Utf8Buffer } from './utf8-buffer.ts';
+import { Utf8Buffer } from '../engine/utf8-buffer.ts';
 
 function grown<T extends Int32Array | Uint8Array>(array: T, needed: number): T {
   if (needed <= array.length) return array;

@@ -1,10 +1,15 @@
 import { readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { cacheFolder, writeAside } from '../engine/cache-folder.mjs';
-import type { FileDigest } from './file-digest.ts';
 
 /** Digests kept, most recent last: enough for every input of many projects, small enough to rewrite whole. */
 const MAX_ENTRIES = 256;
+
+/** A file's size and SHA-256. */
+export interface FileDigest {
+  bytes: number;
+  sha256: string;
+}
 
 interface Entry extends FileDigest {
   stamp: string;

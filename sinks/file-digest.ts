@@ -1,10 +1,8 @@
 import { Worker } from 'node:worker_threads';
-import { fileStamp, type DigestCache } from './digest-cache.ts';
+import { fileStamp, type DigestCache, type FileDigest } from './digest-cache.ts';
 
-export interface FileDigest {
-  bytes: number;
-  sha256: string;
-}
+export type { FileDigest };
+
 
 /**
  * Size and SHA-256 of each file, streamed so a multi-gigabyte database is never held in memory, on

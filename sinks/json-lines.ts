@@ -1,15 +1,6 @@
 import { isEncoded } from '../engine/encoded-batch.ts';
 import type { Batch } from '../engine/node.ts';
 
-/** What JSON.stringify escapes in a string: control characters, quote, backslash, and (as \\uXXXX) surrogates, of which only lone ones need it. */
-const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
-
-/** What JSON.stringify(text) puts between its quotes: `text` itself when nothing needs escaping (most texts), with no escaping pass. */
-export const jsonContent = (text: string): string => (NEEDS_ESCAPE.test(text) ? JSON.stringify(text).slice(1, -1) : text);
-
-/** JSON.stringify(text). */
-export const jsonString = (text: string): string => `"${jsonContent(text)}"`;
-
 /** The batch's rows as JSON text, one string a row: decoded from the attached bytes, or JSON.stringify's. */
 export function jsonLines(batch: Batch): string[] {
   if (!isEncoded(batch)) return batch.map((row) => JSON.stringify(row));

@@ -5,11 +5,10 @@ import { defineSink, port, rowStats } from '../engine/node.ts';
 import { outputPath } from '../engine/options.ts';
 import { workerScript } from '../engine/worker-script.ts';
 import type { ParquetWriterData } from './parquet-writer.ts';
+import { COMPRESSIONS } from './parquet-compression.ts';
 import { jsonLinesBytes } from './json-lines.ts';
 import { writeInWorker } from './worker-writer.ts';
 
-const COMPRESSIONS = ['UNCOMPRESSED', 'SNAPPY', 'GZIP', 'BROTLI', 'ZSTD'] as const;
-export type CompressionName = (typeof COMPRESSIONS)[number];
 
 /**
  * Rows as one Parquet file, for readers such as pandas, DuckDB or Hugging Face datasets. The

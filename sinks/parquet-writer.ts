@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { parentPort, workerData } from 'node:worker_threads';
 import { Table as ArrowTable, tableToIPC, type RecordBatch as ArrowRecordBatch } from 'apache-arrow';
 import { Compression, Table, transformParquetStream, WriterPropertiesBuilder, type RecordBatch } from 'parquet-wasm';
-import type { CompressionName } from './parquet-sink.ts';
+import type { CompressionName } from './parquet-compression.ts';
 import type { Columns } from '../engine/columns.ts';
 import { ColumnarBatchBuilder } from './arrow-columns.ts';
 

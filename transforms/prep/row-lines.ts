@@ -1,5 +1,5 @@
 import type { EncodedLines } from '../../engine/encoded-batch.ts';
-import { Utf8Buffer } from '../../sinks/utf8-buffer.ts';
+import { Utf8Buffer } from '../../engine/utf8-buffer.ts';
 import type { PrepRow, Task } from './prep-row.ts';
 
 /**

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { defineTransform, port } from '../../engine/node.ts';
 import { intOption } from './options.ts';
 import { atEnd } from './streams.ts';
-import { jsonContent } from '../../sinks/json-lines.ts';
+import { jsonContent } from '../../engine/encoded-batch.ts';
 import type { RowLines } from './row-lines.ts';
 import { PooledRow, type AnimeInfo, type CatalogEntry, type PoolItem } from './types.ts';
 import type { PrepRow, TaskRow } from './prep-row.ts';

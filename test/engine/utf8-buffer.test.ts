@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { jsonString } from '../../sinks/json-lines.ts';
-import { Utf8Buffer } from '../../sinks/utf8-buffer.ts';
+import { jsonString } from '../../engine/encoded-batch.ts';
+import { Utf8Buffer } from '../../engine/utf8-buffer.ts';
 
 const written = (write: (b: Utf8Buffer) => void) => {
   const buffer = new Utf8Buffer(4);
