@@ -86,8 +86,17 @@ function database(size: string): { file: string; users: number } {
   const users = Math.round(rows / ROWS_PER_USER);
   const file = path.join(CACHE, `prep-${size}-u${users}-seed42.sqlite`);
   if (!existsSync(file)) {
-    process.stderr.write(`generating ${path.relative(ROOT, file)} (${rows.toLocaleString('en-US')} rows; 100m takes ~7 min and ~8 GB)\n`);
-    generateFixture({ out: file, users, meanRowsPerUser: ROWS_PER_USER, semanticIds: args['semantic-ids'], seed: 42, quiet: true });
+    process.stderr.write(
+      `generating ${path.relative(ROOT, file)} (${rows.toLocaleString('en-US')} rows; 100m takes ~7 min and ~8 GB)\n`,
+    );
+    generateFixture({
+      out: file,
+      users,
+      meanRowsPerUser: ROWS_PER_USER,
+      semanticIds: args['semantic-ids'],
+      seed: 42,
+      quiet: true,
+    });
   }
   return { file, users };
 }
@@ -122,11 +131,24 @@ function runPrep(file: string, extra: string[]): Promise<Measure> {
   if (DIGESTS && !args['warm-digests']) rmSync(DIGESTS, { force: true });
   const outDir = mkdtempSync(path.join(os.tmpdir(), 'animind-bench-'));
   const prep = [
-    path.join(ROOT, 'bin/animind.mjs'), 'pipeline', 'run', path.join(ROOT, 'pipelines/prep.yaml'), '--quiet',
-    '--set', `database=${file}`, '--set', `semantic_ids=${args['semantic-ids']}`, '--set', 'target_examples=400000', '--set', `out_dir=${outDir}`,
+    path.join(ROOT, 'bin/animind.mjs'),
+    'pipeline',
+    'run',
+    path.join(ROOT, 'pipelines/prep.yaml'),
+    '--quiet',
+    '--set',
+    `database=${file}`,
+    '--set',
+    `semantic_ids=${args['semantic-ids']}`,
+    '--set',
+    'target_examples=400000',
+    '--set',
+    `out_dir=${outDir}`,
     ...extra.flatMap((pair) => ['--set', pair]),
   ];
-  const [command, argv] = hasGnuTime ? ['/usr/bin/time', ['-f', 'peak_kb=%M cpu=%U+%S', process.execPath, ...prep]] : [process.execPath, prep];
+  const [command, argv] = hasGnuTime
+    ? ['/usr/bin/time', ['-f', 'peak_kb=%M cpu=%U+%S', process.execPath, ...prep]]
+    : [process.execPath, prep];
   return new Promise((resolve, reject) => {
     const started = performance.now();
     const child = spawn(command, argv, { stdio: ['ignore', 'inherit', 'pipe'] });
@@ -185,8 +207,26 @@ async function main() {
   const runs = Number(args.runs);
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a positive integer, got '${args.runs}'`);
   const load = os.loadavg()[0]!;
-  console.log(`node ${process.version}, ${os.availableParallelism()} cores, load ${fmt(load)}${load > 1.5 ? ' (busy machine: timings are inflated)' : ''}`);
-  const rows: string[][] = [['size', 'rows', 'users', 'floor s', 'floor rows/s', 'prep s', 'prep rows/s', 'prep CPU s', 'prep/floor', 'peak RSS MB', 'with parquet s', 'parquet adds', 'with parquet MB']];
+  console.log(
+    `node ${process.version}, ${os.availableParallelism()} cores, load ${fmt(load)}${load > 1.5 ? ' (busy machine: timings are inflated)' : ''}`,
+  );
+  const rows: string[][] = [
+    [
+      'size',
+      'rows',
+      'users',
+      'floor s',
+      'floor rows/s',
+      'prep s',
+      'prep rows/s',
+      'prep CPU s',
+      'prep/floor',
+      'peak RSS MB',
+      'with parquet s',
+      'parquet adds',
+      'with parquet MB',
+    ],
+  ];
   for (const size of sizes) {
     const { file, users } = database(size);
     const total = SIZES[size]!;
@@ -206,7 +246,9 @@ async function main() {
       perSecond(total, best),
       fmt(prep.seconds),
       perSecond(total, prep.seconds),
-      prep.cpuSeconds === undefined ? '-' : `${fmt(prep.cpuSeconds, 1)} (${fmt(prep.cpuSeconds / prep.seconds, 1)} cores)`,
+      prep.cpuSeconds === undefined
+        ? '-'
+        : `${fmt(prep.cpuSeconds, 1)} (${fmt(prep.cpuSeconds / prep.seconds, 1)} cores)`,
       `${fmt(prep.seconds / best)}x`,
       fmt(prep.peakMb, 0),
       withParquet ? fmt(withParquet.seconds) : '-',
@@ -214,11 +256,17 @@ async function main() {
       withParquet ? fmt(withParquet.peakMb, 0) : '-',
     ]);
     const cpu = prep.cpuSeconds === undefined ? '' : `, CPU ${fmt(prep.cpuSeconds, 1)} s`;
-    process.stderr.write(`${size}: floor ${fmt(before)}/${fmt(after)} s, prep ${prep.spread} s (median ${fmt(prep.seconds)}${cpu}), ${fmt(prep.peakMb, 0)} MB\n`);
+    process.stderr.write(
+      `${size}: floor ${fmt(before)}/${fmt(after)} s, prep ${prep.spread} s (median ${fmt(prep.seconds)}${cpu}), ${fmt(prep.peakMb, 0)} MB\n`,
+    );
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const line = (r: string[]) => `| ${r.map((cell, i) => cell.padStart(widths[i]!)).join(' | ')} |`;
-  console.log([line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 1) + ':').join('|')}|`, ...rows.slice(1).map(line)].join('\n'));
+  console.log(
+    [line(rows[0]!), `|${widths.map((w) => '-'.repeat(w + 1) + ':').join('|')}|`, ...rows.slice(1).map(line)].join(
+      '\n',
+    ),
+  );
 }
 
 try {

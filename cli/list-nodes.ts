@@ -15,7 +15,9 @@ export function listNodes(json: boolean): string {
   if (json) return JSON.stringify(nodes, null, 2) + '\n';
   const lines: string[] = [];
   for (const node of nodes) {
-    const inputs = node.inputs.length ? `  inputs: ${node.inputs.join(', ')}${node.variadic ? ' (any number)' : ''}` : '';
+    const inputs = node.inputs.length
+      ? `  inputs: ${node.inputs.join(', ')}${node.variadic ? ' (any number)' : ''}`
+      : '';
     lines.push(`${node.type} (${node.kind})${inputs}`, `  ${node.description}`);
     for (const o of node.options) {
       const dflt = o.default !== undefined ? ` = ${JSON.stringify(o.default)}` : o.required ? ' (required)' : '';

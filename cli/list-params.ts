@@ -6,13 +6,19 @@ import { readPipelineFile } from '../engine/pipeline-file.ts';
 export function listParams(file: string, json: boolean): string {
   const { spec, problems } = readPipelineFile(file);
   if (problems.length) throw problems.length === 1 ? problems[0]! : new ValidationError(problems);
-  const params = spec.paramSpecs.map((p) => ({ name: p.name, type: p.type.text, default: p.default, description: p.description }));
+  const params = spec.paramSpecs.map((p) => ({
+    name: p.name,
+    type: p.type.text,
+    default: p.default,
+    description: p.description,
+  }));
   if (json) return JSON.stringify(params, null, 2) + '\n';
   const width = Math.max(0, ...params.map((p) => `${p.name}: ${p.type}`.length));
   const lines = params.map((p) => {
     const head = `${p.name}: ${p.type}`.padEnd(width);
     return `  ${head}  = ${JSON.stringify(paramText(p.default))}${p.description ? `  ${p.description}` : ''}`;
   });
-  const usage = 'Set one with --set name=value (lists as a,b,c); relative paths given on the command line resolve against the working folder.';
+  const usage =
+    'Set one with --set name=value (lists as a,b,c); relative paths given on the command line resolve against the working folder.';
   return [`${spec.name} (${file}): ${params.length} parameters`, ...lines, '', usage, ''].join('\n');
 }

@@ -14,8 +14,17 @@ Data goes to stdout only when a sink writes to '-'; logs and progress always go 
 
 const displayOptions = <T>(y: Argv<T>) =>
   y
-    .option('quiet', { alias: 'q', type: 'boolean', default: false, describe: 'no progress or log lines (errors still print)' })
-    .option('log-format', { choices: ['text', 'json'] as const, default: 'text' as const, describe: 'log lines as text or as JSON objects (one per line)' })
+    .option('quiet', {
+      alias: 'q',
+      type: 'boolean',
+      default: false,
+      describe: 'no progress or log lines (errors still print)',
+    })
+    .option('log-format', {
+      choices: ['text', 'json'] as const,
+      default: 'text' as const,
+      describe: 'log lines as text or as JSON objects (one per line)',
+    })
     .option('progress', {
       choices: ['auto', 'bars', 'lines'] as const,
       default: 'auto' as const,
@@ -33,17 +42,23 @@ const setOption = <T>(y: Argv<T>) =>
 const batchSizeOption = <T>(y: Argv<T>) =>
   y.option('batch-size', {
     type: 'number',
-    describe: "rows per batch inside the engine (default: the file's batch_size, else 1024); any value gives the same bytes",
+    describe:
+      "rows per batch inside the engine (default: the file's batch_size, else 1024); any value gives the same bytes",
   });
 
 /** A positive whole number, or a usage error naming the option. */
 function batchSize(value: number | undefined): number | undefined {
   if (value === undefined) return undefined;
-  if (!Number.isSafeInteger(value) || value < 1) throw new ConfigError(`--batch-size: expected a positive whole number, got ${value}`);
+  if (!Number.isSafeInteger(value) || value < 1)
+    throw new ConfigError(`--batch-size: expected a positive whole number, got ${value}`);
   return value;
 }
 
-const display = (argv: { quiet: boolean; 'log-format': 'text' | 'json'; progress: 'auto' | 'bars' | 'lines' }): DisplayOptions => ({
+const display = (argv: {
+  quiet: boolean;
+  'log-format': 'text' | 'json';
+  progress: 'auto' | 'bars' | 'lines';
+}): DisplayOptions => ({
   quiet: argv.quiet,
   logFormat: argv['log-format'],
   progress: argv.progress,
@@ -56,14 +71,20 @@ async function main(): Promise<number> {
   };
   const parser = yargs(hideBin(process.argv))
     .scriptName('animind')
-    .usage('$0 <command>\n\nTeach an LLM to recommend anime by semantic IDs: streaming prep pipelines and a LoRA trainer.')
+    .usage(
+      '$0 <command>\n\nTeach an LLM to recommend anime by semantic IDs: streaming prep pipelines and a LoRA trainer.',
+    )
     .command('pipeline', 'run, check or draw a YAML pipeline', (y) =>
       y
         .command(
           'run <file>',
           'validate a pipeline, then run it',
           (c) =>
-            displayOptions(batchSizeOption(setOption(c.positional('file', { type: 'string', demandOption: true, describe: 'pipeline YAML file' })))),
+            displayOptions(
+              batchSizeOption(
+                setOption(c.positional('file', { type: 'string', demandOption: true, describe: 'pipeline YAML file' })),
+              ),
+            ),
           (argv) =>
             act(async () => {
               const inputs = { overrides: parseOverrides(argv.set), batchSize: batchSize(argv['batch-size']) };
@@ -100,7 +121,12 @@ async function main(): Promise<number> {
           (argv) =>
             act(async () => {
               const plan = await loadBuiltinPlan(argv.file, { overrides: parseOverrides(argv.set) });
-              const nodes = plan.nodes.map((n) => ({ id: n.spec.id, type: n.def.type, kind: n.def.kind, inputs: n.inputs }));
+              const nodes = plan.nodes.map((n) => ({
+                id: n.spec.id,
+                type: n.def.type,
+                kind: n.def.kind,
+                inputs: n.inputs,
+              }));
               process.stdout.write(argv.format === 'dot' ? toDot(plan.spec.name, nodes) : toMermaid(nodes));
             })(),
         )
@@ -118,8 +144,16 @@ async function main(): Promise<number> {
       (y) =>
         displayOptions(
           y
-            .option('phase', { choices: ['prep', 'train'] as const, demandOption: true, describe: 'which phase to run' })
-            .option('config', { type: 'string', default: 'config/recommender.toml', describe: 'TOML config with [prep] and [train] sections' }),
+            .option('phase', {
+              choices: ['prep', 'train'] as const,
+              demandOption: true,
+              describe: 'which phase to run',
+            })
+            .option('config', {
+              type: 'string',
+              default: 'config/recommender.toml',
+              describe: 'TOML config with [prep] and [train] sections',
+            }),
         ),
       (argv) => act(async () => runPhase(argv.phase, argv.config, display(argv)))(),
     )

@@ -15,7 +15,11 @@ const short = (sha: string) => sha.slice(0, 12);
  * `describeParam` turns a pipeline param into the name the user wrote (a TOML key); params in
  * `ignoredParams` cannot change the outputs, so they are not compared.
  */
-export async function staleReason(plan: Plan, describeParam: (param: string) => string, ignoredParams: ReadonlySet<string> = new Set()): Promise<string | undefined> {
+export async function staleReason(
+  plan: Plan,
+  describeParam: (param: string) => string,
+  ignoredParams: ReadonlySet<string> = new Set(),
+): Promise<string | undefined> {
   const manifestNode = plan.nodes.find((n) => n.def.type === 'manifest-sink');
   if (!manifestNode) return 'no manifest is written (write_manifest = false), so there is nothing to compare with';
   const manifestFile = manifestNode.options.path as string;
@@ -30,7 +34,8 @@ export async function staleReason(plan: Plan, describeParam: (param: string) => 
   const resolve = (recorded: string) => path.resolve(folder, recorded);
 
   // Another version may write different rows from the same inputs.
-  if (manifest.tool?.version !== toolVersion()) return `the outputs were written by animind ${manifest.tool?.version ?? '(unknown)'}, this is ${toolVersion()}`;
+  if (manifest.tool?.version !== toolVersion())
+    return `the outputs were written by animind ${manifest.tool?.version ?? '(unknown)'}, this is ${toolVersion()}`;
   if (manifest.seed !== plan.spec.seed) return `seed changed: ${manifest.seed} -> ${plan.spec.seed}`;
   const params = Object.fromEntries(Object.entries(plan.spec.params).map(([name, value]) => [name, paramText(value)]));
   for (const name of new Set([...Object.keys(params), ...Object.keys(manifest.params ?? {})]))
@@ -44,9 +49,11 @@ export async function staleReason(plan: Plan, describeParam: (param: string) => 
     const recorded = recordedInputs.get(file);
     if (!recorded) return `input ${file} is not in the manifest`;
     const { sha256 } = await fileDigest(file, undefined, cache);
-    if (sha256 !== recorded.sha256) return `input ${file} changed: sha256 ${short(recorded.sha256)}… -> ${short(sha256)}…`;
+    if (sha256 !== recorded.sha256)
+      return `input ${file} changed: sha256 ${short(recorded.sha256)}… -> ${short(sha256)}…`;
   }
-  for (const file of recordedInputs.keys()) if (!inputs.has(file)) return `the manifest lists input ${file}, which this run does not read`;
+  for (const file of recordedInputs.keys())
+    if (!inputs.has(file)) return `the manifest lists input ${file}, which this run does not read`;
 
   const recordedOutputs = new Map((manifest.outputs ?? []).map((o) => [resolve(o.path), o]));
   for (const node of plan.nodes) {
@@ -57,7 +64,8 @@ export async function staleReason(plan: Plan, describeParam: (param: string) => 
       const recorded = recordedOutputs.get(file);
       if (!recorded) return `output ${file} is not in the manifest`;
       if (!existsSync(file)) return `output ${file} is missing`;
-      if ((await fileDigest(file)).sha256 !== recorded.sha256) return `output ${file} was modified after the manifest was written`;
+      if ((await fileDigest(file)).sha256 !== recorded.sha256)
+        return `output ${file} was modified after the manifest was written`;
     }
   }
   return undefined;

@@ -25,7 +25,9 @@ async function runPrepPhase(configFile: string, display: DisplayOptions): Promis
   if (!config.rebuild) {
     const reason = await staleReason(plan, (param) => `[prep] ${PREP_PARAMS[param] ?? param}`, SPEED_ONLY_PARAMS);
     if (!reason) {
-      say(`prep: outputs in ${config.out_dir} are up to date (same settings and input hashes as their manifest); nothing to do`);
+      say(
+        `prep: outputs in ${config.out_dir} are up to date (same settings and input hashes as their manifest); nothing to do`,
+      );
       return 0;
     }
     say(`prep: rebuilding although rebuild = false: ${reason}`);

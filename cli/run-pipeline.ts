@@ -19,11 +19,18 @@ export interface PlanInputs {
 }
 
 /** Reads and validates a pipeline against the built-in nodes (and any user module it names). */
-export const loadBuiltinPlan = (file: string, inputs: PlanInputs = {}): Promise<Plan> => loadPlan(file, { registry: builtins, ...inputs });
+export const loadBuiltinPlan = (file: string, inputs: PlanInputs = {}): Promise<Plan> =>
+  loadPlan(file, { registry: builtins, ...inputs });
 
 /** Runs a plan with progress on stderr, stopping cleanly on Ctrl-C or SIGTERM. */
-export async function runWithSignals(plan: Plan, display: DisplayOptions, config?: Record<string, unknown>): Promise<RunResult> {
-  const useBars = display.progress === 'bars' || (display.progress !== 'lines' && process.stderr.isTTY && display.logFormat !== 'json');
+export async function runWithSignals(
+  plan: Plan,
+  display: DisplayOptions,
+  config?: Record<string, unknown>,
+): Promise<RunResult> {
+  const useBars =
+    display.progress === 'bars' ||
+    (display.progress !== 'lines' && process.stderr.isTTY && display.logFormat !== 'json');
   const reporter = createReporter({
     mode: display.quiet ? 'quiet' : useBars ? 'tty' : 'lines',
     format: display.logFormat ?? 'text',

@@ -65,8 +65,14 @@ function dryRunModel(config: TrainConfig, file: string, say: (line: string) => v
     resolveTokenizerDir('', model);
     return { base_model: { value: model, location } };
   } catch {
-    say(`train: dry run: no local tokenizer for ${model}; using the bundled Qwen tokenizer and a tiny local model instead`);
-    return { base_model: { value: model, location }, tokenizer_path: { value: BUNDLED_TOKENIZER, location }, tiny_model: { value: true, location } };
+    say(
+      `train: dry run: no local tokenizer for ${model}; using the bundled Qwen tokenizer and a tiny local model instead`,
+    );
+    return {
+      base_model: { value: model, location },
+      tokenizer_path: { value: BUNDLED_TOKENIZER, location },
+      tiny_model: { value: true, location },
+    };
   }
 }
 
@@ -80,7 +86,11 @@ export async function runTrainPhase(configFile: string, display: DisplayOptions)
   if (problems.length) throw problems.length === 1 ? problems[0]! : new ValidationError(problems);
   const { dry_run: dryRun, out_dir: outDir, dry_run_out_subdir: subdir } = spec.params;
   const runDir = dryRun === true ? path.join(String(outDir), String(subdir)) : String(outDir);
-  if (!config.rebuild && existsSync(path.join(runDir, 'final_model')) && existsSync(path.join(runDir, 'train_run_summary.json'))) {
+  if (
+    !config.rebuild &&
+    existsSync(path.join(runDir, 'final_model')) &&
+    existsSync(path.join(runDir, 'train_run_summary.json'))
+  ) {
     say(`train: ${runDir} already holds a trained model (rebuild = false); nothing to do`);
     return 0;
   }

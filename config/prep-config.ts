@@ -54,7 +54,9 @@ export const prepSchema = z
     export_parquet: z.boolean(),
     write_manifest: z.boolean(),
     // Not the original tool's: prep.yaml's scan_workers, for a machine with more cores.
-    scan_workers: z.union([z.literal('auto'), z.int().min(0)], { error: 'expected a whole number of threads, or "auto"' }),
+    scan_workers: z.union([z.literal('auto'), z.int().min(0)], {
+      error: 'expected a whole number of threads, or "auto"',
+    }),
   })
   .superRefine((c, issues) => {
     const sum = c.split_task_a + c.split_task_b + c.split_task_c;

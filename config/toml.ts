@@ -37,10 +37,13 @@ export function readToml(file: string): TomlFile {
   }
   for (const key of Object.keys(data))
     if (!(SECTIONS as readonly string[]).includes(key))
-      throw new ConfigError(`unknown top-level key '${key}': expected the sections ${SECTIONS.map((s) => `[${s}]`).join(' and ')}`, {
-        file,
-        line: keyLine(text, [key]),
-      });
+      throw new ConfigError(
+        `unknown top-level key '${key}': expected the sections ${SECTIONS.map((s) => `[${s}]`).join(' and ')}`,
+        {
+          file,
+          line: keyLine(text, [key]),
+        },
+      );
   return { file, dir: path.dirname(path.resolve(file)), text, data };
 }
 
@@ -79,7 +82,11 @@ function describe(value: unknown): string {
 }
 
 const valueAt = (data: unknown, keys: readonly PropertyKey[]) =>
-  keys.reduce<unknown>((node, key) => (node !== null && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[key] : undefined), data);
+  keys.reduce<unknown>(
+    (node, key) =>
+      node !== null && typeof node === 'object' ? (node as Record<PropertyKey, unknown>)[key] : undefined,
+    data,
+  );
 
 /**
  * Validates one section with a zod schema, turning every issue into a ConfigError that names the
@@ -93,7 +100,10 @@ export function parseSection<S extends z.ZodType>(
   defaults: Readonly<Record<string, unknown>> = {},
 ): z.output<S> {
   const given = toml.data[section];
-  if (given === undefined) throw new ConfigError(`no [${section}] section: the ${section} phase reads its settings from it`, { file: toml.file });
+  if (given === undefined)
+    throw new ConfigError(`no [${section}] section: the ${section} phase reads its settings from it`, {
+      file: toml.file,
+    });
   const raw = given !== null && typeof given === 'object' ? { ...defaults, ...given } : given;
   const parsed = schema.safeParse(raw);
   if (parsed.success) return parsed.data;
@@ -105,7 +115,12 @@ export function parseSection<S extends z.ZodType>(
       for (const key of issue.keys) {
         const guess = closest(key, known);
         const hint = guess ? ` (did you mean '${guess}'?)` : `; known keys: ${known.join(', ')}`;
-        problems.push(new ConfigError(`unknown key '${key}' in [${at.join('.')}]${hint}`, { file: toml.file, line: keyLine(toml.text, [...at, key]) }));
+        problems.push(
+          new ConfigError(`unknown key '${key}' in [${at.join('.')}]${hint}`, {
+            file: toml.file,
+            line: keyLine(toml.text, [...at, key]),
+          }),
+        );
       }
       continue;
     }

@@ -78,7 +78,8 @@ export const trainSchema = z.strictObject({
     }).superRefine((w, issues) => {
       if (!w.enabled) return;
       for (const key of ['semantic_ids_path', 'rqvae_checkpoint_path'] as const)
-        if (!w[key]) issues.addIssue({ code: 'custom', path: [key], message: 'required when warm_start.enabled = true' });
+        if (!w[key])
+          issues.addIssue({ code: 'custom', path: [key], message: 'required when warm_start.enabled = true' });
     }),
   }),
   phase1: phase(undefined, 0.85, 0.1, 0.05),

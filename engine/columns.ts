@@ -12,7 +12,10 @@ import { z } from 'zod';
 export const columnSchema = z.strictObject({
   type: z.enum(['string', 'int64', 'int64[]', 'json']),
   nullable: z.boolean().default(false).describe('null and missing values allowed'),
-  dictionary: z.boolean().default(false).describe('dictionary-encode: pays off only for columns with few distinct values'),
+  dictionary: z
+    .boolean()
+    .default(false)
+    .describe('dictionary-encode: pays off only for columns with few distinct values'),
 });
 
 export type Column = z.input<typeof columnSchema>;

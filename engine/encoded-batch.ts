@@ -29,7 +29,8 @@ export const isEncoded = <T>(batch: readonly T[]): batch is EncodedBatch<T> =>
 const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 
 /** What JSON.stringify(text) puts between its quotes: `text` itself when nothing needs escaping (most texts), with no escaping pass. */
-export const jsonContent = (text: string): string => (NEEDS_ESCAPE.test(text) ? JSON.stringify(text).slice(1, -1) : text);
+export const jsonContent = (text: string): string =>
+  NEEDS_ESCAPE.test(text) ? JSON.stringify(text).slice(1, -1) : text;
 
 /** JSON.stringify(text). */
 export const jsonString = (text: string): string => `"${jsonContent(text)}"`;

@@ -78,7 +78,14 @@ const WRITE_CALLS = new Set(['write', 'writev', 'close', 'fsync', 'fdatasync']);
  */
 export function writeFailure(error: unknown, outputs: readonly string[]): unknown {
   const { code, syscall } = error as NodeJS.ErrnoException;
-  if (!outputs.length || error instanceof AnimindError || !(error instanceof Error) || typeof code !== 'string' || !WRITE_CALLS.has(syscall ?? '')) return error;
+  if (
+    !outputs.length ||
+    error instanceof AnimindError ||
+    !(error instanceof Error) ||
+    typeof code !== 'string' ||
+    !WRITE_CALLS.has(syscall ?? '')
+  )
+    return error;
   const reason = error.message.replace(/^E[A-Z0-9]+: /, '').replace(/, [a-z]+$/, '');
   return new DataError(`cannot write ${outputs.join(', ')}: ${reason} (${code})`);
 }

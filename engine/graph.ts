@@ -49,9 +49,11 @@ export interface GraphNode {
 export function toDot(name: string, nodes: readonly GraphNode[]): string {
   const shape = { source: 'cylinder', transform: 'box', sink: 'folder' } as const;
   const lines = [`digraph ${JSON.stringify(name)} {`, '  rankdir=LR;'];
-  for (const n of nodes) lines.push(`  ${JSON.stringify(n.id)} [label=${JSON.stringify(`${n.id}\n${n.type}`)}, shape=${shape[n.kind]}];`);
   for (const n of nodes)
-    for (const input of n.inputs) lines.push(`  ${JSON.stringify(input.node)} -> ${JSON.stringify(n.id)} [label=${JSON.stringify(input.port)}];`);
+    lines.push(`  ${JSON.stringify(n.id)} [label=${JSON.stringify(`${n.id}\n${n.type}`)}, shape=${shape[n.kind]}];`);
+  for (const n of nodes)
+    for (const input of n.inputs)
+      lines.push(`  ${JSON.stringify(input.node)} -> ${JSON.stringify(n.id)} [label=${JSON.stringify(input.port)}];`);
   lines.push('}');
   return lines.join('\n') + '\n';
 }
@@ -62,6 +64,7 @@ export function toMermaid(nodes: readonly GraphNode[]): string {
   const close = { source: ')]', transform: ']', sink: '/]' } as const;
   const lines = ['flowchart LR'];
   for (const n of nodes) lines.push(`  ${safe(n.id)}${open[n.kind]}"${n.id}<br/>${n.type}"${close[n.kind]}`);
-  for (const n of nodes) for (const input of n.inputs) lines.push(`  ${safe(input.node)} -->|${input.port}| ${safe(n.id)}`);
+  for (const n of nodes)
+    for (const input of n.inputs) lines.push(`  ${safe(input.node)} -->|${input.port}| ${safe(n.id)}`);
   return lines.join('\n') + '\n';
 }

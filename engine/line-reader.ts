@@ -17,7 +17,8 @@ export async function* readLineBatches(
   signal?: AbortSignal,
   chunkBytes = 1 << 20,
 ): AsyncGenerator<Line[]> {
-  const input: Readable = file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8', highWaterMark: chunkBytes });
+  const input: Readable =
+    file === '-' ? process.stdin : createReadStream(file, { encoding: 'utf8', highWaterMark: chunkBytes });
   if (file === '-') input.setEncoding('utf8');
   let rest = '';
   let number = 0;

@@ -139,14 +139,22 @@ interface BaseNode<S extends z.ZodType, St extends StatsSchema> {
 }
 
 /** `R` is the row type the node emits; `columns`, optionally, its layout for columnar sinks. */
-export interface SourceNode<S extends z.ZodType = z.ZodType, St extends StatsSchema = StatsSchema, R = unknown> extends BaseNode<S, St> {
+export interface SourceNode<
+  S extends z.ZodType = z.ZodType,
+  St extends StatsSchema = StatsSchema,
+  R = unknown,
+> extends BaseNode<S, St> {
   readonly kind: 'source';
   readonly columns?: Columns;
   create(ctx: NodeContext<z.output<S>, St>): Stream<Batch<R>>;
 }
 
-export interface TransformNode<S extends z.ZodType = z.ZodType, P extends Ports = Ports, St extends StatsSchema = StatsSchema, R = unknown>
-  extends BaseNode<S, St> {
+export interface TransformNode<
+  S extends z.ZodType = z.ZodType,
+  P extends Ports = Ports,
+  St extends StatsSchema = StatsSchema,
+  R = unknown,
+> extends BaseNode<S, St> {
   readonly kind: 'transform';
   readonly columns?: Columns;
   readonly inputs: P;
@@ -155,8 +163,11 @@ export interface TransformNode<S extends z.ZodType = z.ZodType, P extends Ports 
   create(ctx: NodeContext<z.output<S>, St>, inputs: Inputs<P>): Stream<Batch<R>>;
 }
 
-export interface SinkNode<S extends z.ZodType = z.ZodType, P extends Ports = Ports, St extends StatsSchema = StatsSchema>
-  extends BaseNode<S, St> {
+export interface SinkNode<
+  S extends z.ZodType = z.ZodType,
+  P extends Ports = Ports,
+  St extends StatsSchema = StatsSchema,
+> extends BaseNode<S, St> {
   readonly kind: 'sink';
   readonly inputs: P;
   readonly variadic?: boolean;

@@ -22,7 +22,8 @@ function unwrap(schema: z.ZodType): z.ZodType {
   let current: z.ZodType = schema;
   for (;;) {
     const def = (current as unknown as { _zod: { def: { type: string; innerType?: z.ZodType } } })._zod.def;
-    if ((def.type === 'default' || def.type === 'optional' || def.type === 'prefault') && def.innerType) current = def.innerType;
+    if ((def.type === 'default' || def.type === 'optional' || def.type === 'prefault') && def.innerType)
+      current = def.innerType;
     else return current;
   }
 }
@@ -73,7 +74,9 @@ function typeName(prop: JsonProperty): string {
 }
 
 /** One line per option, for `animind nodes`. */
-export function describeOptions(schema: z.ZodType): { name: string; type: string; default?: unknown; description?: string; required: boolean }[] {
+export function describeOptions(
+  schema: z.ZodType,
+): { name: string; type: string; default?: unknown; description?: string; required: boolean }[] {
   const json = z.toJSONSchema(schema, { io: 'input', unrepresentable: 'any' }) as {
     properties?: Record<string, JsonProperty>;
     required?: string[];

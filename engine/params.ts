@@ -41,11 +41,14 @@ export interface ParamOverride {
 /** Parses a type as written in a pipeline file; a string describing the problem when it is not one. */
 export function parseParamType(text: string): ParamType | string {
   const parts = text.split('|').map((part) => part.trim());
-  const types = parts.filter((part) => (BASE_TYPES as readonly string[]).includes(part) || (LIST_TYPES as readonly string[]).includes(part));
+  const types = parts.filter(
+    (part) => (BASE_TYPES as readonly string[]).includes(part) || (LIST_TYPES as readonly string[]).includes(part),
+  );
   const literals = parts.filter((part) => !types.includes(part));
   const expected = `${[...BASE_TYPES, ...LIST_TYPES].join(', ')}, or one of them | literal words (integer | auto)`;
   if (types.length !== 1) return `type '${text}': expected ${expected}`;
-  if (literals.some((word) => !/^[A-Za-z_][\w-]*$/.test(word))) return `type '${text}': literal words are letters, digits, _ and -`;
+  if (literals.some((word) => !/^[A-Za-z_][\w-]*$/.test(word)))
+    return `type '${text}': literal words are letters, digits, _ and -`;
   return { base: types[0] as BaseType | ListType, literals, text: parts.join(' | ') };
 }
 
@@ -99,20 +102,33 @@ const expectedText = (type: ParamType): string => {
  * A value in a parameter's type: `fromText` values (the command line) are parsed from their text,
  * others must already have the type (YAML, TOML). Throws a ConfigError naming `where`.
  */
-export function parseParam(spec: Pick<ParamSpec, 'name' | 'type'>, value: unknown, fromText: boolean, where: string, location: Location = {}): ParamValue {
+export function parseParam(
+  spec: Pick<ParamSpec, 'name' | 'type'>,
+  value: unknown,
+  fromText: boolean,
+  where: string,
+  location: Location = {},
+): ParamValue {
   const { type } = spec;
   if (typeof value === 'string' && type.literals.includes(value.trim())) return value.trim();
   let parsed: ParamValue | undefined;
   if (type.base.endsWith('[]')) {
     const element = type.base.slice(0, -2) as BaseType;
-    const items = fromText && typeof value === 'string' ? value.split(',').map((part) => part.trim()).filter((part) => part !== '') : value;
+    const items =
+      fromText && typeof value === 'string'
+        ? value
+            .split(',')
+            .map((part) => part.trim())
+            .filter((part) => part !== '')
+        : value;
     if (Array.isArray(items) && items.length > 0) {
       const values = items.map((item) => baseValue(element, item, fromText));
       if (values.every((v) => v !== undefined)) parsed = values as (string | number)[];
     }
   } else parsed = baseValue(type.base as BaseType, value, fromText);
   const got = fromText ? JSON.stringify(value) : describe(value);
-  if (parsed === undefined) throw new ConfigError(`${where ? `${where}: ` : ''}expected ${expectedText(type)}, got ${got}`, location);
+  if (parsed === undefined)
+    throw new ConfigError(`${where ? `${where}: ` : ''}expected ${expectedText(type)}, got ${got}`, location);
   return parsed;
 }
 

@@ -1,8 +1,24 @@
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Node as YamlNode, type Pair, type YAMLMap } from 'yaml';
+import {
+  isMap,
+  isScalar,
+  isSeq,
+  LineCounter,
+  parseDocument,
+  type Node as YamlNode,
+  type Pair,
+  type YAMLMap,
+} from 'yaml';
 import { ConfigError } from './errors.ts';
-import { parseParam, parseParamType, paramText, type ParamOverride, type ParamSpec, type ParamValue } from './params.ts';
+import {
+  parseParam,
+  parseParamType,
+  paramText,
+  type ParamOverride,
+  type ParamSpec,
+  type ParamValue,
+} from './params.ts';
 
 /** One `from` entry: which node feeds which input port. */
 export interface Edge {
@@ -62,7 +78,10 @@ interface Reader {
 }
 
 /** Reads a pipeline file, interpolating `${param}` references; every problem found is returned, none thrown. */
-export function readPipelineFile(file: string, read: ReadOptions = {}): { spec: PipelineSpec; problems: ConfigError[] } {
+export function readPipelineFile(
+  file: string,
+  read: ReadOptions = {},
+): { spec: PipelineSpec; problems: ConfigError[] } {
   const problems: ConfigError[] = [];
   const { doc, lines } = parseYaml(file);
   const reader: Reader = {
@@ -71,7 +90,8 @@ export function readPipelineFile(file: string, read: ReadOptions = {}): { spec: 
     fail: (message, line) => problems.push(new ConfigError(message, { file, line })),
     add: (problem) => problems.push(problem),
   };
-  for (const error of doc.errors) reader.fail(`invalid YAML: ${error.message.split('\n')[0]}`, lines.linePos(error.pos[0]).line);
+  for (const error of doc.errors)
+    reader.fail(`invalid YAML: ${error.message.split('\n')[0]}`, lines.linePos(error.pos[0]).line);
   const spec: PipelineSpec = {
     file,
     dir: path.dirname(path.resolve(file)),
@@ -93,7 +113,10 @@ export function readPipelineFile(file: string, read: ReadOptions = {}): { spec: 
   const interpolate = readTopLevel(root, spec, reader, read);
   const nodesPair = root.items.find((p) => scalarValue(p.key) === 'nodes');
   if (!nodesPair || !isMap(nodesPair.value)) {
-    reader.fail('nodes: expected a mapping of node id to node definition', nodesPair ? reader.lineOf(nodesPair.key) : 1);
+    reader.fail(
+      'nodes: expected a mapping of node id to node definition',
+      nodesPair ? reader.lineOf(nodesPair.key) : 1,
+    );
     return { spec, problems };
   }
   for (const pair of nodesPair.value.items as Pair<YamlNode, YamlNode>[]) readNode(pair, spec, reader, interpolate);
@@ -122,7 +145,8 @@ function readTopLevel(root: YAMLMap, spec: PipelineSpec, reader: Reader, read: R
     const key = String(scalarValue(pair.key));
     const line = reader.lineOf(pair.key);
     const value = pair.value as YamlNode | null;
-    if (!TOP_LEVEL.has(key)) reader.fail(`unknown top-level key '${key}': expected one of ${[...TOP_LEVEL].join(', ')}`, line);
+    if (!TOP_LEVEL.has(key))
+      reader.fail(`unknown top-level key '${key}': expected one of ${[...TOP_LEVEL].join(', ')}`, line);
     else if (key === 'name') spec.name = String(scalarValue(value));
     else if (key === 'seed') seedEntry = { value: scalarValue(value), line };
     else if (key === 'batch_size') batchEntry = { value: scalarValue(value), line };
@@ -134,8 +158,12 @@ function readTopLevel(root: YAMLMap, spec: PipelineSpec, reader: Reader, read: R
   applyOverrides(spec, reader, read.overrides ?? {});
   const interpolate = interpolator(spec, reader, new Set(Object.keys(read.overrides ?? {})));
   // The seed may be a `${param}`, so `--set seed=7` (or a TOML config) can change it like any option.
-  if (seedEntry) spec.seed = integerSetting('seed', interpolate(seedEntry.value, seedEntry.line), seedEntry.line, reader) ?? 0;
-  const batchSize = read.batchSize ?? (batchEntry && integerSetting('batch_size', interpolate(batchEntry.value, batchEntry.line), batchEntry.line, reader));
+  if (seedEntry)
+    spec.seed = integerSetting('seed', interpolate(seedEntry.value, seedEntry.line), seedEntry.line, reader) ?? 0;
+  const batchSize =
+    read.batchSize ??
+    (batchEntry &&
+      integerSetting('batch_size', interpolate(batchEntry.value, batchEntry.line), batchEntry.line, reader));
   if (batchSize !== undefined) {
     if (batchSize < 1) reader.fail(`batch_size: expected a positive integer, got ${batchSize}`, batchEntry?.line ?? 1);
     else spec.batchSize = batchSize;
@@ -164,7 +192,10 @@ function readParams(value: YamlNode | null, line: number, spec: PipelineSpec, re
     const declared = declaration(pair.value, `params.${name}`, at, reader);
     if (!declared) continue;
     try {
-      const parsed = parseParam({ name, type: declared.type }, declared.default, false, `params.${name}: default`, { file: reader.file, line: at });
+      const parsed = parseParam({ name, type: declared.type }, declared.default, false, `params.${name}: default`, {
+        file: reader.file,
+        line: at,
+      });
       spec.paramSpecs.push({ name, type: declared.type, default: parsed, description: declared.description, line: at });
       spec.params[name] = parsed;
     } catch (error) {
@@ -178,16 +209,31 @@ function declaration(node: YamlNode | null, where: string, line: number, reader:
   if (raw !== null && typeof raw === 'object' && !Array.isArray(raw)) {
     const { type, default: dflt, description = '', ...rest } = raw as Record<string, unknown>;
     const unknown = Object.keys(rest);
-    if (unknown.length) return void reader.fail(`${where}: unknown key '${unknown[0]}': expected type, default and description`, line);
-    if (typeof type !== 'string') return void reader.fail(`${where}: expected a type (integer, number, boolean, string, path, ...)`, line);
+    if (unknown.length)
+      return void reader.fail(`${where}: unknown key '${unknown[0]}': expected type, default and description`, line);
+    if (typeof type !== 'string')
+      return void reader.fail(`${where}: expected a type (integer, number, boolean, string, path, ...)`, line);
     const parsed = parseParamType(type);
     if (typeof parsed === 'string') return void reader.fail(`${where}: ${parsed}`, line);
     if (dflt === undefined || dflt === null) return void reader.fail(`${where}: expected a default`, line);
     return { type: parsed, default: dflt, description: String(description) };
   }
-  const inferred = typeof raw === 'number' ? (Number.isInteger(raw) ? 'integer' : 'number') : typeof raw === 'boolean' ? 'boolean' : typeof raw === 'string' ? 'string' : undefined;
+  const inferred =
+    typeof raw === 'number'
+      ? Number.isInteger(raw)
+        ? 'integer'
+        : 'number'
+      : typeof raw === 'boolean'
+        ? 'boolean'
+        : typeof raw === 'string'
+          ? 'string'
+          : undefined;
   if (!inferred) return void reader.fail(`${where}: expected { type, default, description } or a scalar default`, line);
-  return { type: parseParamType(inferred) as Exclude<ReturnType<typeof parseParamType>, string>, default: raw, description: '' };
+  return {
+    type: parseParamType(inferred) as Exclude<ReturnType<typeof parseParamType>, string>,
+    default: raw,
+    description: '',
+  };
 }
 
 function applyOverrides(spec: PipelineSpec, reader: Reader, overrides: Readonly<Record<string, ParamOverride>>): void {
@@ -196,7 +242,9 @@ function applyOverrides(spec: PipelineSpec, reader: Reader, overrides: Readonly<
     const param = declared.get(name);
     if (!param) {
       const names = spec.paramSpecs.map((p) => p.name).join(', ') || 'none';
-      reader.add(new ConfigError(`--set ${name}: no such parameter; declared parameters are ${names}`, { file: reader.file }));
+      reader.add(
+        new ConfigError(`--set ${name}: no such parameter; declared parameters are ${names}`, { file: reader.file }),
+      );
       continue;
     }
     const fromText = override.text === true;
@@ -232,7 +280,8 @@ function interpolator(spec: PipelineSpec, reader: Reader, overridden: ReadonlySe
       });
     }
     if (Array.isArray(raw)) return raw.map((item) => interpolate(item, line, onOverride));
-    if (raw && typeof raw === 'object') return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, interpolate(v, line, onOverride)]));
+    if (raw && typeof raw === 'object')
+      return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, interpolate(v, line, onOverride)]));
     return raw;
   };
   return interpolate;
@@ -243,7 +292,16 @@ function readNode(pair: Pair<YamlNode, YamlNode>, spec: PipelineSpec, reader: Re
   const line = reader.lineOf(pair.key);
   const body = pair.value;
   if (!isMap(body)) return reader.fail(`node '${id}': expected a mapping with 'use' and its options`, line);
-  const node: NodeSpec = { id, use: '', line, from: [], namedFrom: false, options: {}, optionLines: {}, fromCommandLine: new Set() };
+  const node: NodeSpec = {
+    id,
+    use: '',
+    line,
+    from: [],
+    namedFrom: false,
+    options: {},
+    optionLines: {},
+    fromCommandLine: new Set(),
+  };
   let enabled: { value: unknown; line: number } | undefined;
   for (const item of body.items as Pair<YamlNode, YamlNode>[]) {
     const key = String(scalarValue(item.key));
@@ -261,21 +319,28 @@ function readNode(pair: Pair<YamlNode, YamlNode>, spec: PipelineSpec, reader: Re
   }
   if (enabled && enabled.value !== true && enabled.value !== 'true') {
     if (enabled.value === false || enabled.value === 'false') spec.disabled.push(id);
-    else reader.fail(`node '${id}': enabled: expected true or false, got ${JSON.stringify(enabled.value)}`, enabled.line);
+    else
+      reader.fail(`node '${id}': enabled: expected true or false, got ${JSON.stringify(enabled.value)}`, enabled.line);
     return;
   }
   if (!node.use) reader.fail(`node '${id}': missing 'use' (the node type)`, line);
-  if (node.stage !== undefined && !spec.stages.includes(node.stage)) reader.fail(`node '${id}': stage '${node.stage}' is not listed under stages`, line);
+  if (node.stage !== undefined && !spec.stages.includes(node.stage))
+    reader.fail(`node '${id}': stage '${node.stage}' is not listed under stages`, line);
   spec.nodes.push(node);
 }
 
 function readFrom(node: NodeSpec, value: YamlNode | null, line: number, reader: Reader): void {
   if (isSeq(value)) {
-    for (const entry of value.items as YamlNode[]) node.from.push({ port: null, node: String(scalarValue(entry)), line: reader.lineOf(entry) });
+    for (const entry of value.items as YamlNode[])
+      node.from.push({ port: null, node: String(scalarValue(entry)), line: reader.lineOf(entry) });
   } else if (isMap(value)) {
     node.namedFrom = true;
     for (const entry of value.items as Pair<YamlNode, YamlNode>[])
-      node.from.push({ port: String(scalarValue(entry.key)), node: String(scalarValue(entry.value)), line: reader.lineOf(entry.key) });
+      node.from.push({
+        port: String(scalarValue(entry.key)),
+        node: String(scalarValue(entry.value)),
+        line: reader.lineOf(entry.key),
+      });
   } else if (isScalar(value)) {
     node.from.push({ port: null, node: String(value.value), line });
   } else reader.fail(`node '${node.id}': from: expected a node id, a list of ids or a map of port: id`, line);

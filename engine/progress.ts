@@ -66,7 +66,8 @@ class LineReporter implements Reporter {
   ) {}
 
   private write(level: string, message: string, fields: Record<string, unknown> = {}) {
-    if (this.format === 'json') this.out.write(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }) + '\n');
+    if (this.format === 'json')
+      this.out.write(JSON.stringify({ time: new Date().toISOString(), level, message, ...fields }) + '\n');
     else this.out.write(`${level === 'warn' ? 'warning: ' : ''}${message}\n`);
   }
 

@@ -28,28 +28,64 @@ export async function runTransform<T = unknown>(
   const collected: T[][] = [];
   const sources = Object.entries(ports).map(([name, batches]) => planned(`input:${name}`, feed(batches), {}, []));
   const names = portNames(def);
-  const inputs = def.variadic ? sources.map((s) => ({ port: names[0]!, node: s.spec.id })) : Object.keys(ports).map((name) => ({ port: name, node: `input:${name}` }));
+  const inputs = def.variadic
+    ? sources.map((s) => ({ port: names[0]!, node: s.spec.id }))
+    : Object.keys(ports).map((name) => ({ port: name, node: `input:${name}` }));
   const parsed = def.options.safeParse(options);
-  if (!parsed.success) throw new ConfigError(`${def.type}: ${parsed.error.issues.map((i: z.core.$ZodIssue) => `option '${i.path.join('.')}': ${i.message}`).join('; ')}`);
+  if (!parsed.success)
+    throw new ConfigError(
+      `${def.type}: ${parsed.error.issues.map((i: z.core.$ZodIssue) => `option '${i.path.join('.')}': ${i.message}`).join('; ')}`,
+    );
   const node = planned(id, def, parsed.data as Record<string, unknown>, inputs);
   const sink = planned('collect', collect(collected), {}, [{ port: 'in', node: id }]);
   const plan: Plan = {
-    spec: { file: '', dir: process.cwd(), name: 'test', seed, batchSize, stages: [], paramSpecs: [], params: {}, nodes: [], disabled: [] },
+    spec: {
+      file: '',
+      dir: process.cwd(),
+      name: 'test',
+      seed,
+      batchSize,
+      stages: [],
+      paramSpecs: [],
+      params: {},
+      nodes: [],
+      disabled: [],
+    },
     nodes: [...sources, node, sink],
   };
   const result = await runPlan(plan, { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
   return { rows: collected.flat(), batches: collected, stats: result.stats[id]! };
 }
 
-const planned = (id: string, def: NodeDefinition, options: Record<string, unknown>, inputs: PlannedNode['inputs']): PlannedNode => ({
-  spec: { id, use: def.type, line: 0, from: [], namedFrom: false, options, optionLines: {}, fromCommandLine: new Set() },
+const planned = (
+  id: string,
+  def: NodeDefinition,
+  options: Record<string, unknown>,
+  inputs: PlannedNode['inputs'],
+): PlannedNode => ({
+  spec: {
+    id,
+    use: def.type,
+    line: 0,
+    from: [],
+    namedFrom: false,
+    options,
+    optionLines: {},
+    fromCommandLine: new Set(),
+  },
   def,
   options,
   inputs,
 });
 
 const feed = (batches: Batch[]) =>
-  defineSource({ type: 'batches', kind: 'source', description: 'in-memory batches', options: z.object({}), create: () => _(batches) });
+  defineSource({
+    type: 'batches',
+    kind: 'source',
+    description: 'in-memory batches',
+    options: z.object({}),
+    create: () => _(batches),
+  });
 
 const collect = <T>(into: T[][]) =>
   defineSink({

@@ -3,7 +3,17 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { AnimindError, attributeToNode, ConfigError, DataError, writeFailure } from './errors.ts';
 import type { Columns } from './columns.ts';
-import type { Batch, Inputs, NodeContext, PipelineInfo, Ports, Stats, StatsHandle, StatsSchema, WrittenOutput } from './node.ts';
+import type {
+  Batch,
+  Inputs,
+  NodeContext,
+  PipelineInfo,
+  Ports,
+  Stats,
+  StatsHandle,
+  StatsSchema,
+  WrittenOutput,
+} from './node.ts';
 import type { Progress, Reporter } from './progress.ts';
 import { KeyedRandom, nodeGenerator } from './random.ts';
 import { _, type Stream } from './stream.ts';
@@ -72,7 +82,15 @@ class Run {
     }
     this.stages = trackStages(plan, options.reporter, this.controller.signal);
     const { name, seed, dir, batchSize, params } = plan.spec;
-    this.pipeline = { name, seed, dir, batchSize, params, config: options.config ?? {}, inputFiles: planInputFiles(plan) };
+    this.pipeline = {
+      name,
+      seed,
+      dir,
+      batchSize,
+      params,
+      config: options.config ?? {},
+      inputFiles: planInputFiles(plan),
+    };
   }
 
   /** The first error fails the whole run; everything else that goes wrong after it is its consequence. */
@@ -94,7 +112,8 @@ class Run {
           this.sinkPromises.push(this.startSink(planned.def.create(ctx, inputs), id));
           continue;
         }
-        const produced: Stream<Batch> = planned.def.kind === 'source' ? planned.def.create(ctx) : planned.def.create(ctx, inputs);
+        const produced: Stream<Batch> =
+          planned.def.kind === 'source' ? planned.def.create(ctx) : planned.def.create(ctx, inputs);
         const guarded = this.guard(produced, id);
         this.streams.push(produced as Stream<unknown>, guarded as Stream<unknown>);
         this.outputsOf.set(id, fanOut(guarded, consumers.get(id) ?? { count: 0, side: false }, this.streams));
@@ -127,7 +146,10 @@ class Run {
         push(null, batch);
       } else if (!Array.isArray(batch)) {
         // Blamed on the node that emitted it, not on the one downstream that cannot read it.
-        this.fail(new DataError(`emitted a batch that is not an array of rows (got ${typeof batch}); a node passes on arrays`), id);
+        this.fail(
+          new DataError(`emitted a batch that is not an array of rows (got ${typeof batch}); a node passes on arrays`),
+          id,
+        );
         push(null, _.nil);
       } else {
         push(null, batch);
@@ -138,7 +160,9 @@ class Run {
 
   /** Resolves once every sink is done or the run has failed. */
   async settled(): Promise<void> {
-    const aborted = new Promise<void>((resolve) => this.controller.signal.addEventListener('abort', () => resolve(), { once: true }));
+    const aborted = new Promise<void>((resolve) =>
+      this.controller.signal.addEventListener('abort', () => resolve(), { once: true }),
+    );
     await Promise.race([Promise.all(this.sinkPromises), aborted]);
     this.options.signal?.removeEventListener('abort', this.onOuterAbort);
   }
@@ -230,7 +254,11 @@ class Run {
 }
 
 /** A typed view of another node's stats, checked when read. */
-function statsHandle<S extends StatsSchema>(stats: Readonly<Record<string, Stats>>, id: string, schema: S): StatsHandle<z.output<S>> {
+function statsHandle<S extends StatsSchema>(
+  stats: Readonly<Record<string, Stats>>,
+  id: string,
+  schema: S,
+): StatsHandle<z.output<S>> {
   if (!stats[id]) throw new ConfigError(`no node '${id}' in this pipeline to read stats from`);
   return {
     read() {

@@ -41,7 +41,11 @@ export const portNames = (def: NodeDefinition): string[] => (def.kind === 'sourc
 
 /** Its side ports: small tables replayed to the node. */
 export const sidePorts = (def: NodeDefinition): string[] =>
-  def.kind === 'source' ? [] : Object.entries(def.inputs as Ports).filter(([, port]) => port.side).map(([name]) => name);
+  def.kind === 'source'
+    ? []
+    : Object.entries(def.inputs as Ports)
+        .filter(([, port]) => port.side)
+        .map(([name]) => name);
 
 /**
  * Reads and checks a pipeline without touching any data. Every problem found is collected and
@@ -75,7 +79,8 @@ export async function loadPlan(file: string, { registry, overrides, batchSize }:
   }
 
   const consumers = new Map<string, number>();
-  for (const node of spec.nodes) for (const edge of node.from) consumers.set(edge.node, (consumers.get(edge.node) ?? 0) + 1);
+  for (const node of spec.nodes)
+    for (const edge of node.from) consumers.set(edge.node, (consumers.get(edge.node) ?? 0) + 1);
   for (const node of planned)
     if (node.def.kind !== 'sink' && !consumers.has(node.spec.id))
       at(node.spec.line, `node '${node.spec.id}': its output is not used by any node (a pipeline ends in sinks)`);
@@ -105,7 +110,12 @@ function checkOptions(
 ): Record<string, unknown> | undefined {
   const schema = def.options as z.ZodType;
   const parsed = schema.safeParse(node.options);
-  const raw = resolvePaths(schema, parsed.success ? (parsed.data as Record<string, unknown>) : node.options, spec.dir, node.fromCommandLine);
+  const raw = resolvePaths(
+    schema,
+    parsed.success ? (parsed.data as Record<string, unknown>) : node.options,
+    spec.dir,
+    node.fromCommandLine,
+  );
   const pathsOk = checkPaths(node, schema, raw, at, once);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
@@ -128,7 +138,10 @@ function checkOptions(
   if (def.files)
     for (const ref of def.files(options)) {
       if (ref.role === 'input' && ref.path !== '-' && !existsSync(ref.path))
-        at(node.optionLines[ref.option] ?? node.line, `node '${node.id}': option '${ref.option}': file ${ref.path} does not exist`);
+        at(
+          node.optionLines[ref.option] ?? node.line,
+          `node '${node.id}': option '${ref.option}': file ${ref.path} does not exist`,
+        );
     }
   // Not planned, so its own checks (a database's schema, say) do not pile onto a path already reported.
   return pathsOk ? options : undefined;
@@ -198,7 +211,12 @@ function checkInputs(
   };
   for (const edge of node.from)
     if (!ids.has(edge.node))
-      fail(edge.line, disabled.includes(edge.node) ? `input '${edge.node}' is switched off (enabled: false)` : `input '${edge.node}' is not a node in this pipeline`);
+      fail(
+        edge.line,
+        disabled.includes(edge.node)
+          ? `input '${edge.node}' is switched off (enabled: false)`
+          : `input '${edge.node}' is not a node in this pipeline`,
+      );
   if (def.kind === 'source') {
     if (node.from.length) fail(node.from[0]!.line, `${def.type} is a source and takes no 'from'`);
     return ok ? [] : undefined;
@@ -212,16 +230,21 @@ function checkInputs(
   const inputs: PlannedInput[] = [];
   if (variadic) {
     for (const edge of node.from) {
-      if (edge.port !== null && edge.port !== ports[0]) fail(edge.line, `unknown input port '${edge.port}' (expected '${ports[0]}')`);
+      if (edge.port !== null && edge.port !== ports[0])
+        fail(edge.line, `unknown input port '${edge.port}' (expected '${ports[0]}')`);
       inputs.push({ port: ports[0]!, node: edge.node });
     }
   } else if (!node.namedFrom) {
     if (node.from.length !== ports.length)
-      fail(node.from[0]!.line, `expected ${ports.length} input${ports.length > 1 ? 's' : ''} (${ports.join(', ')}), got ${node.from.length}`);
+      fail(
+        node.from[0]!.line,
+        `expected ${ports.length} input${ports.length > 1 ? 's' : ''} (${ports.join(', ')}), got ${node.from.length}`,
+      );
     node.from.forEach((edge, i) => ports[i] !== undefined && inputs.push({ port: ports[i]!, node: edge.node }));
   } else {
     for (const edge of node.from) {
-      if (!ports.includes(edge.port!)) fail(edge.line, `unknown input port '${edge.port}' (expected ${ports.join(', ')})`);
+      if (!ports.includes(edge.port!))
+        fail(edge.line, `unknown input port '${edge.port}' (expected ${ports.join(', ')})`);
       else inputs.push({ port: edge.port!, node: edge.node });
     }
     for (const port of ports)
@@ -238,8 +261,10 @@ export function planInputFiles(plan: Plan): { path: string; usedBy: string[] }[]
     files.set(file, [...(files.get(file) ?? []), use]);
   };
   for (const { spec, def, options } of plan.nodes) {
-    for (const [option, role] of pathOptions(def.options)) if (role === 'input') add(options[option], `${spec.id}.${option}`);
-    for (const ref of def.files?.(options as never) ?? []) if (ref.role === 'input') add(ref.path, `${spec.id}.${ref.option}`);
+    for (const [option, role] of pathOptions(def.options))
+      if (role === 'input') add(options[option], `${spec.id}.${option}`);
+    for (const ref of def.files?.(options as never) ?? [])
+      if (ref.role === 'input') add(ref.path, `${spec.id}.${ref.option}`);
   }
   return [...files].map(([path, usedBy]) => ({ path, usedBy }));
 }

@@ -40,7 +40,16 @@ export function workerScript(entry: URL): URL {
       built.set(key, script);
       return script;
     }
-    const { outputFiles } = buildSync({ entryPoints: [source], bundle: true, platform: 'node', format: 'esm', packages: 'external', target: 'node20', write: false, logLevel: 'silent' });
+    const { outputFiles } = buildSync({
+      entryPoints: [source],
+      bundle: true,
+      platform: 'node',
+      format: 'esm',
+      packages: 'external',
+      target: 'node20',
+      write: false,
+      logLevel: 'silent',
+    });
     const code = outputFiles[0]!.contents;
     const name = `${path.basename(source, path.extname(source))}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`;
     script = pathToFileURL(writeScript(name, code));
@@ -51,7 +60,10 @@ export function workerScript(entry: URL): URL {
 
 /** Writes a worker script into `folder`; returns its path. */
 export function writeScript(name: string, code: Uint8Array, folder = cacheFolder()): string {
-  if (!folder) throw new Error(`could not write the worker script ${name}: neither node_modules/.cache nor the temporary folder can be written`);
+  if (!folder)
+    throw new Error(
+      `could not write the worker script ${name}: neither node_modules/.cache nor the temporary folder can be written`,
+    );
   const file = path.join(folder, name);
   if (!existsSync(file)) writeAside(file, code);
   return file;

@@ -10,8 +10,12 @@ const files = readdirSync(path.join(root, 'test'), { recursive: true })
   .filter((f) => f.endsWith('.test.ts'))
   .sort()
   .map((f) => path.join('test', f));
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=1', ...files, ...process.argv.slice(2)], {
-  cwd: root,
-  stdio: 'inherit',
-});
+const result = spawnSync(
+  process.execPath,
+  ['--import', 'tsx', '--test', '--test-concurrency=1', ...files, ...process.argv.slice(2)],
+  {
+    cwd: root,
+    stdio: 'inherit',
+  },
+);
 process.exit(result.status ?? 1);

@@ -11,7 +11,9 @@ export const LOCK_FILE = join('trainer', 'requirements.lock');
 export const READY_MARKER = '.animind-ready';
 
 export function lockHash(repoRoot) {
-  return createHash('sha256').update(readFileSync(join(repoRoot, LOCK_FILE))).digest('hex');
+  return createHash('sha256')
+    .update(readFileSync(join(repoRoot, LOCK_FILE)))
+    .digest('hex');
 }
 
 export function venvDir(repoRoot, env = process.env) {

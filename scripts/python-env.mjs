@@ -41,7 +41,10 @@ function main() {
     process.stderr.write(`python-env: creating ${venv}\n`);
     run(process.env.ANIMIND_BASE_PYTHON || 'python3', ['-m', 'venv', venv]);
     run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '-r', lock]);
-    writeFileSync(marker, `${JSON.stringify({ lock_sha256: lockHash(repoRoot), created_at: new Date().toISOString() })}\n`);
+    writeFileSync(
+      marker,
+      `${JSON.stringify({ lock_sha256: lockHash(repoRoot), created_at: new Date().toISOString() })}\n`,
+    );
   }
   console.log(python);
 }

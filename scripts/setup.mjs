@@ -10,7 +10,8 @@ import path from 'node:path';
 
 const env = { ...process.env };
 const prefix = path.resolve(path.dirname(process.execPath), '..');
-if (!env.npm_config_nodedir && existsSync(path.join(prefix, 'include', 'node', 'node.h'))) env.npm_config_nodedir = prefix;
+if (!env.npm_config_nodedir && existsSync(path.join(prefix, 'include', 'node', 'node.h')))
+  env.npm_config_nodedir = prefix;
 
 const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
 const result = spawnSync(npm, ['ci', '--no-audit', '--no-fund'], { stdio: ['ignore', 'inherit', 'inherit'], env });

@@ -1,4 +1,15 @@
-import { Field, Int64, List, makeData, RecordBatch, Schema, Struct, Utf8, type Data, type DataType } from 'apache-arrow';
+import {
+  Field,
+  Int64,
+  List,
+  makeData,
+  RecordBatch,
+  Schema,
+  Struct,
+  Utf8,
+  type Data,
+  type DataType,
+} from 'apache-arrow';
 import type { Column, Columns } from '../engine/columns.ts';
 import { DataError } from '../engine/errors.ts';
 import { Utf8Buffer } from '../engine/utf8-buffer.ts';
@@ -25,7 +36,9 @@ class Validity {
   }
 
   take(length: number): { nullCount: number; nullBitmap?: Uint8Array } {
-    const taken = this.nulls ? { nullCount: this.nulls, nullBitmap: this.bits.slice(0, (length + 7) >> 3) } : { nullCount: 0 };
+    const taken = this.nulls
+      ? { nullCount: this.nulls, nullBitmap: this.bits.slice(0, (length + 7) >> 3) }
+      : { nullCount: 0 };
     this.nulls = 0;
     return taken;
   }
@@ -84,7 +97,13 @@ class TextColumn implements ColumnBuilder {
 
   finish(length: number): Data<Utf8> {
     const { bytes, position } = this.bytes;
-    const data = makeData({ type: this.type, length, ...this.validity.take(length), valueOffsets: this.ends.slice(0, length + 1), data: bytes.subarray(0, position) });
+    const data = makeData({
+      type: this.type,
+      length,
+      ...this.validity.take(length),
+      valueOffsets: this.ends.slice(0, length + 1),
+      data: bytes.subarray(0, position),
+    });
     // The finished column keeps the old buffer; the next one starts in a buffer of its size.
     this.bytes = new Utf8Buffer(bytes.length);
     return data;
@@ -138,7 +157,13 @@ class IntListColumn implements ColumnBuilder {
   finish(length: number): Data<List<Int64>> {
     const count = this.values.count;
     const child = makeData({ type: new Int64(), length: count, nullCount: 0, data: this.values.take() });
-    return makeData({ type: this.type, length, ...this.validity.take(length), valueOffsets: this.ends.slice(0, length + 1), child });
+    return makeData({
+      type: this.type,
+      length,
+      ...this.validity.take(length),
+      valueOffsets: this.ends.slice(0, length + 1),
+      child,
+    });
   }
 }
 
@@ -156,11 +181,18 @@ function builder(column: Column): ColumnBuilder {
   }
 }
 
-const EXPECTED = { string: 'a string', json: 'any JSON value', int64: 'a safe integer', 'int64[]': 'a list of safe integers' };
+const EXPECTED = {
+  string: 'a string',
+  json: 'any JSON value',
+  int64: 'a safe integer',
+  'int64[]': 'a list of safe integers',
+};
 
 /** The Arrow (and so Parquet) schema of a row layout. */
 export function arrowSchema(columns: Columns): Schema {
-  return new Schema(Object.entries(columns).map(([name, column]) => new Field(name, builder(column).type, column.nullable ?? false)));
+  return new Schema(
+    Object.entries(columns).map(([name, column]) => new Field(name, builder(column).type, column.nullable ?? false)),
+  );
 }
 
 /**
@@ -189,7 +221,9 @@ export class ColumnarBatchBuilder {
     for (let i = 0; i < this.builders.length; i++) {
       if (this.builders[i]!.append(row[this.names[i]!], this.length)) continue;
       const { type, nullable } = this.kinds[i]!;
-      throw new DataError(`row ${this.seen}: column '${this.names[i]}': expected ${EXPECTED[type]}${nullable ? ' or null' : ''}, got ${JSON.stringify(row[this.names[i]!]) ?? 'nothing'}`);
+      throw new DataError(
+        `row ${this.seen}: column '${this.names[i]}': expected ${EXPECTED[type]}${nullable ? ' or null' : ''}, got ${JSON.stringify(row[this.names[i]!]) ?? 'nothing'}`,
+      );
     }
     this.length++;
   }
@@ -199,6 +233,9 @@ export class ColumnarBatchBuilder {
     const length = this.length;
     const children = this.builders.map((column) => column.finish(length));
     this.length = 0;
-    return new RecordBatch(this.schema, makeData({ type: new Struct(this.schema.fields), length, nullCount: 0, children }));
+    return new RecordBatch(
+      this.schema,
+      makeData({ type: new Struct(this.schema.fields), length, nullCount: 0, children }),
+    );
   }
 }

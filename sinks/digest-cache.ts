@@ -31,7 +31,10 @@ const SETTLED_MS = 2000;
 export function fileStamp(file: string): { stamp: string; settled: boolean } {
   const s = statSync(file, { bigint: true });
   const changedMs = Number((s.ctimeNs > s.mtimeNs ? s.ctimeNs : s.mtimeNs) / 1_000_000n);
-  return { stamp: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`, settled: Date.now() - changedMs >= SETTLED_MS };
+  return {
+    stamp: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`,
+    settled: Date.now() - changedMs >= SETTLED_MS,
+  };
 }
 
 /**

@@ -3,7 +3,6 @@ import { fileStamp, type DigestCache, type FileDigest } from './digest-cache.ts'
 
 export type { FileDigest };
 
-
 /**
  * Size and SHA-256 of each file, streamed so a multi-gigabyte database is never held in memory, on
  * a thread of their own: hashing the input database (~8 GB at real scale) then overlaps the run
@@ -11,14 +10,25 @@ export type { FileDigest };
  * is an isolate of its own (~8.5 MB of RSS empty), and the disk reads the files one at a time anyway.
  * With `cache`, a file unchanged since a digest was kept is not read at all (digest-cache.ts).
  */
-export async function fileDigests(files: readonly string[], signal?: AbortSignal, cache?: DigestCache): Promise<FileDigest[]> {
+export async function fileDigests(
+  files: readonly string[],
+  signal?: AbortSignal,
+  cache?: DigestCache,
+): Promise<FileDigest[]> {
   const stamps = cache ? files.map(fileStamp) : [];
   const digests = files.map((file, i) => cache?.get(file, stamps[i]!.stamp));
   const missing = files.flatMap((file, i) => (digests[i] ? [] : [i]));
   if (missing.length) {
-    const hashed = await hashOnThread(missing.map((i) => files[i]!), signal);
+    const hashed = await hashOnThread(
+      missing.map((i) => files[i]!),
+      signal,
+    );
     missing.forEach((i, k) => (digests[i] = hashed[k]));
-    cache?.set(missing.flatMap((i, k) => (stamps[i]!.settled ? [{ file: files[i]!, stamp: stamps[i]!.stamp, digest: hashed[k]! }] : [])));
+    cache?.set(
+      missing.flatMap((i, k) =>
+        stamps[i]!.settled ? [{ file: files[i]!, stamp: stamps[i]!.stamp, digest: hashed[k]! }] : [],
+      ),
+    );
   }
   return digests as FileDigest[];
 }
@@ -33,9 +43,11 @@ function hashOnThread(files: readonly string[], signal?: AbortSignal): Promise<F
     worker.once('error', reject);
     worker.once('exit', (code) => {
       signal?.removeEventListener('abort', stop);
-      if (code !== 0) reject(signal?.aborted ? signal.reason : new Error(`hashing ${files.join(', ')} stopped (exit code ${code})`));
+      if (code !== 0)
+        reject(signal?.aborted ? signal.reason : new Error(`hashing ${files.join(', ')} stopped (exit code ${code})`));
     });
   });
 }
 
-export const fileDigest = async (file: string, signal?: AbortSignal, cache?: DigestCache): Promise<FileDigest> => (await fileDigests([file], signal, cache))[0]!;
+export const fileDigest = async (file: string, signal?: AbortSignal, cache?: DigestCache): Promise<FileDigest> =>
+  (await fileDigests([file], signal, cache))[0]!;

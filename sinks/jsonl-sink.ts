@@ -30,7 +30,14 @@ export default defineSink({
     } else {
       const file = ctx.output(path);
       const toMessage = (batch: Batch) => (isEncoded(batch) ? batch.encoded.bytes : jsonLines(batch));
-      const { rows, digest } = await writeInWorker(inputs.ports.in, new URL('./jsonl-writer.mjs', import.meta.url), { path: file }, toMessage, ctx.signal, (n) => counter.add(n));
+      const { rows, digest } = await writeInWorker(
+        inputs.ports.in,
+        new URL('./jsonl-writer.mjs', import.meta.url),
+        { path: file },
+        toMessage,
+        ctx.signal,
+        (n) => counter.add(n),
+      );
       ctx.stats.rows = rows;
       // The manifest reads the digest rather than hashing the file again.
       ctx.reportOutput(path, { rows, ...(digest ? { digest } : {}) });

@@ -13,7 +13,7 @@ const sha256 = createHash('sha256');
 let bytes = 0;
 
 function write(data, length) {
-  for (let at = 0; at < length; ) at += writeSync(fd, data, at, length - at);
+  for (let at = 0; at < length;) at += writeSync(fd, data, at, length - at);
   sha256.update(length === data.length ? data : data.subarray(0, length));
   bytes += length;
 }

@@ -45,7 +45,9 @@ function generatedAt(pinned: string): string {
   const fixed = pinned || process.env.ANIMIND_FIXED_TIME || '';
   if (!fixed) return new Date().toISOString();
   if (!isoTime.safeParse(fixed).success)
-    throw new ConfigError(`${pinned ? 'pin_time' : 'ANIMIND_FIXED_TIME'} '${fixed}': expected an ISO 8601 time such as 2024-01-01T00:00:00Z`);
+    throw new ConfigError(
+      `${pinned ? 'pin_time' : 'ANIMIND_FIXED_TIME'} '${fixed}': expected an ISO 8601 time such as 2024-01-01T00:00:00Z`,
+    );
   return fixed;
 }
 
@@ -90,7 +92,13 @@ export default defineSink({
     let hashing: Promise<ManifestInput[]> | undefined;
     const startHashing = async (): Promise<ManifestInput[]> => {
       const files = ctx.pipeline.inputFiles;
-      const digests = files.length ? await fileDigests(files.map((file) => file.path), ctx.signal, new DigestCache()) : [];
+      const digests = files.length
+        ? await fileDigests(
+            files.map((file) => file.path),
+            ctx.signal,
+            new DigestCache(),
+          )
+        : [];
       return files.map((file, i) => ({ path: manifestPath(folder, file.path), used_by: file.usedBy, ...digests[i]! }));
     };
     // Drained before waiting on the other sinks: they may share this stream, and an unread fork holds them back.

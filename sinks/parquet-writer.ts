@@ -39,9 +39,13 @@ function toWasm(batch: ArrowRecordBatch): RecordBatch {
 }
 
 function main(port: NonNullable<typeof parentPort>, { path, rowGroupSize, compression, columns }: ParquetWriterData) {
-  let properties = new WriterPropertiesBuilder().setCompression(Compression[compression]).setMaxRowGroupSize(rowGroupSize).setDictionaryEnabled(false);
+  let properties = new WriterPropertiesBuilder()
+    .setCompression(Compression[compression])
+    .setMaxRowGroupSize(rowGroupSize)
+    .setDictionaryEnabled(false);
   // Dictionary encoding pays off only on columns with few distinct values; on long texts it is work thrown away.
-  for (const [name, column] of Object.entries(columns)) if (column.dictionary) properties = properties.setColumnDictionaryEnabled(name, true);
+  for (const [name, column] of Object.entries(columns))
+    if (column.dictionary) properties = properties.setColumnDictionaryEnabled(name, true);
 
   let batches!: ReadableStreamDefaultController<RecordBatch>;
   let pulled: (() => void) | undefined;
@@ -50,7 +54,9 @@ function main(port: NonNullable<typeof parentPort>, { path, rowGroupSize, compre
     { highWaterMark: 1 },
   );
   // Not awaited here: the writer reads its first batch before it resolves.
-  const written = transformParquetStream(input, properties.build()).then((bytes) => bytes.pipeTo(Writable.toWeb(createWriteStream(path))));
+  const written = transformParquetStream(input, properties.build()).then((bytes) =>
+    bytes.pipeTo(Writable.toWeb(createWriteStream(path))),
+  );
   written.catch(() => {});
 
   /** Hands the gathered rows to the Parquet writer and waits until it has taken them, so at most one batch waits in memory. */

@@ -37,7 +37,11 @@ export function writeInWorker(
   const failure = new Promise<never>((_, reject) => (failed = reject));
   failure.catch(() => {});
   worker.on('error', (error) => failed(error));
-  worker.on('exit', (code) => code === 0 || failed(signal.aborted ? signal.reason : new Error(`the writer thread stopped (exit code ${code})`)));
+  worker.on(
+    'exit',
+    (code) =>
+      code === 0 || failed(signal.aborted ? signal.reason : new Error(`the writer thread stopped (exit code ${code})`)),
+  );
   const sizes: number[] = [];
   const buffers = new RecycledBuffers();
   let acknowledged: (() => void) | undefined;

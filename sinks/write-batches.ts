@@ -8,7 +8,11 @@ import { _, type Stream } from '../engine/stream.ts';
  * full, so a slow disk or a slow reader of stdout holds back every source. Resolves with the
  * row count once a file is flushed and closed (stdout is left open).
  */
-export function writeBatches(input: Stream<Batch>, out: Writable, render: (batch: Batch) => string | Uint8Array): Promise<number> {
+export function writeBatches(
+  input: Stream<Batch>,
+  out: Writable,
+  render: (batch: Batch) => string | Uint8Array,
+): Promise<number> {
   const isStdout = out === process.stdout;
   return new Promise((resolve, reject) => {
     let rows = 0;

@@ -7,7 +7,11 @@ import { fromAsync } from '../engine/stream.ts';
 
 const options = z.strictObject({
   path: inputPath('JSON-lines file to read; - reads standard input'),
-  read_chunk_bytes: z.int().positive().default(1 << 20).describe('bytes per file read (buffer size)'),
+  read_chunk_bytes: z
+    .int()
+    .positive()
+    .default(1 << 20)
+    .describe('bytes per file read (buffer size)'),
 });
 
 /** Each non-blank line of a JSON-lines file as one row. */

@@ -29,7 +29,11 @@ export default defineSource({
     const select = names.map((c) => (present.has(c) ? quoteIdent(c) : `NULL AS ${quoteIdent(c)}`)).join(', ');
     const order = order_by.length ? ` ORDER BY ${order_by.map(quoteIdent).join(', ')}` : '';
     const statement = db.prepare(`SELECT ${select} FROM ${quoteIdent(table)}${order}`).raw(true);
-    const total = (db.prepare(`SELECT count(*) FROM ${quoteIdent(table)}`).pluck().get() as number) ?? 0;
+    const total =
+      (db
+        .prepare(`SELECT count(*) FROM ${quoteIdent(table)}`)
+        .pluck()
+        .get() as number) ?? 0;
     const counter = ctx.progress.counter(table, { unit: 'rows', total });
     let cursor: IterableIterator<unknown[]> | undefined;
     ctx.onClose(() => {

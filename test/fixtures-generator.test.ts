@@ -53,9 +53,15 @@ function artifactIds(): Set<number> {
 function contentDigest(path: string): string {
   return withDb(path, (db) => {
     const hash = createHash('sha256');
-    const tables = db.prepare("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name").all() as Array<{ name: string; sql: string | null }>;
+    const tables = db
+      .prepare("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') ORDER BY name")
+      .all() as Array<{ name: string; sql: string | null }>;
     for (const t of tables) hash.update(`${t.name}\n${t.sql ?? ''}\n`);
-    for (const [table, key] of [['anime', 'anime_id'], ['users', 'user_id'], ['user_anime', 'user_id, anime_id']] as const) {
+    for (const [table, key] of [
+      ['anime', 'anime_id'],
+      ['users', 'user_id'],
+      ['user_anime', 'user_id, anime_id'],
+    ] as const) {
       for (const row of db.prepare(`SELECT * FROM ${table} ORDER BY ${key}`).raw().iterate()) {
         hash.update(JSON.stringify(row) + '\n');
       }
@@ -95,13 +101,22 @@ describe('generateFixture', () => {
           (db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name);
         assert.deepEqual(cols('anime'), animeColumns(withYear));
         assert.equal(cols('anime').includes('year'), withYear);
-        assert.deepEqual(cols('user_anime'), ['user_id', 'anime_id', 'score', 'watching_status', 'watched_episodes', 'scraped_at']);
+        assert.deepEqual(cols('user_anime'), [
+          'user_id',
+          'anime_id',
+          'score',
+          'watching_status',
+          'watched_episodes',
+          'scraped_at',
+        ]);
         const pk = (db.prepare('PRAGMA table_info(user_anime)').all() as Array<{ name: string; pk: number }>)
           .filter((c) => c.pk > 0)
           .sort((x, y) => x.pk - y.pk)
           .map((c) => c.name);
         assert.deepEqual(pk, ['user_id', 'anime_id']);
-        const indexes = (db.prepare('PRAGMA index_list(user_anime)').all() as Array<{ name: string }>).map((i) => i.name);
+        const indexes = (db.prepare('PRAGMA index_list(user_anime)').all() as Array<{ name: string }>).map(
+          (i) => i.name,
+        );
         assert.ok(indexes.includes('idx_user_anime_anime_id'));
       });
     }
@@ -121,16 +136,31 @@ describe('generateFixture', () => {
 
   it('produces every watching_status class, every score and skewed row counts', () => {
     withDb(generate({ users: 300, meanRowsPerUser: 25 }), (db) => {
-      const statuses = (db.prepare('SELECT DISTINCT watching_status s FROM user_anime ORDER BY s').all() as Array<{ s: number }>).map((r) => r.s);
+      const statuses = (
+        db.prepare('SELECT DISTINCT watching_status s FROM user_anime ORDER BY s').all() as Array<{ s: number }>
+      ).map((r) => r.s);
       assert.deepEqual(statuses, [0, 1, 2, 3, 4, 5, 6, 7]);
-      const scores = (db.prepare('SELECT DISTINCT score s FROM user_anime ORDER BY s').all() as Array<{ s: number }>).map((r) => r.s);
+      const scores = (
+        db.prepare('SELECT DISTINCT score s FROM user_anime ORDER BY s').all() as Array<{ s: number }>
+      ).map((r) => r.s);
       assert.deepEqual(scores, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
-      const perUser = (db.prepare('SELECT COUNT(*) n FROM user_anime GROUP BY user_id').all() as Array<{ n: number }>).map((r) => r.n);
-      assert.ok(perUser.some((n) => n < 4), 'some users are too short for Task B');
+      const perUser = (
+        db.prepare('SELECT COUNT(*) n FROM user_anime GROUP BY user_id').all() as Array<{ n: number }>
+      ).map((r) => r.n);
+      assert.ok(
+        perUser.some((n) => n < 4),
+        'some users are too short for Task B',
+      );
       assert.ok(Math.max(...perUser) > 4 * 25, 'a heavy tail of long lists');
-      const ties = db.prepare('SELECT COUNT(*) n FROM (SELECT user_id, scraped_at FROM user_anime GROUP BY 1, 2 HAVING COUNT(*) > 1)').get() as { n: number };
+      const ties = db
+        .prepare(
+          'SELECT COUNT(*) n FROM (SELECT user_id, scraped_at FROM user_anime GROUP BY 1, 2 HAVING COUNT(*) > 1)',
+        )
+        .get() as { n: number };
       assert.ok(ties.n > 0, 'scraped_at ties within a user');
-      const top = db.prepare('SELECT COUNT(*) n FROM user_anime GROUP BY anime_id ORDER BY n DESC LIMIT 1').get() as { n: number };
+      const top = db.prepare('SELECT COUNT(*) n FROM user_anime GROUP BY anime_id ORDER BY n DESC LIMIT 1').get() as {
+        n: number;
+      };
       assert.ok(top.n > 20 * (7500 / 871), 'popular anime far above the average');
     });
   });
@@ -139,29 +169,43 @@ describe('generateFixture', () => {
     withDb(generate({ users: 5 }), (db) => {
       const values = new Set<string | null>();
       for (const col of TEXT_COLUMNS) {
-        for (const r of db.prepare(`SELECT DISTINCT ${col} v FROM anime`).all() as Array<{ v: string | null }>) values.add(r.v);
+        for (const r of db.prepare(`SELECT DISTINCT ${col} v FROM anime`).all() as Array<{ v: string | null }>)
+          values.add(r.v);
       }
       for (const p of ['Unknown', 'unknown', 'N/A', 'None', '-', '', null, SYNOPSIS_PLACEHOLDER, ...PLACEHOLDERS]) {
         assert.ok(values.has(p), `placeholder ${JSON.stringify(p)} appears`);
       }
-      const count = (where: string): number => (db.prepare(`SELECT COUNT(*) n FROM anime WHERE ${where}`).get() as { n: number }).n;
+      const count = (where: string): number =>
+        (db.prepare(`SELECT COUNT(*) n FROM anime WHERE ${where}`).get() as { n: number }).n;
       assert.ok(count("genres LIKE '%;%'") > 0, 'semicolon-separated genres');
       assert.ok(count("synopsis LIKE '%' || char(13, 10) || '%'") > 0, 'CRLF in synopsis');
       assert.ok(count("synopsis LIKE '%' || char(9) || '%'") > 0, 'tabs in synopsis');
       assert.ok(count(`synopsis LIKE '%"%'`) > 0 && count("synopsis LIKE '%''%'") > 0, 'both quote kinds');
       assert.ok(count("premiered GLOB '[A-Z]*[a-z] [0-9][0-9][0-9][0-9]'") > 0, 'Season YYYY premiered');
       assert.ok(count("english_name = 'Unknown'") > 100);
-      const lists = (db.prepare('SELECT genres v FROM anime UNION ALL SELECT studios FROM anime').all() as Array<{ v: string | null }>)
+      const lists = (
+        db.prepare('SELECT genres v FROM anime UNION ALL SELECT studios FROM anime').all() as Array<{
+          v: string | null;
+        }>
+      )
         .filter((r) => r.v !== null)
         .map((r) => (r.v as string).split(/[,;]/).map((item) => item.trim()));
-      assert.ok(lists.some((items) => items.length > 1 && items.includes('')), 'empty list items');
-      assert.ok(lists.some((items) => new Set(items).size < items.length && !items.includes('')), 'duplicate list items');
+      assert.ok(
+        lists.some((items) => items.length > 1 && items.includes('')),
+        'empty list items',
+      );
+      assert.ok(
+        lists.some((items) => new Set(items).size < items.length && !items.includes('')),
+        'duplicate list items',
+      );
     });
   });
 
   it('writes NULL and negative years when asked for a year column', () => {
     withDb(generate({ users: 5, withYear: true }), (db) => {
-      const stats = db.prepare('SELECT SUM(year IS NULL) nulls, SUM(year < 0) negative, SUM(year > 1900) good FROM anime').get() as Record<string, number>;
+      const stats = db
+        .prepare('SELECT SUM(year IS NULL) nulls, SUM(year < 0) negative, SUM(year > 1900) good FROM anime')
+        .get() as Record<string, number>;
       assert.ok(stats.nulls! > 0 && stats.negative! > 0 && stats.good! > 0, JSON.stringify(stats));
     });
   });
@@ -175,7 +219,10 @@ describe('generateFixture', () => {
       assert.equal(withoutSid.length, 30);
       const rowIds = new Set(animeIds);
       const sidWithoutRow = [...ids].filter((id) => !rowIds.has(id));
-      assert.ok(sidWithoutRow.length > 0 && sidWithoutRow.length < ids.size * 0.05, `${sidWithoutRow.length} ids without row`);
+      assert.ok(
+        sidWithoutRow.length > 0 && sidWithoutRow.length < ids.size * 0.05,
+        `${sidWithoutRow.length} ids without row`,
+      );
       assert.equal(sidWithoutRow.length, result.semanticIdsWithoutAnime);
       let rowsWithoutSid = 0;
       for (const [animeId] of db.prepare('SELECT anime_id FROM user_anime').raw().iterate() as Iterable<[number]>) {
@@ -187,11 +234,23 @@ describe('generateFixture', () => {
   });
 
   it('scales rows and users exactly with the options', () => {
-    for (const [users, mean] of [[50, 10], [100, 10], [100, 30], [7, 3.5]] as const) {
-      const result = generateFixture({ out: join(dir, `scale-${users}-${mean}.sqlite`), quiet: true, users, meanRowsPerUser: mean });
+    for (const [users, mean] of [
+      [50, 10],
+      [100, 10],
+      [100, 30],
+      [7, 3.5],
+    ] as const) {
+      const result = generateFixture({
+        out: join(dir, `scale-${users}-${mean}.sqlite`),
+        quiet: true,
+        users,
+        meanRowsPerUser: mean,
+      });
       assert.equal(result.userAnimeRows, Math.round(users * mean));
       withDb(result.out, (db) => {
-        const r = db.prepare('SELECT COUNT(*) n, COUNT(DISTINCT user_id) u, MAX(user_id) - MIN(user_id) + 1 span FROM user_anime').get() as Record<string, number>;
+        const r = db
+          .prepare('SELECT COUNT(*) n, COUNT(DISTINCT user_id) u, MAX(user_id) - MIN(user_id) + 1 span FROM user_anime')
+          .get() as Record<string, number>;
         assert.equal(r.n, Math.round(users * mean));
         assert.equal(r.u, users);
         assert.ok(r.span! > users, 'user ids are not contiguous');
@@ -207,10 +266,16 @@ describe('generateFixture', () => {
   });
 
   it('rejects impossible row counts and bad options', () => {
-    assert.throws(() => generateFixture({ out: join(dir, 'x.sqlite'), quiet: true, users: 2, meanRowsPerUser: 10_000 }), /cannot place/);
+    assert.throws(
+      () => generateFixture({ out: join(dir, 'x.sqlite'), quiet: true, users: 2, meanRowsPerUser: 10_000 }),
+      /cannot place/,
+    );
     assert.throws(() => generateFixture({ out: join(dir, 'x.sqlite'), quiet: true, users: 0 }), /users/);
     assert.throws(() => generateFixture({ out: join(dir, 'x.sqlite'), quiet: true, seed: 1.5 }), /seed/);
-    assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('x.sqlite')), []);
+    assert.deepEqual(
+      readdirSync(dir).filter((f) => f.startsWith('x.sqlite')),
+      [],
+    );
   });
 
   it('matches the bundled databases (regenerate them as fixtures/README.md says if this fails)', () => {

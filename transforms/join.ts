@@ -7,7 +7,11 @@ type Row = Record<string, unknown>;
 const options = z.strictObject({
   on: z.string().min(1).describe('key field, present in both inputs'),
   how: z.enum(['inner', 'left']).default('inner').describe('inner drops main rows with no match; left keeps them'),
-  as: z.string().min(1).optional().describe('nest the matched lookup row under this field instead of merging its fields'),
+  as: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('nest the matched lookup row under this field instead of merging its fields'),
 });
 
 /**
@@ -23,9 +27,7 @@ export default defineTransform({
   stats: z.object({ matched: z.number(), unmatched: z.number() }),
   create(ctx, inputs) {
     const { on, how, as } = ctx.options;
-    const table = collectRows(inputs.ports.lookup).then(
-      (rows) => new Map(rows.map((row) => [row[on], row])),
-    );
+    const table = collectRows(inputs.ports.lookup).then((rows) => new Map(rows.map((row) => [row[on], row])));
     let matched = 0;
     let unmatched = 0;
     return _(table).flatMap((lookup) =>

@@ -11,7 +11,10 @@ export default defineTransform({
   kind: 'transform',
   description: 'Keeps prep rows whose task is in the list.',
   options: z.strictObject({
-    tasks: z.array(z.enum(['A', 'B', 'C'])).min(1).describe('tasks to keep'),
+    tasks: z
+      .array(z.enum(['A', 'B', 'C']))
+      .min(1)
+      .describe('tasks to keep'),
   }),
   // Typed ports: `inputs.ports.in` is a stream of Row batches.
   inputs: { in: port<Row>() },

@@ -28,7 +28,8 @@ parentPort.on('message', (message) => {
     parentPort.postMessage(count);
   } else if (message.texts) for (const text of message.texts) add(text);
   else {
-    for (let i = 0; i < message.spans.length; i += 2) add(message.bytes.subarray(message.spans[i], message.spans[i + 1]));
+    for (let i = 0; i < message.spans.length; i += 2)
+      add(message.bytes.subarray(message.spans[i], message.spans[i + 1]));
     parentPort.postMessage({ recycled: message.bytes.buffer }, [message.bytes.buffer]);
   }
 });

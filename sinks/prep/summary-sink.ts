@@ -30,7 +30,12 @@ const statsFrom = z
   .prefault({})
   .describe('node ids whose stats the summary reads, by role (defaults match pipelines/prep.yaml)');
 
-const TEMPLATE_IDS = [...TASK_A_TEMPLATES.map((t) => t.id), 'watch_sequence_mask', 'reasoning_single', 'reasoning_triple'];
+const TEMPLATE_IDS = [
+  ...TASK_A_TEMPLATES.map((t) => t.id),
+  'watch_sequence_mask',
+  'reasoning_single',
+  'reasoning_triple',
+];
 
 const seconds = (ms: number) => Number((ms / 1000).toFixed(3));
 
@@ -48,13 +53,16 @@ function clock(pin: string) {
 export default defineSink({
   type: 'prep-summary-sink',
   kind: 'sink',
-  description: 'Writes the prep summary JSON (counts, quotas, pools, placeholders removed, oversampling, distinct share, timings).',
+  description:
+    'Writes the prep summary JSON (counts, quotas, pools, placeholders removed, oversampling, distinct share, timings).',
   options: z.strictObject({
     path: outputPath('summary JSON file (llm_prep_summary.json)'),
     pin_time: z
       .union([z.literal(''), isoTime])
       .default('')
-      .describe('ISO time written as generated_at, durations then 0, for reproducible files (env ANIMIND_FIXED_TIME does the same)'),
+      .describe(
+        'ISO time written as generated_at, durations then 0, for reproducible files (env ANIMIND_FIXED_TIME does the same)',
+      ),
     stats_from: statsFrom,
   }),
   inputs: { in: port<PrepRow>() },

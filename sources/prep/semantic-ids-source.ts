@@ -19,7 +19,8 @@ const options = z.strictObject({
   path: inputPath('semantic_ids.jsonl: one {anime_id, semantic_id, …} object per line'),
 });
 
-const optionalText = (value: unknown): string | null => (typeof value === 'string' ? value : value == null ? null : String(value));
+const optionalText = (value: unknown): string | null =>
+  typeof value === 'string' ? value : value == null ? null : String(value);
 
 /** Checks one parsed line; a problem is reported with the file and line it came from. */
 export function toSemanticIdRow(payload: unknown, fail: (message: string) => never): SemanticIdRow {
@@ -27,7 +28,8 @@ export function toSemanticIdRow(payload: unknown, fail: (message: string) => nev
   const record = payload as Record<string, unknown>;
   const rawId = record.anime_id;
   const animeId = typeof rawId === 'string' && /^\d+$/.test(rawId.trim()) ? Number(rawId) : rawId;
-  if (typeof animeId !== 'number' || !Number.isSafeInteger(animeId)) fail(`anime_id: expected an integer, got ${JSON.stringify(rawId)}`);
+  if (typeof animeId !== 'number' || !Number.isSafeInteger(animeId))
+    fail(`anime_id: expected an integer, got ${JSON.stringify(rawId)}`);
   const semanticId = typeof record.semantic_id === 'string' ? record.semantic_id.trim() : '';
   if (!semanticId) fail(`semantic_id: expected a non-empty string for anime_id ${animeId}`);
   return {
@@ -78,7 +80,8 @@ export default defineSource({
       }
       ctx.stats.rows = seen.size;
       counter.done();
-      if (seen.size === 0) throw new DataError('no semantic-ID rows: expected at least one {anime_id, semantic_id} line', { file: path });
+      if (seen.size === 0)
+        throw new DataError('no semantic-ID rows: expected at least one {anime_id, semantic_id} line', { file: path });
       ctx.progress.log(`Loaded semantic map rows: ${seen.size.toLocaleString('en-US')}`);
     }
     return fromAsync(rows(), ctx.onClose);

@@ -7,10 +7,15 @@ import { repoRoot, runCli } from '../helpers/cli.ts';
 
 test("the README's custom transform loads from its .ts path without a build step", async () => {
   const input = ['{"task":"A","n":1}', '{"task":"B","n":2}', '{"task":"C","n":3}', '{"task":"B","n":4}'].join('\n');
-  const { code, stdout, stderr } = await runCli(['pipeline', 'run', 'pipelines/examples/task-b-only.yaml', '--quiet'], { input });
+  const { code, stdout, stderr } = await runCli(['pipeline', 'run', 'pipelines/examples/task-b-only.yaml', '--quiet'], {
+    input,
+  });
   assert.equal(code, 0, stderr);
   assert.deepEqual(
-    stdout.trim().split('\n').map((l) => JSON.parse(l).n),
+    stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l).n),
     [2, 4],
   );
 });
@@ -18,7 +23,10 @@ test("the README's custom transform loads from its .ts path without a build step
 test('a custom node with a bad option is caught by validation like a built-in', async () => {
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'animind-custom-')), 'p.yaml');
   const node = path.join(repoRoot, 'pipelines/examples/keep-task.ts');
-  writeFileSync(file, `name: p\nnodes:\n  rows:\n    use: jsonl-source\n    path: "-"\n  keep:\n    use: ${node}\n    from: rows\n    tasks: [D]\n  write:\n    use: jsonl-sink\n    from: keep\n    path: "-"\n`);
+  writeFileSync(
+    file,
+    `name: p\nnodes:\n  rows:\n    use: jsonl-source\n    path: "-"\n  keep:\n    use: ${node}\n    from: rows\n    tasks: [D]\n  write:\n    use: jsonl-sink\n    from: keep\n    path: "-"\n`,
+  );
   const { code, stderr } = await runCli(['pipeline', 'validate', file]);
   assert.equal(code, 2);
   assert.match(stderr, /p\.yaml:9: node 'keep': option 'tasks\.0': Invalid option: expected one of "A"\|"B"\|"C"/);
@@ -26,7 +34,14 @@ test('a custom node with a bad option is caught by validation like a built-in', 
 
 test("a user node's error keeps its type and location: the user node and the CLI share one engine", async () => {
   const out = path.join(mkdtempSync(path.join(tmpdir(), 'animind-custom-')), 'rows.jsonl');
-  const { code, stderr } = await runCli(['pipeline', 'run', 'test/engine/pipelines/fail.yaml', '--quiet', '--set', `out=${out}`]);
+  const { code, stderr } = await runCli([
+    'pipeline',
+    'run',
+    'test/engine/pipelines/fail.yaml',
+    '--quiet',
+    '--set',
+    `out=${out}`,
+  ]);
   // A DataError from another copy of the engine would be wrapped as an unknown error: no key, and
   // a ConfigError would lose its exit code 2.
   assert.equal(stderr, "error: node 'check': key 'at': row 5000 is bad\n");

@@ -15,7 +15,12 @@ interface Session {
 
 /** Runs the CLI in a real pseudo-terminal, as a person at a shell would. */
 function session(args: string[]): Session {
-  const term = pty.spawn(process.execPath, [animindBin, ...args], { cols: 120, rows: 30, cwd: repoRoot, env: { ...process.env } as Record<string, string> });
+  const term = pty.spawn(process.execPath, [animindBin, ...args], {
+    cols: 120,
+    rows: 30,
+    cwd: repoRoot,
+    env: { ...process.env } as Record<string, string>,
+  });
   let output = '';
   term.onData((data) => (output += data));
   const exit = new Promise<{ exitCode: number; signal?: number }>((resolve) => term.onExit(resolve));
@@ -35,7 +40,15 @@ function session(args: string[]): Session {
 
 test('on a terminal, progress renders as bars: the stage bar and a per-source bar with a rate', async () => {
   const out = path.join(mkdtempSync(path.join(tmpdir(), 'animind-pty-')), 'numbers.jsonl');
-  const run = session(['pipeline', 'run', 'test/engine/pipelines/numbers.yaml', '--set', 'count=300000', '--set', `out=${out}`]);
+  const run = session([
+    'pipeline',
+    'run',
+    'test/engine/pipelines/numbers.yaml',
+    '--set',
+    'count=300000',
+    '--set',
+    `out=${out}`,
+  ]);
   const { exitCode } = await run.exit;
   assert.equal(exitCode, 0, run.output());
   assert.match(run.output(), /2\/2 Write \|[█░]+\|/);
@@ -45,7 +58,15 @@ test('on a terminal, progress renders as bars: the stage bar and a per-source ba
 
 test('Ctrl-C stops a run with exit 130 and leaves no output files', async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'animind-pty-'));
-  const run = session(['pipeline', 'run', 'test/engine/pipelines/numbers.yaml', '--set', 'count=200000000', '--set', `out=${path.join(dir, 'numbers.jsonl')}`]);
+  const run = session([
+    'pipeline',
+    'run',
+    'test/engine/pipelines/numbers.yaml',
+    '--set',
+    'count=200000000',
+    '--set',
+    `out=${path.join(dir, 'numbers.jsonl')}`,
+  ]);
   await run.waitFor(/write written/);
   run.term.write('\x03');
   const { exitCode } = await run.exit;

@@ -25,7 +25,9 @@ test('each setting has one default: a node option set from a parameter has no ot
         const param = typeof value === 'string' ? /^\$\{(\w+)\}$/.exec(value)?.[1] : undefined;
         const own = defaults.get(option);
         if (param && own !== undefined && JSON.stringify(own) !== JSON.stringify(params[param]))
-          disagreements.push(`${path.basename(file)}: ${id}.${option} defaults to ${JSON.stringify(own)}, parameter ${param} to ${JSON.stringify(params[param])}`);
+          disagreements.push(
+            `${path.basename(file)}: ${id}.${option} defaults to ${JSON.stringify(own)}, parameter ${param} to ${JSON.stringify(params[param])}`,
+          );
       }
     }
   }
@@ -33,12 +35,19 @@ test('each setting has one default: a node option set from a parameter has no ot
 });
 
 test("[train] keys that set train.yaml's parameters have no default of their own", () => {
-  const config = trainSchema.parse({ out_dir: 'runs', tokens: { semantic_vocab_path: 'v.json' } }) as Record<string, unknown>;
-  const declared = new Set(readPipelineFile(path.join(repoRoot, 'pipelines/train.yaml')).spec.paramSpecs.map((p) => p.name));
+  const config = trainSchema.parse({ out_dir: 'runs', tokens: { semantic_vocab_path: 'v.json' } }) as Record<
+    string,
+    unknown
+  >;
+  const declared = new Set(
+    readPipelineFile(path.join(repoRoot, 'pipelines/train.yaml')).spec.paramSpecs.map((p) => p.name),
+  );
   for (const [param, key] of Object.entries(TRAIN_PARAMS)) {
     assert.ok(declared.has(param), `train.yaml declares ${param}`);
     if (key === 'out_dir' || key === 'tokens.semantic_vocab_path') continue;
-    const value = key.split('.').reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], config);
+    const value = key
+      .split('.')
+      .reduce<unknown>((node, part) => (node as Record<string, unknown> | undefined)?.[part], config);
     assert.equal(value, undefined, `[train] ${key} has a default of its own: ${JSON.stringify(value)}`);
   }
 });

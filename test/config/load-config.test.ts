@@ -60,7 +60,10 @@ describe('[prep] config', () => {
   test('scan_workers takes a whole number or "auto", and says so for anything else', () => {
     assert.equal(loadPrepConfig(configFile(`${PREP}scan_workers = 4\n`)).scan_workers, 4);
     const file = configFile(`${PREP}scan_workers = "many"\n`);
-    assert.deepEqual(errorLines(() => loadPrepConfig(file)), [`${file}:5: key 'prep.scan_workers': expected a whole number of threads, or "auto"`]);
+    assert.deepEqual(
+      errorLines(() => loadPrepConfig(file)),
+      [`${file}:5: key 'prep.scan_workers': expected a whole number of threads, or "auto"`],
+    );
   });
 
   test('relative paths resolve against the config file, not the working directory', () => {
@@ -74,17 +77,21 @@ describe('[prep] config', () => {
 
   test('an unknown key names the key, the file and its line, with the likely intended key', () => {
     const file = configFile(`${PREP}task_b_max_histroy = 20\n`);
-    assert.deepEqual(errorLines(() => loadPrepConfig(file)), [
-      `${file}:5: unknown key 'task_b_max_histroy' in [prep] (did you mean 'task_b_max_history'?)`,
-    ]);
+    assert.deepEqual(
+      errorLines(() => loadPrepConfig(file)),
+      [`${file}:5: unknown key 'task_b_max_histroy' in [prep] (did you mean 'task_b_max_history'?)`],
+    );
   });
 
   test('a wrong type names the key, the expected type and what was found', () => {
     const file = configFile(`${PREP}seed = "42"\nexport_parquet = 1\n`);
-    assert.deepEqual(errorLines(() => loadPrepConfig(file)), [
-      `${file}:5: key 'prep.seed': expected integer, got string "42"`,
-      `${file}:6: key 'prep.export_parquet': expected boolean, got number 1`,
-    ]);
+    assert.deepEqual(
+      errorLines(() => loadPrepConfig(file)),
+      [
+        `${file}:5: key 'prep.seed': expected integer, got string "42"`,
+        `${file}:6: key 'prep.export_parquet': expected boolean, got number 1`,
+      ],
+    );
   });
 
   test('a bad list element points at its key', () => {
@@ -95,27 +102,35 @@ describe('[prep] config', () => {
 
   test('splits that do not sum to 1 are an error at split_task_a', () => {
     const file = configFile(`${PREP}split_task_a = 0.5\nsplit_task_b = 0.3\nsplit_task_c = 0.25\n`);
-    assert.deepEqual(errorLines(() => loadPrepConfig(file)), [
-      `${file}:5: key 'prep.split_task_a': split_task_a + split_task_b + split_task_c must sum to 1 (±1e-6), got 0.5 + 0.3 + 0.25 = 1.05`,
-    ]);
+    assert.deepEqual(
+      errorLines(() => loadPrepConfig(file)),
+      [
+        `${file}:5: key 'prep.split_task_a': split_task_a + split_task_b + split_task_c must sum to 1 (±1e-6), got 0.5 + 0.3 + 0.25 = 1.05`,
+      ],
+    );
   });
 
   test('a missing path key points at the [prep] header', () => {
     const file = configFile(`# settings\n[prep]\nsource_db = "a.sqlite"\nout_dir = "out"\n`);
-    assert.deepEqual(errorLines(() => loadPrepConfig(file)), [
-      `${file}:2: key 'prep.semantic_ids_path': expected string, got nothing`,
-    ]);
+    assert.deepEqual(
+      errorLines(() => loadPrepConfig(file)),
+      [`${file}:2: key 'prep.semantic_ids_path': expected string, got nothing`],
+    );
   });
 
   test('TOML syntax errors, unknown sections and a missing [prep] are config errors with a line where there is one', () => {
     const syntax = configFile(`${PREP}seed = = 4\n`);
     assert.match(errorLines(() => loadPrepConfig(syntax))[0]!, new RegExp(`^${syntax}:5: invalid TOML: `));
     const section = configFile(`${PREP}\n[prepp]\nseed = 1\n`);
-    assert.deepEqual(errorLines(() => loadPrepConfig(section)), [
-      `${section}:6: unknown top-level key 'prepp': expected the sections [prep] and [train]`,
-    ]);
+    assert.deepEqual(
+      errorLines(() => loadPrepConfig(section)),
+      [`${section}:6: unknown top-level key 'prepp': expected the sections [prep] and [train]`],
+    );
     const none = configFile(`[train]\nout_dir = "x"\n`);
-    assert.deepEqual(errorLines(() => loadPrepConfig(none)), [`${none}: no [prep] section: the prep phase reads its settings from it`]);
+    assert.deepEqual(
+      errorLines(() => loadPrepConfig(none)),
+      [`${none}: no [prep] section: the prep phase reads its settings from it`],
+    );
   });
 });
 
@@ -136,7 +151,13 @@ describe('[train] config', () => {
       dropout: 0.05,
       target_modules: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
     });
-    assert.deepEqual(config.phase2, { epochs: 3, weight_task_a: 0.1, weight_task_b: 0.45, weight_task_c: 0.45, max_domain_rows: 0 });
+    assert.deepEqual(config.phase2, {
+      epochs: 3,
+      weight_task_a: 0.1,
+      weight_task_b: 0.45,
+      weight_task_c: 0.45,
+      max_domain_rows: 0,
+    });
     assert.deepEqual(config.general_mix.sources, ['SlimOrca', 'OpenHermes']);
     assert.equal(config.wandb.api_key_env, 'WANDB_API_KEY');
   });
@@ -145,9 +166,21 @@ describe('[train] config', () => {
     const file = configFile(`[train]\nout_dir = "runs"\n[train.tokens]\nsemantic_vocab_path = "vocab.json"\n`);
     const config = loadTrainConfig(file);
     assert.equal(config.out_dir, path.join(path.dirname(file), 'runs'));
-    assert.deepEqual(config.phase2, { epochs: 3, weight_task_a: 0.1, weight_task_b: 0.45, weight_task_c: 0.45, max_domain_rows: 0 });
-    assert.deepEqual(config.phase1, { weight_task_a: 0.85, weight_task_b: 0.1, weight_task_c: 0.05, max_domain_rows: 0 });
-    for (const unset of [config.train_jsonl, config.eval.eval_every_steps, config.precision, config.seed]) assert.equal(unset, undefined);
+    assert.deepEqual(config.phase2, {
+      epochs: 3,
+      weight_task_a: 0.1,
+      weight_task_b: 0.45,
+      weight_task_c: 0.45,
+      max_domain_rows: 0,
+    });
+    assert.deepEqual(config.phase1, {
+      weight_task_a: 0.85,
+      weight_task_b: 0.1,
+      weight_task_c: 0.05,
+      max_domain_rows: 0,
+    });
+    for (const unset of [config.train_jsonl, config.eval.eval_every_steps, config.precision, config.seed])
+      assert.equal(unset, undefined);
   });
 
   test('problems in nested tables name the dotted key and its line', () => {
@@ -155,11 +188,14 @@ describe('[train] config', () => {
       `[train]\nout_dir = "runs"\ndevice = "gpu"\n[train.tokens]\nsemantic_vocab_path = "v.json"\n` +
         `[train.tokens.warm_start]\nenabled = true\n[train.lora]\nrank = 8\n`,
     );
-    assert.deepEqual(errorLines(() => loadTrainConfig(file)), [
-      `${file}:3: key 'train.device': expected auto, cpu, cuda or cuda:N`,
-      `${file}:6: key 'train.tokens.warm_start.semantic_ids_path': required when warm_start.enabled = true`,
-      `${file}:6: key 'train.tokens.warm_start.rqvae_checkpoint_path': required when warm_start.enabled = true`,
-      `${file}:9: unknown key 'rank' in [train.lora]; known keys: enabled, r, alpha, dropout, target_modules`,
-    ]);
+    assert.deepEqual(
+      errorLines(() => loadTrainConfig(file)),
+      [
+        `${file}:3: key 'train.device': expected auto, cpu, cuda or cuda:N`,
+        `${file}:6: key 'train.tokens.warm_start.semantic_ids_path': required when warm_start.enabled = true`,
+        `${file}:6: key 'train.tokens.warm_start.rqvae_checkpoint_path': required when warm_start.enabled = true`,
+        `${file}:9: unknown key 'rank' in [train.lora]; known keys: enabled, r, alpha, dropout, target_modules`,
+      ],
+    );
   });
 });

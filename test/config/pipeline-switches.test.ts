@@ -59,9 +59,19 @@ describe('pipeline switches: node-level enabled and a parameterised seed', () =>
   test('reading from a switched-off node says so', async () => {
     const dir = setup('ref');
     const file = path.join(dir, 'p.yaml');
-    writeFileSync(file, pipeline.replace('  jsonl:\n    use: jsonl-sink\n    from: rows', '  jsonl:\n    use: jsonl-sink\n    from: parquet'));
+    writeFileSync(
+      file,
+      pipeline.replace(
+        '  jsonl:\n    use: jsonl-sink\n    from: rows',
+        '  jsonl:\n    use: jsonl-sink\n    from: parquet',
+      ),
+    );
     await assert.rejects(loadTestPlan(file), (error: { problems: { oneLine(): string }[] }) => {
-      assert.ok(error.problems.some((p) => /p\.yaml:\d+: node 'jsonl': input 'parquet' is switched off \(enabled: false\)/.test(p.oneLine())));
+      assert.ok(
+        error.problems.some((p) =>
+          /p\.yaml:\d+: node 'jsonl': input 'parquet' is switched off \(enabled: false\)/.test(p.oneLine()),
+        ),
+      );
       return true;
     });
   });

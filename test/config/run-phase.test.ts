@@ -19,15 +19,22 @@ function project(settings = ''): { dir: string; config: string; out: string } {
 }
 
 function writeConfig(file: string, settings: string): void {
-  const base = ['source_db = "../anime.sqlite"', 'semantic_ids_path = "../semantic_ids.jsonl"', 'out_dir = "../out"', 'target_examples = 3000'];
+  const base = [
+    'source_db = "../anime.sqlite"',
+    'semantic_ids_path = "../semantic_ids.jsonl"',
+    'out_dir = "../out"',
+    'target_examples = 3000',
+  ];
   const keys = new Set(settings.split('\n').map((line) => line.split('=')[0]!.trim()));
   const lines = [...base.filter((line) => !keys.has(line.split('=')[0]!.trim())), settings];
   mkdirSync(path.dirname(file), { recursive: true });
   writeFileSync(file, `[prep]\n${lines.join('\n')}\n`);
 }
 
-const run = (config: string) => runCli(['run', '--phase', 'prep', '--config', config, '--progress', 'lines'], { env: TIME });
-const manifestOf = (out: string) => JSON.parse(readFileSync(path.join(out, 'llm_prep_manifest.json'), 'utf8')) as Manifest;
+const run = (config: string) =>
+  runCli(['run', '--phase', 'prep', '--config', config, '--progress', 'lines'], { env: TIME });
+const manifestOf = (out: string) =>
+  JSON.parse(readFileSync(path.join(out, 'llm_prep_manifest.json'), 'utf8')) as Manifest;
 
 describe('animind run --phase prep', () => {
   test('runs prep.yaml with the [prep] settings: JSONL, summary and manifest; Parquet only when asked', async () => {
@@ -90,10 +97,27 @@ describe('animind run --phase prep', () => {
     const { config, out } = project();
     assert.equal((await run(config)).code, 0);
     const direct = path.join(path.dirname(out), 'direct');
-    const args = ['pipeline', 'run', 'pipelines/prep.yaml', '--set', `database=${path.join(path.dirname(out), 'anime.sqlite')}`];
-    args.push('--set', `semantic_ids=${path.join(path.dirname(out), 'semantic_ids.jsonl')}`, '--set', 'target_examples=3000', '--set', `out_dir=${direct}`);
+    const args = [
+      'pipeline',
+      'run',
+      'pipelines/prep.yaml',
+      '--set',
+      `database=${path.join(path.dirname(out), 'anime.sqlite')}`,
+    ];
+    args.push(
+      '--set',
+      `semantic_ids=${path.join(path.dirname(out), 'semantic_ids.jsonl')}`,
+      '--set',
+      'target_examples=3000',
+      '--set',
+      `out_dir=${direct}`,
+    );
     assert.equal((await runCli(args, { env: TIME })).code, 0);
-    assert.ok(readFileSync(path.join(out, 'llm_prep_train.jsonl')).equals(readFileSync(path.join(direct, 'llm_prep_train.jsonl'))));
+    assert.ok(
+      readFileSync(path.join(out, 'llm_prep_train.jsonl')).equals(
+        readFileSync(path.join(direct, 'llm_prep_train.jsonl')),
+      ),
+    );
   });
 
   test('rebuild = false keeps outputs whose manifest matches, and rebuilds, saying why, when an input or a setting changed', async () => {
@@ -105,7 +129,10 @@ describe('animind run --phase prep', () => {
     writeConfig(config, 'rebuild = false');
     const kept = await run(config);
     assert.equal(kept.code, 0, kept.stderr);
-    assert.equal(kept.stderr, `prep: outputs in ${out} are up to date (same settings and input hashes as their manifest); nothing to do\n`);
+    assert.equal(
+      kept.stderr,
+      `prep: outputs in ${out} are up to date (same settings and input hashes as their manifest); nothing to do\n`,
+    );
     assert.equal(statSync(jsonl).mtimeMs, built);
 
     // A blank line is skipped by the reader, so the data stays valid while its bytes change.
@@ -114,7 +141,12 @@ describe('animind run --phase prep', () => {
     assert.equal(changed.code, 0, changed.stderr);
     const why = changed.stderr.split('\n').filter((line) => line.startsWith('prep: rebuilding'));
     assert.equal(why.length, 1);
-    assert.match(why[0]!, new RegExp(`rebuild = false: input ${path.join(dir, 'semantic_ids.jsonl')} changed: sha256 [0-9a-f]{12}… -> [0-9a-f]{12}…$`));
+    assert.match(
+      why[0]!,
+      new RegExp(
+        `rebuild = false: input ${path.join(dir, 'semantic_ids.jsonl')} changed: sha256 [0-9a-f]{12}… -> [0-9a-f]{12}…$`,
+      ),
+    );
     assert.notEqual(statSync(jsonl).mtimeMs, built);
     assert.equal((await run(config)).stderr.includes('up to date'), true);
 
@@ -124,20 +156,35 @@ describe('animind run --phase prep', () => {
 
     writeConfig(config, 'rebuild = false\ntask_b_max_history = 20');
     const setting = await run(config);
-    assert.match(setting.stderr, /^prep: rebuilding although rebuild = false: \[prep\] task_b_max_history changed: 30 -> 20$/m);
+    assert.match(
+      setting.stderr,
+      /^prep: rebuilding although rebuild = false: \[prep\] task_b_max_history changed: 30 -> 20$/m,
+    );
 
     writeFileSync(jsonl, 'edited\n');
-    assert.match((await run(config)).stderr, /rebuild = false: output .*llm_prep_train\.jsonl was modified after the manifest was written$/m);
+    assert.match(
+      (await run(config)).stderr,
+      /rebuild = false: output .*llm_prep_train\.jsonl was modified after the manifest was written$/m,
+    );
 
-    writeFileSync(path.join(out, 'llm_prep_manifest.json'), JSON.stringify({ ...manifestOf(out), tool: { name: 'animind', version: '0.0.1' } }));
-    assert.match((await run(config)).stderr, /rebuild = false: the outputs were written by animind 0\.0\.1, this is \d+\.\d+\.\d+$/m);
+    writeFileSync(
+      path.join(out, 'llm_prep_manifest.json'),
+      JSON.stringify({ ...manifestOf(out), tool: { name: 'animind', version: '0.0.1' } }),
+    );
+    assert.match(
+      (await run(config)).stderr,
+      /rebuild = false: the outputs were written by animind 0\.0\.1, this is \d+\.\d+\.\d+$/m,
+    );
   });
 
   test('a config problem exits 2 naming the file and line before anything runs (the [prep] header for a key left at its default)', async () => {
     const { config, out } = project('split_task_c = 0.5');
     const result = await run(config);
     assert.equal(result.code, 2);
-    assert.equal(result.stderr, `error: ${config}:1: key 'prep.split_task_a': split_task_a + split_task_b + split_task_c must sum to 1 (±1e-6), got 0.5 + 0.25 + 0.5 = 1.25\n`);
+    assert.equal(
+      result.stderr,
+      `error: ${config}:1: key 'prep.split_task_a': split_task_a + split_task_b + split_task_c must sum to 1 (±1e-6), got 0.5 + 0.25 + 0.5 = 1.25\n`,
+    );
     assert.equal(existsSync(out), false);
   });
 

@@ -14,14 +14,22 @@ const quiet = createReporter({ mode: 'quiet', format: 'text' });
 
 async function relay(input: string, batchSize: number, chunk: number): Promise<string> {
   const out = path.join(mkdtempSync(path.join(tmpdir(), 'animind-det-')), 'out.jsonl');
-  const plan = await loadTestPlan(path.join(here, 'pipelines/relay.yaml'), { in: input, out, batch_size: batchSize, chunk });
+  const plan = await loadTestPlan(path.join(here, 'pipelines/relay.yaml'), {
+    in: input,
+    out,
+    batch_size: batchSize,
+    chunk,
+  });
   await runPlan(plan, { reporter: quiet });
   return readFileSync(out, 'utf8');
 }
 
 test('output bytes do not depend on batch size or read buffer size', async () => {
   const input = path.join(mkdtempSync(path.join(tmpdir(), 'animind-in-')), 'in.jsonl');
-  writeFileSync(input, Array.from({ length: 3000 }, (_, n) => JSON.stringify({ n, key: `user-${n}` })).join('\n') + '\n');
+  writeFileSync(
+    input,
+    Array.from({ length: 3000 }, (_, n) => JSON.stringify({ n, key: `user-${n}` })).join('\n') + '\n',
+  );
   const reference = await relay(input, 1024, 1 << 20);
   assert.equal(reference.split('\n').length, 3001);
   for (const [batch, chunk] of [

@@ -10,8 +10,24 @@ const written = (write: (b: Utf8Buffer) => void) => {
 };
 
 test('jsonString gives exactly what JSON.stringify gives, escaping only where it must', () => {
-  const texts = ['plain', '', 'a "quote"', 'back\\slash', 'tab\tand\nnewline', 'ctl \u0000 \u001f', 'é 日本 😀', 'lone \ud800 high', 'lone \udfff low', '\u2028\u2029\u007f'];
-  for (const text of texts) assert.equal(written((b) => b.text(jsonString(text))), JSON.stringify(text), JSON.stringify(text));
+  const texts = [
+    'plain',
+    '',
+    'a "quote"',
+    'back\\slash',
+    'tab\tand\nnewline',
+    'ctl \u0000 \u001f',
+    'é 日本 😀',
+    'lone \ud800 high',
+    'lone \udfff low',
+    '\u2028\u2029\u007f',
+  ];
+  for (const text of texts)
+    assert.equal(
+      written((b) => b.text(jsonString(text))),
+      JSON.stringify(text),
+      JSON.stringify(text),
+    );
 });
 
 test('the buffer grows as text, bytes and copies arrive', () => {

@@ -34,7 +34,9 @@ test('where the project cache cannot be written, a worker script goes to the nex
   const dir = mkdtempSync(path.join(tmpdir(), 'animind-worker-script-'));
   const blocked = path.join(dir, 'read-only');
   writeFileSync(blocked, '');
-  const code = Buffer.from("import { parentPort } from 'node:worker_threads';\nimport { z } from 'zod';\nparentPort.postMessage(z.number().parse(42));\n");
+  const code = Buffer.from(
+    "import { parentPort } from 'node:worker_threads';\nimport { z } from 'zod';\nparentPort.postMessage(z.number().parse(42));\n",
+  );
   const fallback = path.join(dir, 'temporary');
   const folder = () => cacheFolder([blocked, fallback], path.join(repoRoot, 'node_modules'));
   const file = writeScript('uses-zod.mjs', code, folder());
@@ -48,7 +50,9 @@ test('where the project cache cannot be written, a worker script goes to the nex
 });
 
 test('run compiled, a worker loads its entry from the CLI build and nothing is bundled', () => {
-  const entry = pathToFileURL(path.join(mkdtempSync(path.join(tmpdir(), 'animind-worker-script-')), 'compiled-entry.ts'));
+  const entry = pathToFileURL(
+    path.join(mkdtempSync(path.join(tmpdir(), 'animind-worker-script-')), 'compiled-entry.ts'),
+  );
   const compiled = pathToFileURL(path.join(tmpdir(), 'cli-build', 'compiled-entry.mjs')).href;
   setCompiledModules((source) => (source === fileURLToPath(entry) ? compiled : undefined));
   try {

@@ -13,7 +13,10 @@ export interface CliResult {
 }
 
 /** Runs the real CLI as a child process (no terminal), optionally feeding stdin. */
-export function runCli(args: string[], options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  options: { cwd?: string; input?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [animindBin, ...args], {
       cwd: options.cwd ?? repoRoot,

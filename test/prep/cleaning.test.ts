@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import cleanAnimeNode, { cleanAnime } from '../../transforms/prep/clean-anime.ts';
-import { cleanList, cleanText, isSynopsisPlaceholder, joinPhrase, yearFromColumn, yearFromText } from '../../transforms/prep/text.ts';
+import {
+  cleanList,
+  cleanText,
+  isSynopsisPlaceholder,
+  joinPhrase,
+  yearFromColumn,
+  yearFromText,
+} from '../../transforms/prep/text.ts';
 import { runNode } from './harness.ts';
 
 test('whitespace runs (spaces, tabs, CR/LF) collapse to one space and ends are trimmed', () => {
@@ -17,7 +24,10 @@ test('placeholders count as missing: Unknown in any case, N/A, None, -, empty', 
 });
 
 test('synopsis text starting "No synopsis information has been added" is missing', () => {
-  assert.equal(isSynopsisPlaceholder('No synopsis information has been added to this title. Help improve our database'), true);
+  assert.equal(
+    isSynopsisPlaceholder('No synopsis information has been added to this title. Help improve our database'),
+    true,
+  );
   assert.equal(cleanText('No synopsis information has been added yet.', isSynopsisPlaceholder).value, null);
   assert.equal(cleanText('A bounty hunter story.', isSynopsisPlaceholder).value, 'A bounty hunter story.');
 });
@@ -44,8 +54,14 @@ test('year: the year column when it is a non-negative integer, else the 4-digit 
 });
 
 test('title is english_name, else name; both missing leaves no title', () => {
-  assert.equal(cleanAnime({ anime_id: 1, name: 'Kaubōi Bibappu', english_name: 'Cowboy Bebop' }, {}).title, 'Cowboy Bebop');
-  assert.equal(cleanAnime({ anime_id: 1, name: 'Kaubōi Bibappu', english_name: 'Unknown' }, {}).title, 'Kaubōi Bibappu');
+  assert.equal(
+    cleanAnime({ anime_id: 1, name: 'Kaubōi Bibappu', english_name: 'Cowboy Bebop' }, {}).title,
+    'Cowboy Bebop',
+  );
+  assert.equal(
+    cleanAnime({ anime_id: 1, name: 'Kaubōi Bibappu', english_name: 'Unknown' }, {}).title,
+    'Kaubōi Bibappu',
+  );
   assert.equal(cleanAnime({ anime_id: 1, name: 'N/A', english_name: null }, {}).title, null);
 });
 
@@ -58,11 +74,49 @@ test('phrase joining: one item as is, two with "and", three or more with commas 
 
 test('prep-clean-anime counts the placeholders removed per field', async () => {
   const rows = [
-    { anime_id: 1, name: 'Trigun', english_name: 'Unknown', genres: 'Action, Unknown', studios: 'None', synopsis: '', premiered: '-', type: 'TV', source: 'Manga' },
-    { anime_id: 2, name: 'unknown', english_name: 'N/A', genres: null, studios: 'Madhouse', synopsis: 'Fine.', premiered: 'Fall 2005', type: 'Unknown', source: null },
+    {
+      anime_id: 1,
+      name: 'Trigun',
+      english_name: 'Unknown',
+      genres: 'Action, Unknown',
+      studios: 'None',
+      synopsis: '',
+      premiered: '-',
+      type: 'TV',
+      source: 'Manga',
+    },
+    {
+      anime_id: 2,
+      name: 'unknown',
+      english_name: 'N/A',
+      genres: null,
+      studios: 'Madhouse',
+      synopsis: 'Fine.',
+      premiered: 'Fall 2005',
+      type: 'Unknown',
+      source: null,
+    },
   ];
   const { rows: out, stats } = await runNode(cleanAnimeNode, {}, { in: [rows] });
-  assert.deepEqual(stats.placeholders_removed, { name: 1, english_name: 2, genres: 1, studios: 1, synopsis: 1, premiered: 1, type: 1, source: 0 });
-  assert.deepEqual(out[0], { anime_id: 1, title: 'Trigun', genres: ['Action'], studios: [], year: null, synopsis: null, type: 'TV', source: 'Manga' });
+  assert.deepEqual(stats.placeholders_removed, {
+    name: 1,
+    english_name: 2,
+    genres: 1,
+    studios: 1,
+    synopsis: 1,
+    premiered: 1,
+    type: 1,
+    source: 0,
+  });
+  assert.deepEqual(out[0], {
+    anime_id: 1,
+    title: 'Trigun',
+    genres: ['Action'],
+    studios: [],
+    year: null,
+    synopsis: null,
+    type: 'TV',
+    source: 'Manga',
+  });
   assert.equal((out[1] as { year: number }).year, 2005);
 });

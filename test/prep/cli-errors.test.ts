@@ -10,7 +10,11 @@ import { ROOT, tempDir } from './run-prep.ts';
 /** Runs the real CLI on prep.yaml, as a user would. */
 function runCli(args: string[]): Promise<{ code: number | null; stderr: string; stdout: string }> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['bin/animind.mjs', 'pipeline', 'run', 'pipelines/prep.yaml', '--quiet', ...args], { cwd: ROOT });
+    const child = spawn(
+      process.execPath,
+      ['bin/animind.mjs', 'pipeline', 'run', 'pipelines/prep.yaml', '--quiet', ...args],
+      { cwd: ROOT },
+    );
     let stderr = '';
     let stdout = '';
     child.stderr.on('data', (chunk) => (stderr += chunk));
@@ -56,7 +60,13 @@ const CASES: Case[] = [
   },
   {
     name: 'a user_anime without an index led by user_id',
-    arrange: (f) => (editDb(f, 'CREATE TABLE keyless AS SELECT * FROM user_anime; DROP TABLE user_anime; ALTER TABLE keyless RENAME TO user_anime'), {}),
+    arrange: (f) => (
+      editDb(
+        f,
+        'CREATE TABLE keyless AS SELECT * FROM user_anime; DROP TABLE user_anime; ALTER TABLE keyless RENAME TO user_anime',
+      ),
+      {}
+    ),
     code: 2,
     says: (f) => [/prep\.yaml:\d+/, f.database, "table 'user_anime'", 'no index led by user_id', 'CREATE INDEX'],
   },
@@ -126,13 +136,20 @@ describe('bad input: one error line, the right exit code, no partial output', { 
       t.after(() => rmSync(dir, { recursive: true, force: true }));
       const fixture = buildFixture(dir, { users: 12 });
       const outDir = path.join(dir, 'out');
-      const sets = { database: fixture.database, semantic_ids: fixture.semanticIds, out_dir: outDir, target_examples: '20', ...c.arrange(fixture, dir) };
+      const sets = {
+        database: fixture.database,
+        semantic_ids: fixture.semanticIds,
+        out_dir: outDir,
+        target_examples: '20',
+        ...c.arrange(fixture, dir),
+      };
       const { code, stderr, stdout } = await runCli(Object.entries(sets).flatMap(([k, v]) => ['--set', `${k}=${v}`]));
       const lines = stderr.split('\n').filter(Boolean);
       assert.equal(lines.length, 1, `expected one line on stderr, got:\n${stderr}`);
       assert.match(lines[0]!, /^error: /);
       for (const expected of c.says(fixture)) {
-        if (typeof expected === 'string') assert.ok(lines[0]!.includes(expected), `${lines[0]} should mention ${expected}`);
+        if (typeof expected === 'string')
+          assert.ok(lines[0]!.includes(expected), `${lines[0]} should mention ${expected}`);
         else assert.match(lines[0]!, expected);
       }
       assert.equal(code, c.code, lines[0]);

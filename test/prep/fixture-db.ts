@@ -20,7 +20,8 @@ export interface Fixture {
   semanticIds: string;
 }
 
-export const SYNOPSIS_PLACEHOLDER = 'No synopsis information has been added to this title. Help improve our database by adding a synopsis here.';
+export const SYNOPSIS_PLACEHOLDER =
+  'No synopsis information has been added to this title. Help improve our database by adding a synopsis here.';
 /** Anime 1–38 have a semantic id and a row; 39–40 only a row; 41–42 only a semantic id. */
 const ANIME_ROWS = 40;
 const SID_IDS = [...Array.from({ length: 38 }, (_, i) => i + 1), 41, 42];
@@ -50,9 +51,18 @@ function animeRow(id: number, withYear: boolean): Record<string, unknown> {
     name: titleless ? 'Unknown' : id % 5 === 2 ? `Anime \t ${id}\n(TV)` : `Anime ${id}`,
     english_name: titleless ? 'N/A' : [`English ${id}`, 'Unknown', ' unknown ', '', null][id % 5],
     genres: genres(id),
-    synopsis: id % 4 === 0 ? SYNOPSIS_PLACEHOLDER : id % 7 === 0 ? '-' : `Story of anime ${id}.\r\n\r\nIt  has   odd spacing.`,
-    studios: id % 5 === 0 ? 'None' : [choose('studio', id, STUDIOS), id % 3 === 0 ? choose('studio2', id, STUDIOS) : 'Unknown'].join(', '),
-    premiered: id % 6 === 0 ? 'Unknown' : id % 11 === 0 ? null : `${choose('season', id, SEASONS)} ${1995 + pick('year', id, 12)}`,
+    synopsis:
+      id % 4 === 0 ? SYNOPSIS_PLACEHOLDER : id % 7 === 0 ? '-' : `Story of anime ${id}.\r\n\r\nIt  has   odd spacing.`,
+    studios:
+      id % 5 === 0
+        ? 'None'
+        : [choose('studio', id, STUDIOS), id % 3 === 0 ? choose('studio2', id, STUDIOS) : 'Unknown'].join(', '),
+    premiered:
+      id % 6 === 0
+        ? 'Unknown'
+        : id % 11 === 0
+          ? null
+          : `${choose('season', id, SEASONS)} ${1995 + pick('year', id, 12)}`,
     type: id % 9 === 0 ? 'Unknown' : choose('type', id, TYPES),
     source: id % 8 === 0 ? '-' : choose('source', id, SOURCES),
     imported_at: '2024-01-01T00:00:00Z',
@@ -60,16 +70,35 @@ function animeRow(id: number, withYear: boolean): Record<string, unknown> {
   };
 }
 
-const sidOf = (id: number) => Array.from({ length: 8 }, (_, level) => `<L${level + 1}_${pick(`sid${level}`, id, 2048)}>`).join('');
+const sidOf = (id: number) =>
+  Array.from({ length: 8 }, (_, level) => `<L${level + 1}_${pick(`sid${level}`, id, 2048)}>`).join('');
 
-export function buildFixture(dir: string, { users = 60, maxRows = 24, withYear = false }: FixtureOptions = {}): Fixture {
+export function buildFixture(
+  dir: string,
+  { users = 60, maxRows = 24, withYear = false }: FixtureOptions = {},
+): Fixture {
   const database = path.join(dir, 'anime.sqlite');
   const semanticIds = path.join(dir, 'semantic_ids.jsonl');
   const db = new Database(database);
-  const columns = ['anime_id INTEGER PRIMARY KEY', 'name TEXT', 'english_name TEXT', 'genres TEXT', 'synopsis TEXT', 'studios TEXT'];
-  columns.push('premiered TEXT', 'type TEXT', 'source TEXT', 'imported_at TEXT NOT NULL', ...(withYear ? ['year INTEGER'] : []));
+  const columns = [
+    'anime_id INTEGER PRIMARY KEY',
+    'name TEXT',
+    'english_name TEXT',
+    'genres TEXT',
+    'synopsis TEXT',
+    'studios TEXT',
+  ];
+  columns.push(
+    'premiered TEXT',
+    'type TEXT',
+    'source TEXT',
+    'imported_at TEXT NOT NULL',
+    ...(withYear ? ['year INTEGER'] : []),
+  );
   db.exec(`CREATE TABLE anime (${columns.join(', ')})`);
-  db.exec('CREATE TABLE users (user_id INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT UNIQUE NOT NULL, discovered_at TEXT NOT NULL)');
+  db.exec(
+    'CREATE TABLE users (user_id INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT UNIQUE NOT NULL, discovered_at TEXT NOT NULL)',
+  );
   db.exec(`CREATE TABLE user_anime (user_id INTEGER NOT NULL, anime_id INTEGER NOT NULL, score INTEGER NOT NULL,
     watching_status INTEGER NOT NULL, watched_episodes INTEGER NOT NULL, scraped_at TEXT NOT NULL, PRIMARY KEY (user_id, anime_id))`);
   const insertAnime = db.prepare(`INSERT INTO anime VALUES (${columns.map(() => '?').join(', ')})`);
@@ -81,17 +110,32 @@ export function buildFixture(dir: string, { users = 60, maxRows = 24, withYear =
       const userId = 3 * u + 1;
       insertUser.run(userId, `user${userId}`, '2024-01-01');
       const count = pick('rows', u, maxRows + 1);
-      const animeIds = [...new Set(Array.from({ length: count }, (_, k) => 1 + pick('anime', u * 100 + k, 42)))].sort((a, b) => a - b);
+      const animeIds = [...new Set(Array.from({ length: count }, (_, k) => 1 + pick('anime', u * 100 + k, 42)))].sort(
+        (a, b) => a - b,
+      );
       for (const animeId of animeIds) {
         const k = u * 100 + animeId;
         const day = 1 + pick('day', k, 5);
-        insertWatch.run(userId, animeId, pick('score', k, 11), choose('status', k, STATUSES), pick('episodes', k, 26), `2024-02-0${day}T00:00:00`);
+        insertWatch.run(
+          userId,
+          animeId,
+          pick('score', k, 11),
+          choose('status', k, STATUSES),
+          pick('episodes', k, 26),
+          `2024-02-0${day}T00:00:00`,
+        );
       }
     }
   })();
   db.close();
   const lines = SID_IDS.map((id) =>
-    JSON.stringify({ anime_id: id, name: `Anime ${id}`, english_name: null, semantic_id: sidOf(id), genres: id % 10 === 7 ? 'Slice of Life, Music' : null }),
+    JSON.stringify({
+      anime_id: id,
+      name: `Anime ${id}`,
+      english_name: null,
+      semantic_id: sidOf(id),
+      genres: id % 10 === 7 ? 'Slice of Life, Music' : null,
+    }),
   );
   writeFileSync(semanticIds, lines.join('\n') + '\n');
   return { database, semanticIds };

@@ -4,7 +4,16 @@ import groupUsers from '../../transforms/prep/group-users.ts';
 import type { UserRecord } from '../../transforms/prep/types.ts';
 import { rebatch, runNode, watch } from './harness.ts';
 
-const rows = [watch(1, 10), watch(1, 11), watch(1, 12), watch(2, 10), watch(5, 3), watch(5, 4), watch(5, 9), watch(8, 1)];
+const rows = [
+  watch(1, 10),
+  watch(1, 11),
+  watch(1, 12),
+  watch(2, 10),
+  watch(5, 3),
+  watch(5, 4),
+  watch(5, 9),
+  watch(8, 1),
+];
 const shape = (users: UserRecord[]) => users.map((u) => [u.user_id, u.rows.map((r) => r.anime_id)]);
 
 test('consecutive rows of a user become one record, whatever the batch boundaries', async () => {
@@ -28,5 +37,8 @@ test('no rows -> no users', async () => {
 });
 
 test('rows out of user_id order are an error, not a silently split user', async () => {
-  await assert.rejects(runNode(groupUsers, {}, { in: [[watch(2, 1), watch(1, 1)]] }), /ordered by user_id.*user 1 follows user 2/);
+  await assert.rejects(
+    runNode(groupUsers, {}, { in: [[watch(2, 1), watch(1, 1)]] }),
+    /ordered by user_id.*user 1 follows user 2/,
+  );
 });

@@ -10,11 +10,25 @@ export function rebatch<T>(rows: readonly T[], size: number): T[][] {
 }
 
 /** Runs one transform node on in-memory batches per port, in a real run of the engine. */
-export const runNode = <T = unknown>(def: NodeDefinition, options: Record<string, unknown>, ports: Record<string, unknown[][]>, run: { id?: string; seed?: number; batchSize?: number } = {}) =>
-  runTransform<T>(def, options, ports, run);
+export const runNode = <T = unknown>(
+  def: NodeDefinition,
+  options: Record<string, unknown>,
+  ports: Record<string, unknown[][]>,
+  run: { id?: string; seed?: number; batchSize?: number } = {},
+) => runTransform<T>(def, options, ports, run);
 
 export function info(anime_id: number, fields: Partial<AnimeInfo> = {}): AnimeInfo {
-  return { anime_id, title: null, genres: [], studios: [], year: null, synopsis: null, type: null, source: null, ...fields };
+  return {
+    anime_id,
+    title: null,
+    genres: [],
+    studios: [],
+    year: null,
+    synopsis: null,
+    type: null,
+    source: null,
+    ...fields,
+  };
 }
 
 /** A catalog entry whose semantic id is `<S{id}>`, so expected strings stay readable. */

@@ -5,9 +5,13 @@ import { priorityOrder } from '../../transforms/prep/priority-order.ts';
 
 /** The order priorityOrder must give, by a plain comparator. */
 const reference = (priorities: number[], keys: string[]) =>
-  priorities.map((_, i) => i).sort((a, b) => priorities[a]! - priorities[b]! || (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : 0));
+  priorities
+    .map((_, i) => i)
+    .sort((a, b) => priorities[a]! - priorities[b]! || (keys[a]! < keys[b]! ? -1 : keys[a]! > keys[b]! ? 1 : 0));
 
-const order = (priorities: number[], keys: string[]) => [...priorityOrder(Float64Array.from(priorities), (i) => keys[i]!)];
+const order = (priorities: number[], keys: string[]) => [
+  ...priorityOrder(Float64Array.from(priorities), (i) => keys[i]!),
+];
 
 test('priorityOrder sorts keyed-hash priorities as a comparator would', () => {
   const keys = Array.from({ length: 5000 }, (_, i) => `B:${i}:last`);

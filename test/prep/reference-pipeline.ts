@@ -13,7 +13,8 @@ export function writeReferencePipeline(dir: string): string {
   const nodes = doc.get('nodes') as YAMLMap;
   const at = nodes.items.findIndex((pair) => String((pair as Pair<{ value: string }>).key.value) === 'history');
   const fast = (nodes.items[at]!.value as YAMLMap).toJSON() as Record<string, unknown>;
-  if (fast.use !== 'prep-user-histories') throw new Error(`prep.yaml: expected node 'history' to use prep-user-histories, found ${String(fast.use)}`);
+  if (fast.use !== 'prep-user-histories')
+    throw new Error(`prep.yaml: expected node 'history' to use prep-user-histories, found ${String(fast.use)}`);
   const stage = fast.stage;
   const generic = {
     user_anime: {

@@ -11,7 +11,14 @@ import { rebatch, runNode } from './harness.ts';
 
 const item = (task: Task, n: number): PoolItem<TaskRow> => ({
   key: `${task}:${n}`,
-  row: { task, input: `in ${n}`, output: `out ${n}`, anime_ids: [n], user_id: task === 'A' ? null : n, meta: { template_id: 't' } },
+  row: {
+    task,
+    input: `in ${n}`,
+    output: `out ${n}`,
+    anime_ids: [n],
+    user_id: task === 'A' ? null : n,
+    meta: { template_id: 't' },
+  },
 });
 const pool = (task: Task, size: number) => Array.from({ length: size }, (_, n) => item(task, n));
 const options = (target: number) => ({ target_examples: target, split_a: 0.5, split_b: 0.25, split_c: 0.25 });
@@ -33,7 +40,10 @@ test('splits must sum to 1 (±1e-6)', () => {
 
 test('bottom-k keeps the k smallest priorities, whatever the arrival order', () => {
   const values = Array.from({ length: 500 }, (_, i) => ({ p: (i * 7919) % 1000, key: `k${i}` }));
-  const smallest = [...values].sort((a, b) => a.p - b.p).slice(0, 20).map((v) => v.key);
+  const smallest = [...values]
+    .sort((a, b) => a.p - b.p)
+    .slice(0, 20)
+    .map((v) => v.key);
   for (const order of [values, [...values].reverse()]) {
     const sampler = new BottomK<string>(20, (key) => key);
     for (const v of order) sampler.offer(v.p, v.key);
@@ -49,18 +59,34 @@ test('bottom-k breaks equal priorities on the key, which it asks of the item onl
   const asked: string[] = [];
   const sampler = new BottomK<{ id: string }>(2, (item) => (asked.push(item.id), item.id));
   for (const id of ['c', 'a', 'd', 'b']) sampler.offer(5, { id });
-  assert.deepEqual(sampler.take().map((item) => item.id), ['a', 'b']);
+  assert.deepEqual(
+    sampler.take().map((item) => item.id),
+    ['a', 'b'],
+  );
   asked.length = 0;
   const distinct = new BottomK<{ id: string }>(2, (item) => (asked.push(item.id), item.id));
-  for (const [p, id] of [[3, 'c'], [1, 'a'], [4, 'd'], [2, 'b']] as const) distinct.offer(p, { id });
-  assert.deepEqual(distinct.take().map((item) => item.id), ['a', 'b']);
+  for (const [p, id] of [
+    [3, 'c'],
+    [1, 'a'],
+    [4, 'd'],
+    [2, 'b'],
+  ] as const)
+    distinct.offer(p, { id });
+  assert.deepEqual(
+    distinct.take().map((item) => item.id),
+    ['a', 'b'],
+  );
   assert.deepEqual(asked, []);
 });
 
 test('pool >= quota: a uniform sample without replacement, the same for any batching or order', async () => {
   const run = async (size: number, reverse = false) => {
     const a = reverse ? pool('A', 2000).reverse() : pool('A', 2000);
-    const { rows, stats } = await runNode<PoolItem<TaskRow>>(sampleNode, options(400), { a: rebatch(a, size), b: [pool('B', 300)], c: [pool('C', 300)] });
+    const { rows, stats } = await runNode<PoolItem<TaskRow>>(sampleNode, options(400), {
+      a: rebatch(a, size),
+      b: [pool('B', 300)],
+      c: [pool('C', 300)],
+    });
     return { keys: rows.map((r) => r.key), stats };
   };
   const reference = await run(4096);
@@ -77,7 +103,11 @@ test('pool >= quota: a uniform sample without replacement, the same for any batc
 });
 
 test('0 < pool < quota: full passes, each in a fresh keyed order, reported as the oversampling factor', async () => {
-  const { rows, stats } = await runNode<PoolItem<TaskRow>>(sampleNode, options(40), { a: [pool('A', 20)], b: [pool('B', 4)], c: [pool('C', 3)] });
+  const { rows, stats } = await runNode<PoolItem<TaskRow>>(sampleNode, options(40), {
+    a: [pool('A', 20)],
+    b: [pool('B', 4)],
+    c: [pool('C', 3)],
+  });
   const b = rows.filter((r) => r.row.task === 'B').map((r) => r.key);
   assert.equal(b.length, 10);
   assert.deepEqual(b.slice(0, 4).sort(), ['B:0', 'B:1', 'B:2', 'B:3'], 'the first pass is the whole pool');
@@ -91,16 +121,26 @@ test('0 < pool < quota: full passes, each in a fresh keyed order, reported as th
 test('fillByPasses takes whole passes as the pool stands and cuts the last by the keyed priority of (key, pass)', () => {
   const items = pool('C', 3);
   const priority = (key: string, pass: number) => (pass === 1 ? -Number(key.slice(2)) : Number(key.slice(2)));
-  assert.deepEqual(fillByPasses(items, 5, priority).map((i) => i.key), ['C:0', 'C:1', 'C:2', 'C:2#1', 'C:1#1']);
+  assert.deepEqual(
+    fillByPasses(items, 5, priority).map((i) => i.key),
+    ['C:0', 'C:1', 'C:2', 'C:2#1', 'C:1#1'],
+  );
 });
 
 test('an empty pool with a positive quota is an error naming the task', async () => {
-  await assert.rejects(runNode(sampleNode, options(40), { a: [pool('A', 20)], b: [], c: [pool('C', 3)] }), (error: unknown) => {
-    assert.ok(error instanceof DataError);
-    assert.match(error.message, /^Task B pool is empty but its quota is 10/);
-    return true;
-  });
-  const { rows } = await runNode<PoolItem<TaskRow>>(sampleNode, { ...options(4), split_a: 1, split_b: 0, split_c: 0 }, { a: [pool('A', 20)], b: [], c: [] });
+  await assert.rejects(
+    runNode(sampleNode, options(40), { a: [pool('A', 20)], b: [], c: [pool('C', 3)] }),
+    (error: unknown) => {
+      assert.ok(error instanceof DataError);
+      assert.match(error.message, /^Task B pool is empty but its quota is 10/);
+      return true;
+    },
+  );
+  const { rows } = await runNode<PoolItem<TaskRow>>(
+    sampleNode,
+    { ...options(4), split_a: 1, split_b: 0, split_c: 0 },
+    { a: [pool('A', 20)], b: [], c: [] },
+  );
   assert.equal(rows.length, 4, 'an empty pool with quota 0 is fine');
 });
 
@@ -109,8 +149,20 @@ test('shuffle: all tasks together in a keyed order, numbered prep_000000001…, 
   const run = async (rows: PoolItem[], size: number, batchSize: number) =>
     (await runNode<PrepRow>(shuffleNode, {}, { in: rebatch(rows, size) }, { batchSize })).rows;
   const reference = await run(items, 4096, 1024);
-  assert.deepEqual(reference.map((r) => r.example_id).slice(0, 3), ['prep_000000001', 'prep_000000002', 'prep_000000003']);
-  assert.deepEqual(Object.keys(reference[0]!), ['example_id', 'task', 'input', 'output', 'anime_ids', 'user_id', 'meta']);
+  assert.deepEqual(reference.map((r) => r.example_id).slice(0, 3), [
+    'prep_000000001',
+    'prep_000000002',
+    'prep_000000003',
+  ]);
+  assert.deepEqual(Object.keys(reference[0]!), [
+    'example_id',
+    'task',
+    'input',
+    'output',
+    'anime_ids',
+    'user_id',
+    'meta',
+  ]);
   assert.notDeepEqual(reference.map((r) => r.task).join(''), items.map((i) => i.row.task).join(''), 'tasks are mixed');
   assert.deepEqual(await run([...items].reverse(), 7, 3), reference);
 });

@@ -18,23 +18,31 @@ const counts = (): HistoryCounts => ({ unknown_anime_rows: 0, status_filtered_ro
 test('Task B input: "A user watched" then "then watched", <anime_start>SID<anime_end>, sentiment on unmasked positions, [MASK] at the mask', () => {
   const rows = [watch(9, 1, { score: 9 }), watch(9, 2, { score: 5 }), watch(9, 3, { watching_status: 4 })];
   const item = taskBRow({ user_id: 9, rows, mask_mode: 'random', mask_index: 1 }, catalog, 7);
-  assert.deepEqual({ key: item.key, row: madeRow(item.row) }, {
-    key: 'B:9:random',
-    row: {
-      task: 'B',
-      input:
-        'A user watched <anime_start><S1><anime_end> <liked> then watched <anime_start>[MASK]<anime_end> then watched <anime_start><S3><anime_end> <dropped>',
-      output: '<S2>',
-      anime_ids: [1, 2, 3],
-      user_id: 9,
-      meta: { template_id: 'watch_sequence_mask', mask_mode: 'random', mask_index: 1, history_len: 3 },
+  assert.deepEqual(
+    { key: item.key, row: madeRow(item.row) },
+    {
+      key: 'B:9:random',
+      row: {
+        task: 'B',
+        input:
+          'A user watched <anime_start><S1><anime_end> <liked> then watched <anime_start>[MASK]<anime_end> then watched <anime_start><S3><anime_end> <dropped>',
+        output: '<S2>',
+        anime_ids: [1, 2, 3],
+        user_id: 9,
+        meta: { template_id: 'watch_sequence_mask', mask_mode: 'random', mask_index: 1, history_len: 3 },
+      },
     },
-  });
+  );
 });
 
 test('Task B in a catalog of more than 65,536 anime: positions past the 65,536th anime read back as written', () => {
   const big = catalogOf(...Array.from({ length: 70000 }, (_, i) => entry(i + 1)));
-  const rows = [watch(9, 3, { score: 9 }), watch(9, 65537, { score: 5 }), watch(9, 69999, { watching_status: 4 }), watch(9, 65536)];
+  const rows = [
+    watch(9, 3, { score: 9 }),
+    watch(9, 65537, { score: 5 }),
+    watch(9, 69999, { watching_status: 4 }),
+    watch(9, 65536),
+  ];
   const row = madeRow(taskBRow({ user_id: 9, rows, mask_mode: 'last', mask_index: 3 }, big, 7).row);
   assert.equal(
     row.input,
@@ -69,15 +77,26 @@ test('sentiment: anything else (score 0, or between disliked and liked) is <watc
 
 test('history: only allowed statuses; anime without a semantic id are dropped and counted', () => {
   const c = counts();
-  const user = { user_id: 1, rows: [watch(1, 1), watch(1, 2, { watching_status: 5 }), watch(1, 99), watch(1, 3), watch(1, 4), watch(1, 5)] };
+  const user = {
+    user_id: 1,
+    rows: [watch(1, 1), watch(1, 2, { watching_status: 5 }), watch(1, 99), watch(1, 3), watch(1, 4), watch(1, 5)],
+  };
   const history = userHistory(user, catalog, options, c);
-  assert.deepEqual(history.rows.map((r) => r.anime_id), [1, 3, 4, 5]);
+  assert.deepEqual(
+    history.rows.map((r) => r.anime_id),
+    [1, 3, 4, 5],
+  );
   assert.equal(history.eligible, true);
   assert.deepEqual(c, { unknown_anime_rows: 1, status_filtered_rows: 1 });
 });
 
 test('history: fewer than task_b_min_history rows left -> not eligible for Task B', () => {
-  const history = userHistory({ user_id: 1, rows: [watch(1, 1), watch(1, 2), watch(1, 3), watch(1, 99)] }, catalog, options, counts());
+  const history = userHistory(
+    { user_id: 1, rows: [watch(1, 1), watch(1, 2), watch(1, 3), watch(1, 99)] },
+    catalog,
+    options,
+    counts(),
+  );
   assert.equal(history.eligible, false);
   assert.equal(history.rows.length, 3);
 });
@@ -93,9 +112,15 @@ test('history: sorted by scraped_at asc, status asc, score desc, episodes desc, 
     watch(1, 2, { scraped_at: '2023-12-31' }),
   ];
   const all = userHistory({ user_id: 1, rows }, catalog, { ...options, max: 30 }, counts());
-  assert.deepEqual(all.rows.map((r) => r.anime_id), [2, 5, 3, 4, 6, 7, 8]);
+  assert.deepEqual(
+    all.rows.map((r) => r.anime_id),
+    [2, 5, 3, 4, 6, 7, 8],
+  );
   const last = userHistory({ user_id: 1, rows }, catalog, { ...options, max: 4 }, counts());
-  assert.deepEqual(last.rows.map((r) => r.anime_id), [4, 6, 7, 8]);
+  assert.deepEqual(
+    last.rows.map((r) => r.anime_id),
+    [4, 6, 7, 8],
+  );
 });
 
 test('mask: last -> len-1; random -> in [0, len-2]; a taken position is skipped; len < 2 -> none', () => {
@@ -106,7 +131,10 @@ test('mask: last -> len-1; random -> in [0, len-2]; a taken position is skipped;
     assert.equal(mode, 'random');
     assert.ok(index >= 0 && index <= 3, `index ${index}`);
   }
-  assert.deepEqual(maskPositions(1, 2, ['random', 'last'], keyed), [['random', 0], ['last', 1]]);
+  assert.deepEqual(maskPositions(1, 2, ['random', 'last'], keyed), [
+    ['random', 0],
+    ['last', 1],
+  ]);
   assert.deepEqual(maskPositions(1, 5, ['last', 'last'], keyed), [['last', 4]], 'the second last is already taken');
   assert.deepEqual(maskPositions(1, 1, ['last', 'random'], keyed), []);
 });
@@ -125,7 +153,12 @@ test('mask: the random position depends on the user id, not on arrival order or 
     rows: Array.from({ length: 4 + (i % 9) }, (_, k) => watch(1000 + i, k + 1)),
   }));
   const run = async (rows: UserHistory[], size: number) => {
-    const { rows: out } = await runNode<MaskedHistory>(maskNode, { task_b_mask_modes: ['last', 'random'] }, { in: rebatch(rows, size) }, { id: 'masks' });
+    const { rows: out } = await runNode<MaskedHistory>(
+      maskNode,
+      { task_b_mask_modes: ['last', 'random'] },
+      { in: rebatch(rows, size) },
+      { id: 'masks' },
+    );
     return out.map((m) => `${m.user_id}:${m.mask_mode}:${m.mask_index}`).sort();
   };
   const reference = await run(histories, 4096);
@@ -145,10 +178,13 @@ test('prep-history: users as records, catalog as a side input; short users are p
     { task_b_allowed_statuses: [1, 2, 3, 4, 6], task_b_min_history: 4, task_b_max_history: 30 },
     { users: [users], catalog: [[...catalog.values()]] },
   );
-  assert.deepEqual(rows.map((h) => [h.user_id, h.eligible, h.rows.length]), [
-    [1, true, 4],
-    [2, false, 1],
-  ]);
+  assert.deepEqual(
+    rows.map((h) => [h.user_id, h.eligible, h.rows.length]),
+    [
+      [1, true, 4],
+      [2, false, 1],
+    ],
+  );
   assert.equal(stats.short_history_users, 2);
   assert.equal(stats.eligible_users, 1);
   assert.equal(stats.unknown_anime_rows, 2);
@@ -158,9 +194,28 @@ test('Task B rows assemble their JSON from ids already in JSON form: the shuffle
   const odd = ['<L1_"quoted">', '<L2_back\\slash>', '<L3_new\nline>', '<L4_é…>', '<L5_\u0001>', '<L6_plain>'];
   const oddCatalog = new Map([...catalog.values()].map((e, i) => [e.anime_id, { ...e, sid: odd[i % odd.length]! }]));
   const items = [1, 2, 3].map((user) =>
-    taskBRow({ user_id: user, rows: [1, 2, 3, 4, 5, 6, 7].map((a) => watch(user, a, { score: a + user })), mask_mode: 'random', mask_index: user }, oddCatalog, 7),
+    taskBRow(
+      {
+        user_id: user,
+        rows: [1, 2, 3, 4, 5, 6, 7].map((a) => watch(user, a, { score: a + user })),
+        mask_mode: 'random',
+        mask_index: user,
+      },
+      oddCatalog,
+      7,
+    ),
   );
-  items.push(taskBRow({ user_id: 4, rows: [watch(4, 6), watch(4, 6, { watching_status: 4 })], mask_mode: 'last', mask_index: 1 }, oddCatalog, 7));
+  items.push(
+    taskBRow(
+      { user_id: 4, rows: [watch(4, 6), watch(4, 6, { watching_status: 4 })], mask_mode: 'last', mask_index: 1 },
+      oddCatalog,
+      7,
+    ),
+  );
   const { batches } = await runNode<PrepRow>(shuffleNode, {}, { in: [items] }, { batchSize: 3 });
-  for (const batch of batches) assert.deepEqual(jsonLines(batch), batch.map((row) => JSON.stringify(row)));
+  for (const batch of batches)
+    assert.deepEqual(
+      jsonLines(batch),
+      batch.map((row) => JSON.stringify(row)),
+    );
 });

@@ -23,11 +23,13 @@ function database(rows: Row[], bounds = { min: 2, max: 3 }) {
 
 /** Each user's row of historySql, its blob decoded: filtered counts, kept count and the entries as history rows. */
 function histories(db: Database.Database) {
-  return (db.prepare(historySql()).raw(true).all(-1e15, 1e15, -1) as [number, number, Buffer | null][]).map(([user, count, blob]) => {
-    if (blob === null) return { user, count, exact: true };
-    const [statusFiltered, unknown, kept, ...entries] = new Float64Array(new Uint8Array(blob).buffer);
-    return { user, count, statusFiltered, unknown, kept, rows: entries.map(unpackEntry) };
-  });
+  return (db.prepare(historySql()).raw(true).all(-1e15, 1e15, -1) as [number, number, Buffer | null][]).map(
+    ([user, count, blob]) => {
+      if (blob === null) return { user, count, exact: true };
+      const [statusFiltered, unknown, kept, ...entries] = new Float64Array(new Uint8Array(blob).buffer);
+      return { user, count, statusFiltered, unknown, kept, rows: entries.map(unpackEntry) };
+    },
+  );
 }
 
 test('user_history keeps the last `max` rows in history order: scrape time, then status, score desc, episodes desc, anime_id', () => {
@@ -119,7 +121,14 @@ test('user_history agrees with the reference rules on random users: long histori
     const stamps = 1 + random(user % 10 === 0 ? 40 : 4);
     // Few distinct scores and episodes, so ties fall through to the later keys.
     for (const anime of new Set(Array.from({ length: random(user % 7 === 0 ? 900 : 120) }, () => random(2000))))
-      insert.run(user, anime, random(11), random(8), random(5) * 12, `2024-03-${String(random(stamps)).padStart(2, '0')}`);
+      insert.run(
+        user,
+        anime,
+        random(11),
+        random(8),
+        random(5) * 12,
+        `2024-03-${String(random(stamps)).padStart(2, '0')}`,
+      );
   }
   const rows = db.prepare('SELECT * FROM user_anime ORDER BY user_id, anime_id').all() as WatchRow[];
   const knownIds = Array.from({ length: 2000 }, (_, i) => i).filter((i) => i % 9 !== 0);
@@ -130,17 +139,32 @@ test('user_history agrees with the reference rules on random users: long histori
     [40, 200],
     [1, 10_000],
   ]) {
-    const chunk = new RangeScanner(db, { allowedStatuses, knownIds, min: min!, max: max! }, HISTORY_EXTENSION).scan(0, 1e9);
+    const chunk = new RangeScanner(db, { allowedStatuses, knownIds, min: min!, max: max! }, HISTORY_EXTENSION).scan(
+      0,
+      1e9,
+    );
     assert.equal(chunk.exact.length, 0);
     const counts: HistoryCounts = { unknown_anime_rows: 0, status_filtered_rows: 0 };
     const options = { allowed: new Set(allowedStatuses), min: min!, max: max! };
     for (let i = 0; i < chunk.users; i++) {
       const userId = chunk.userIds[i]!;
-      const expected = userHistory({ user_id: userId, rows: rows.filter((r) => r.user_id === userId) }, new Set(knownIds), options, counts);
+      const expected = userHistory(
+        { user_id: userId, rows: rows.filter((r) => r.user_id === userId) },
+        new Set(knownIds),
+        options,
+        counts,
+      );
       const got = Array.from(chunk.entries.subarray(chunk.offsets[i], chunk.offsets[i + 1]), unpackEntry);
-      assert.deepEqual([chunk.eligible[i] === 1, got], [expected.eligible, expected.rows.map(historyRow)], `user ${userId}, min ${min}, max ${max}`);
+      assert.deepEqual(
+        [chunk.eligible[i] === 1, got],
+        [expected.eligible, expected.rows.map(historyRow)],
+        `user ${userId}, min ${min}, max ${max}`,
+      );
     }
-    assert.deepEqual([chunk.counts.unknown_anime_rows, chunk.counts.status_filtered_rows], [counts.unknown_anime_rows, counts.status_filtered_rows]);
+    assert.deepEqual(
+      [chunk.counts.unknown_anime_rows, chunk.counts.status_filtered_rows],
+      [counts.unknown_anime_rows, counts.status_filtered_rows],
+    );
   }
   db.close();
 });

@@ -42,7 +42,10 @@ nodes:
     path: \${out}/manifest.json
 ${manifestExtra}`;
 
-const digest = (file: string) => ({ bytes: statSync(file).size, sha256: createHash('sha256').update(readFileSync(file)).digest('hex') });
+const digest = (file: string) => ({
+  bytes: statSync(file).size,
+  sha256: createHash('sha256').update(readFileSync(file)).digest('hex'),
+});
 
 function setup(name: string) {
   const dir = tempDir(name);
@@ -81,7 +84,12 @@ describe('manifest-sink', () => {
   test("pin_time, --set values and the run's config are recorded; the option wins over ANIMIND_FIXED_TIME", async () => {
     const dir = setup('manifest-pin');
     process.env.ANIMIND_FIXED_TIME = '2024-05-01T12:00:00Z';
-    await runYaml(dir, pipeline('    pin_time: 2020-01-02T03:04:05.000Z\n'), { out: path.join(dir, 'elsewhere') }, { note: 'kept' });
+    await runYaml(
+      dir,
+      pipeline('    pin_time: 2020-01-02T03:04:05.000Z\n'),
+      { out: path.join(dir, 'elsewhere') },
+      { note: 'kept' },
+    );
     const manifest = JSON.parse(readFileSync(path.join(dir, 'elsewhere/manifest.json'), 'utf8')) as Manifest;
     assert.equal(manifest.generated_at, '2020-01-02T03:04:05.000Z');
     assert.deepEqual(manifest.config, { note: 'kept' });
@@ -99,7 +107,10 @@ describe('manifest-sink', () => {
   test('an ANIMIND_FIXED_TIME that is not an ISO time is a config error', async () => {
     const dir = setup('manifest-badtime');
     process.env.ANIMIND_FIXED_TIME = 'yesterday';
-    await assert.rejects(runYaml(dir, pipeline()), (error: unknown) => error instanceof ConfigError && /ANIMIND_FIXED_TIME 'yesterday'/.test(error.message));
+    await assert.rejects(
+      runYaml(dir, pipeline()),
+      (error: unknown) => error instanceof ConfigError && /ANIMIND_FIXED_TIME 'yesterday'/.test(error.message),
+    );
     assert.equal(existsSync(path.join(dir, 'out')), false);
   });
 

@@ -79,7 +79,10 @@ describe('parquet-sink', () => {
     const groups = await query('SELECT count(DISTINCT row_group_id) AS n FROM parquet_metadata(?)', file);
     assert.equal(groups[0]!.n, 3n);
     const codecs = await query('SELECT DISTINCT compression FROM parquet_metadata(?)', file);
-    assert.deepEqual(codecs.map((r) => r.compression), ['SNAPPY']);
+    assert.deepEqual(
+      codecs.map((r) => r.compression),
+      ['SNAPPY'],
+    );
 
     const read = await query('SELECT * FROM read_parquet(?) ORDER BY example_id', file);
     assert.equal(read.length, rows.length);
@@ -95,7 +98,9 @@ describe('parquet-sink', () => {
         const dir = tempDir(`parquet-batch-${batchSize}`);
         writeJsonl(path.join(dir, 'rows.jsonl'), rows);
         await runYaml(dir, pipeline(1000, { batchSize }));
-        return createHash('sha256').update(readFileSync(path.join(dir, 'out/rows.parquet'))).digest('hex');
+        return createHash('sha256')
+          .update(readFileSync(path.join(dir, 'out/rows.parquet')))
+          .digest('hex');
       }),
     );
     assert.equal(new Set(digests).size, 1);
@@ -108,15 +113,23 @@ describe('parquet-sink', () => {
     await runYaml(dir, pipeline(1000, { compression: 'ZSTD' }));
     const file = path.join(dir, 'out/rows.parquet');
     const codecs = await query('SELECT DISTINCT compression FROM parquet_metadata(?)', file);
-    assert.deepEqual(codecs.map((r) => r.compression), ['ZSTD']);
+    assert.deepEqual(
+      codecs.map((r) => r.compression),
+      ['ZSTD'],
+    );
     assert.deepEqual((await query('SELECT * FROM read_parquet(?) ORDER BY example_id', file)).map(asPrepRow), rows);
   });
 
   test('prep.yaml with export_parquet: the Parquet rows are the JSONL rows, Task B inputs (kept as bytes until read) included', async () => {
     const out = tempDir('parquet-prep');
     const params = { out_dir: out, export_parquet: 'true', target_examples: '3000' };
-    await runPlan(await loadTestPlan(PREP_YAML, params, 500), { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
-    const read = await query('SELECT * FROM read_parquet(?) ORDER BY example_id', path.join(out, 'llm_prep_train.parquet'));
+    await runPlan(await loadTestPlan(PREP_YAML, params, 500), {
+      reporter: createReporter({ mode: 'quiet', format: 'text' }),
+    });
+    const read = await query(
+      'SELECT * FROM read_parquet(?) ORDER BY example_id',
+      path.join(out, 'llm_prep_train.parquet'),
+    );
     const back = read.map(asPrepRow);
     assert.deepEqual(back, readRows(out));
     assert.ok(back.some((row) => row.task === 'B'));
@@ -132,6 +145,10 @@ describe('parquet-sink', () => {
       assert.match(error.oneLine(), /node 'parquet'.*row 5: column 'anime_ids': expected a list of safe integers/);
       return true;
     });
-    assert.equal(existsSync(path.join(dir, 'out')), false, `left behind: ${existsSync(path.join(dir, 'out')) ? readdirSync(path.join(dir, 'out')) : ''}`);
+    assert.equal(
+      existsSync(path.join(dir, 'out')),
+      false,
+      `left behind: ${existsSync(path.join(dir, 'out')) ? readdirSync(path.join(dir, 'out')) : ''}`,
+    );
   });
 });

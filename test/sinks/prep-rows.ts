@@ -15,7 +15,15 @@ export function prepRows(count: number): PrepRow[] {
     const task = (['A', 'B', 'C'] as const)[i % 3]!;
     const id = `prep_${String(i + 1).padStart(9, '0')}`;
     if (task === 'A')
-      return { example_id: id, task, input: `The anime <L1_${i % 7}> has the title`, output: `Title “${i}” — 東京`, anime_ids: [i + 1], user_id: null, meta: { template_id: 'sid_to_title' } };
+      return {
+        example_id: id,
+        task,
+        input: `The anime <L1_${i % 7}> has the title`,
+        output: `Title “${i}” — 東京`,
+        anime_ids: [i + 1],
+        user_id: null,
+        meta: { template_id: 'sid_to_title' },
+      };
     if (task === 'B')
       return {
         example_id: id,
@@ -24,9 +32,22 @@ export function prepRows(count: number): PrepRow[] {
         output: `<L1_${i % 5}>`,
         anime_ids: Array.from({ length: 1 + (i % 30) }, (_, k) => 40_000 + k * i),
         user_id: 2 ** 40 + i,
-        meta: { template_id: 'watch_sequence_mask', mask_mode: i % 2 ? 'last' : 'random', mask_index: i % 4, history_len: 1 + (i % 30) },
+        meta: {
+          template_id: 'watch_sequence_mask',
+          mask_mode: i % 2 ? 'last' : 'random',
+          mask_index: i % 4,
+          history_len: 1 + (i % 30),
+        },
       };
-    return { example_id: id, task, input: `<L1_1> is interesting to fans of`, output: 'action and drama', anime_ids: [7, 8, 9], user_id: i, meta: { template_id: 'reasoning_single', kind: 'single' } };
+    return {
+      example_id: id,
+      task,
+      input: `<L1_1> is interesting to fans of`,
+      output: 'action and drama',
+      anime_ids: [7, 8, 9],
+      user_id: i,
+      meta: { template_id: 'reasoning_single', kind: 'single' },
+    };
   });
 }
 
@@ -42,7 +63,12 @@ export function writeJsonl(file: string, rows: readonly unknown[]): void {
 }
 
 /** Writes a pipeline file into `dir` and runs it in-process without progress output (`config` as `animind run` passes its TOML section). */
-export async function runYaml(dir: string, yaml: string, overrides: Record<string, string> = {}, config?: Record<string, unknown>): Promise<RunResult> {
+export async function runYaml(
+  dir: string,
+  yaml: string,
+  overrides: Record<string, string> = {},
+  config?: Record<string, unknown>,
+): Promise<RunResult> {
   const file = path.join(dir, 'pipeline.yaml');
   writeFileSync(file, yaml);
   const plan = await loadTestPlan(file, overrides);

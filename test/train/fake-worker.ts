@@ -47,7 +47,14 @@ const tokenizerDir = path.join(hello.config.out_dir, 'tokenizer');
 mkdirSync(tokenizerDir, { recursive: true });
 tokenizer.save(path.join(tokenizerDir, 'tokenizer.json'));
 const ids = hello.added_tokens.map((t) => tokenizer.tokenToId(t));
-emit({ event: 'ready', vocab_size: Math.max(...(ids as number[])) + 1, added_token_ids: ids, tokenizer_dir: tokenizerDir, model: 'fake', tiny_model: true });
+emit({
+  event: 'ready',
+  vocab_size: Math.max(...(ids as number[])) + 1,
+  added_token_ids: ids,
+  tokenizer_dir: tokenizerDir,
+  model: 'fake',
+  tiny_model: true,
+});
 
 await readFrame(); // PHASE
 const header = await read(5);

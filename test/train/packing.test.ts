@@ -42,7 +42,10 @@ describe('packing', () => {
     const rows = layOutRows(store, packSequences(store, 8), 8, 7);
     assert.equal(rows.seqLen, 8);
     assert.deepEqual([...rows.positionIds], [0, 1, 2, 3, 0, 1, 2, 0, /**/ 0, 1, 2, 3, 4, 5, 0, 1]);
-    assert.deepEqual([...rows.inputIds], [1000, 1001, 1002, 1003, 2000, 2001, 2002, 7, /**/ 3000, 3001, 3002, 3003, 3004, 3005, 7, 7]);
+    assert.deepEqual(
+      [...rows.inputIds],
+      [1000, 1001, 1002, 1003, 2000, 2001, 2002, 7, /**/ 3000, 3001, 3002, 3003, 3004, 3005, 7, 7],
+    );
     const I = IGNORE_INDEX;
     assert.deepEqual([...rows.labels], [I, I, 1002, 1003, I, I, 2002, I, /**/ I, I, I, 3003, 3004, 3005, I, I]);
   });
@@ -54,7 +57,14 @@ describe('packing', () => {
 });
 
 describe('step schedule', () => {
-  const options = { sequences: 10, batchSize: 2, accumulation: 2, epochs: 2, maxSteps: 0, epochOrder: (e: number) => xoroshiro128plus(e) };
+  const options = {
+    sequences: 10,
+    batchSize: 2,
+    accumulation: 2,
+    epochs: 2,
+    maxSteps: 0,
+    epochOrder: (e: number) => xoroshiro128plus(e),
+  };
 
   test('every sequence once per epoch, in micro-batches grouped into optimizer steps', () => {
     const steps = [...optimizerSteps(options)];
@@ -62,15 +72,30 @@ describe('step schedule', () => {
     assert.equal(steps.length, 5);
     const flat = steps.flat();
     assert.equal(flat.length, 10);
-    assert.deepEqual(flat.slice(0, 5).flat().sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
-    assert.deepEqual(flat.slice(5).flat().sort((a, b) => a - b), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(
+      flat
+        .slice(0, 5)
+        .flat()
+        .sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
+    assert.deepEqual(
+      flat
+        .slice(5)
+        .flat()
+        .sort((a, b) => a - b),
+      [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
     assert.notDeepEqual(flat.slice(0, 5), flat.slice(5), 'each epoch has its own order');
   });
 
   test('the same options give the same batches; a dry run caps the steps', () => {
     assert.deepEqual([...optimizerSteps(options)], [...optimizerSteps(options)]);
     assert.equal([...optimizerSteps({ ...options, maxSteps: 2 })].length, 2);
-    assert.deepEqual([...optimizerSteps({ ...options, epochOrder: undefined })][0], [[0, 1], [2, 3]]);
+    assert.deepEqual([...optimizerSteps({ ...options, epochOrder: undefined })][0], [
+      [0, 1],
+      [2, 3],
+    ]);
   });
 });
 
@@ -102,7 +127,10 @@ describe('pack-steps node', () => {
       const micro = batches.filter((b) => b.step === step).map((b) => b.batch);
       const labelled = micro.reduce((n, b) => n + b.labels.filter((l) => l !== IGNORE_INDEX).length, 0);
       assert.ok(micro.every((b) => b.stepCompletionTokens === labelled));
-      assert.deepEqual(micro.map((b) => b.endsStep), micro.map((_, k) => k === micro.length - 1));
+      assert.deepEqual(
+        micro.map((b) => b.endsStep),
+        micro.map((_, k) => k === micro.length - 1),
+      );
     }
     assert.equal(rest.at(-1)?.kind, 'eval', 'eval after the last step');
     assert.equal(stats.total_steps, plan.totalSteps);
@@ -111,7 +139,9 @@ describe('pack-steps node', () => {
   test('held-out rows are chosen by key: the same rows whatever the input order', async () => {
     const evalKeys = async (exs: TokenizedExample[]) => {
       const { rows } = await run(exs);
-      const firstIds = rows.flatMap((r) => (r.kind === 'eval' ? [...r.batch.inputIds].filter((id, k) => r.batch.positionIds[k] === 0 && id >= 1000) : []));
+      const firstIds = rows.flatMap((r) =>
+        r.kind === 'eval' ? [...r.batch.inputIds].filter((id, k) => r.batch.positionIds[k] === 0 && id >= 1000) : [],
+      );
       return firstIds.map((id) => Math.floor(id / 1000) - 1).sort((a, b) => a - b);
     };
     const forward = await evalKeys(examples);
@@ -128,7 +158,13 @@ describe('pack-steps node', () => {
   });
 
   test('eval runs every eval_every_steps steps and after the last; dry runs stop at dry_run_max_steps', async () => {
-    const { rows } = await run(examples, { per_device_train_batch_size: 1, gradient_accumulation_steps: 1, eval_every_steps: 3, dry_run: true, dry_run_max_steps: 7 });
+    const { rows } = await run(examples, {
+      per_device_train_batch_size: 1,
+      gradient_accumulation_steps: 1,
+      eval_every_steps: 3,
+      dry_run: true,
+      dry_run_max_steps: 7,
+    });
     const afterSteps: number[] = [];
     rows.forEach((r, i) => {
       const previous = rows[i - 1];

@@ -51,13 +51,26 @@ export function prepRows(count: number, anime: Anime[], options: { seed?: number
           ? [`The anime ${a.semantic_id} has the title${extra()}`, title(a)]
           : template === 'title_to_sid'
             ? [`The anime titled '${title(a)}'${extra()} has semantic id`, a.semantic_id]
-            : [`The anime ${a.semantic_id} belongs to the genres`, `${GENRES[a.anime_id % 7]}, ${GENRES[(a.anime_id >> 3) % 7]}${extra()}`];
-      return { example_id, task: 'A', input, output, anime_ids: [a.anime_id], user_id: null, meta: { template_id: template } };
+            : [
+                `The anime ${a.semantic_id} belongs to the genres`,
+                `${GENRES[a.anime_id % 7]}, ${GENRES[(a.anime_id >> 3) % 7]}${extra()}`,
+              ];
+      return {
+        example_id,
+        task: 'A',
+        input,
+        output,
+        anime_ids: [a.anime_id],
+        user_id: null,
+        meta: { template_id: template },
+      };
     }
     if (kind < 9) {
       const history = Array.from({ length: 3 + uniformInt(rng, 0, 5) }, () => pick(anime));
       const masked = uniformInt(rng, 0, history.length - 1);
-      const watched = history.map((h, k) => `<anime_start>${k === masked ? '[MASK]' : h.semantic_id}<anime_end> ${pick(STATUS)}`);
+      const watched = history.map(
+        (h, k) => `<anime_start>${k === masked ? '[MASK]' : h.semantic_id}<anime_end> ${pick(STATUS)}`,
+      );
       return {
         example_id,
         task: 'B',
@@ -65,7 +78,12 @@ export function prepRows(count: number, anime: Anime[], options: { seed?: number
         output: history[masked]!.semantic_id,
         anime_ids: history.map((h) => h.anime_id),
         user_id: 1000 + i,
-        meta: { template_id: 'watch_sequence_mask', mask_mode: 'random', mask_index: masked, history_len: history.length },
+        meta: {
+          template_id: 'watch_sequence_mask',
+          mask_mode: 'random',
+          mask_index: masked,
+          history_len: history.length,
+        },
       };
     }
     return {

@@ -21,20 +21,33 @@ test('TypeScript token ids equal the worker tokenizer on 10,000 prep-like rows; 
   const tokenizer = await loadTrainTokenizer(QWEN, added);
   const formatter = new ChatFormatter(readTokenizerSettings(QWEN));
   const rows = prepRows(10_000, fixtureAnime(), { awkward: true });
-  const formatted = rows.map((row) => ({ key: row.example_id, input: row.input, output: row.output, ...formatter.format(row.input, row.output) }));
+  const formatted = rows.map((row) => ({
+    key: row.example_id,
+    input: row.input,
+    output: row.output,
+    ...formatter.format(row.input, row.output),
+  }));
   const started = performance.now();
   const encoded = await tokenizer.encode(formatted.flatMap((f) => [f.prompt, f.completion]));
   const seconds = (performance.now() - started) / 1000;
   const tokens = encoded.reduce((n, ids) => n + ids.length, 0);
-  console.log(`TS tokenizer: ${tokens.toLocaleString('en-US')} tokens in ${seconds.toFixed(2)}s = ${Math.round(tokens / seconds).toLocaleString('en-US')} tokens/s`);
+  console.log(
+    `TS tokenizer: ${tokens.toLocaleString('en-US')} tokens in ${seconds.toFixed(2)}s = ${Math.round(tokens / seconds).toLocaleString('en-US')} tokens/s`,
+  );
 
   const addedIndex = new Map(added.tokens.map((t, i) => [t, tokenizer.addedIds[i]!]));
   const lines = formatted.map((f, i) => {
     const prompt = encoded[2 * i]!;
     const ids = [...prompt, ...encoded[2 * i + 1]!];
     // Every added token written in the text is exactly one id, in order.
-    const written = [...(f.prompt + f.completion).matchAll(/<[^<>\s]+>/g)].map((m) => addedIndex.get(m[0])).filter((id) => id !== undefined);
-    assert.deepEqual(ids.filter((id) => id >= tokenizer.addedIds[0]!), written, `added tokens of ${f.key}`);
+    const written = [...(f.prompt + f.completion).matchAll(/<[^<>\s]+>/g)]
+      .map((m) => addedIndex.get(m[0]))
+      .filter((id) => id !== undefined);
+    assert.deepEqual(
+      ids.filter((id) => id >= tokenizer.addedIds[0]!),
+      written,
+      `added tokens of ${f.key}`,
+    );
     return JSON.stringify({ ...f, ids, prompt_len: prompt.length });
   });
   const rowsFile = path.join(dir, 'rows.jsonl');

@@ -13,7 +13,12 @@ export function trainWorkspace(rows = 200): { dir: string; prep: string } {
   after(() => rmSync(dir, { recursive: true, force: true }));
   const prep = path.join(dir, 'prep.jsonl');
   // Five anime only: completions repeat, so the tiny model's loss falls within a few dozen steps.
-  writeFileSync(prep, prepRows(rows, fixtureAnime().slice(0, 5)).map((r) => JSON.stringify(r)).join('\n') + '\n');
+  writeFileSync(
+    prep,
+    prepRows(rows, fixtureAnime().slice(0, 5))
+      .map((r) => JSON.stringify(r))
+      .join('\n') + '\n',
+  );
   return { dir, prep };
 }
 
@@ -36,5 +41,10 @@ export function trainArgs(prep: string, outDir: string, overrides: Record<string
     gradient_checkpointing: 'false',
     ...overrides,
   };
-  return ['pipeline', 'run', 'pipelines/train.yaml', ...Object.entries(params).flatMap(([k, v]) => ['--set', `${k}=${v}`])];
+  return [
+    'pipeline',
+    'run',
+    'pipelines/train.yaml',
+    ...Object.entries(params).flatMap(([k, v]) => ['--set', `${k}=${v}`]),
+  ];
 }

@@ -15,12 +15,16 @@ let run: CliResult;
 
 before(async () => {
   python = await findPython('');
-  run = await runCli(trainArgs(prep, path.join(dir, 'out'), { eval_every_steps: 8, checkpoint_every_steps: 8, hf_token: SECRET }), {
-    env: { ANIMIND_PYTHON: python },
-  });
+  run = await runCli(
+    trainArgs(prep, path.join(dir, 'out'), { eval_every_steps: 8, checkpoint_every_steps: 8, hf_token: SECRET }),
+    {
+      env: { ANIMIND_PYTHON: python },
+    },
+  );
 });
 
-const stepLosses = () => [...run.stderr.matchAll(/phase1_linking step (\d+)\/24: loss ([\d.]+)/g)].map((m) => Number(m[2]));
+const stepLosses = () =>
+  [...run.stderr.matchAll(/phase1_linking step (\d+)\/24: loss ([\d.]+)/g)].map((m) => Number(m[2]));
 
 test('a dry run through the CLI trains 24 steps and the loss goes down', () => {
   assert.equal(run.code, 0, run.stderr.slice(-3000));
@@ -32,15 +36,25 @@ test('a dry run through the CLI trains 24 steps and the loss goes down', () => {
 });
 
 test('every output exists, the summary matches the run and no secret was written', () => {
-  for (const name of ['final_model', 'tokenizer/tokenizer.json', 'train_run_summary.json', 'train_config_snapshot.json', 'phase1_linking/checkpoint-24'])
+  for (const name of [
+    'final_model',
+    'tokenizer/tokenizer.json',
+    'train_run_summary.json',
+    'train_config_snapshot.json',
+    'phase1_linking/checkpoint-24',
+  ])
     assert.ok(existsSync(path.join(runDir, name)), `missing ${name}`);
   const summary = JSON.parse(readFileSync(path.join(runDir, 'train_run_summary.json'), 'utf8'));
   assert.equal(summary.phases[0].name, 'phase1_linking');
   assert.equal(summary.phases[0].steps_done, 24);
-  assert.deepEqual(summary.phases[0].evals.map((e: { step: number }) => e.step), [8, 16, 24]);
+  assert.deepEqual(
+    summary.phases[0].evals.map((e: { step: number }) => e.step),
+    [8, 16, 24],
+  );
   const snapshot = readFileSync(path.join(runDir, 'train_config_snapshot.json'), 'utf8');
   assert.equal(JSON.parse(snapshot).config.max_seq_len, 256);
-  for (const text of [snapshot, readFileSync(path.join(runDir, 'train_run_summary.json'), 'utf8'), run.stderr]) assert.ok(!text.includes(SECRET));
+  for (const text of [snapshot, readFileSync(path.join(runDir, 'train_run_summary.json'), 'utf8'), run.stderr])
+    assert.ok(!text.includes(SECRET));
 });
 
 test('the trained model and tokenizer load back with the worker’s load_trained', () => {

@@ -11,26 +11,40 @@ const fakePython = path.join(import.meta.dirname, 'fake-python.sh');
 const errorLines = (run: CliResult) => run.stderr.split('\n').filter((line) => line.startsWith('error:'));
 
 test('a worker that does not speak our protocol version fails the run with one line', { timeout: 60_000 }, async () => {
-  const run = await runCli(trainArgs(prep, path.join(dir, 'protocol')), { env: { ANIMIND_PYTHON: fakePython, FAKE_WORKER: 'protocol' } });
+  const run = await runCli(trainArgs(prep, path.join(dir, 'protocol')), {
+    env: { ANIMIND_PYTHON: fakePython, FAKE_WORKER: 'protocol' },
+  });
   assert.equal(run.code, 1, run.stderr);
   assert.deepEqual(errorLines(run), [
     "error: node 'train': trainer worker exited with code 2: unsupported protocol version 1 (this worker speaks 2)",
   ]);
 });
 
-test('a worker killed in the middle of a batch fails the run with one line and no hang', { timeout: 60_000 }, async () => {
-  const run = await runCli(trainArgs(prep, path.join(dir, 'killed')), { env: { ANIMIND_PYTHON: fakePython, FAKE_WORKER: 'die-mid-batch' } });
-  assert.equal(run.code, 1, run.stderr);
-  assert.deepEqual(errorLines(run), ["error: node 'train': trainer worker was killed by SIGKILL: fake worker: dying mid-batch"]);
-});
+test(
+  'a worker killed in the middle of a batch fails the run with one line and no hang',
+  { timeout: 60_000 },
+  async () => {
+    const run = await runCli(trainArgs(prep, path.join(dir, 'killed')), {
+      env: { ANIMIND_PYTHON: fakePython, FAKE_WORKER: 'die-mid-batch' },
+    });
+    assert.equal(run.code, 1, run.stderr);
+    assert.deepEqual(errorLines(run), [
+      "error: node 'train': trainer worker was killed by SIGKILL: fake worker: dying mid-batch",
+    ]);
+  },
+);
 
 test('Ctrl-C during training stops the real worker and exits 130', { timeout: 120_000 }, async () => {
   const python = await findPython('');
-  const child = spawn(process.execPath, [animindBin, ...trainArgs(prep, path.join(dir, 'interrupted'), { dry_run_max_steps: 200, epochs: 50 })], {
-    cwd: repoRoot,
-    env: { ...process.env, ANIMIND_PYTHON: python },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [animindBin, ...trainArgs(prep, path.join(dir, 'interrupted'), { dry_run_max_steps: 200, epochs: 50 })],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, ANIMIND_PYTHON: python },
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
   await new Promise<void>((resolve, reject) => {
@@ -40,7 +54,10 @@ test('Ctrl-C during training stops the real worker and exits 130', { timeout: 12
     });
     void closed.then(() => reject(new Error(`exited before training:\n${stderr}`)));
   });
-  const workers = spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' }).stdout.trim().split(/\s+/).map(Number);
+  const workers = spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' })
+    .stdout.trim()
+    .split(/\s+/)
+    .map(Number);
   assert.equal(workers.length, 1, 'one worker process');
   child.kill('SIGINT');
   assert.equal(await closed, 130, stderr);

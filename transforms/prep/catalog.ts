@@ -26,7 +26,8 @@ export const catalogStats = z.object({
 export default defineTransform({
   type: 'prep-catalog',
   kind: 'transform',
-  description: 'Joins semantic-id rows with cleaned anime metadata into one catalog entry per anime with a semantic id.',
+  description:
+    'Joins semantic-id rows with cleaned anime metadata into one catalog entry per anime with a semantic id.',
   options: z.strictObject({}),
   inputs: { semantic_ids: port<SemanticIdRow>(), anime: port<AnimeInfo>({ side: true }) },
   stats: catalogStats,

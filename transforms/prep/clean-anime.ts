@@ -9,7 +9,16 @@ type AnimeRow = Record<string, unknown>;
 /** Placeholders removed per source field; the summary reports them. */
 export type PlaceholderCounts = Record<string, number>;
 
-export const CLEANED_FIELDS = ['name', 'english_name', 'genres', 'studios', 'synopsis', 'premiered', 'type', 'source'] as const;
+export const CLEANED_FIELDS = [
+  'name',
+  'english_name',
+  'genres',
+  'studios',
+  'synopsis',
+  'premiered',
+  'type',
+  'source',
+] as const;
 
 /** One anime row cleaned per the spec; `counts` collects the placeholders thrown away. */
 export function cleanAnime(row: AnimeRow, counts: PlaceholderCounts): AnimeInfo {
@@ -39,7 +48,8 @@ export function cleanAnime(row: AnimeRow, counts: PlaceholderCounts): AnimeInfo 
 export default defineTransform({
   type: 'prep-clean-anime',
   kind: 'transform',
-  description: 'Cleans anime metadata rows: whitespace, placeholders (Unknown, N/A, …), lists, year from year/premiered.',
+  description:
+    'Cleans anime metadata rows: whitespace, placeholders (Unknown, N/A, …), lists, year from year/premiered.',
   options: z.strictObject({}),
   inputs: { in: port<AnimeRow>() },
   stats: z.object({ rows: z.number(), placeholders_removed: z.record(z.string(), z.number()) }),

@@ -38,7 +38,9 @@ export default defineTransform({
         counter.add(out.length);
         counter.done();
         Object.assign(ctx.stats, { users, rows });
-        ctx.progress.log(`Scanned ${rows.toLocaleString('en-US')} user_anime rows from ${users.toLocaleString('en-US')} users`);
+        ctx.progress.log(
+          `Scanned ${rows.toLocaleString('en-US')} user_anime rows from ${users.toLocaleString('en-US')} users`,
+        );
         if (out.length) push(null, out);
         push(null, batch);
         return;
@@ -50,7 +52,11 @@ export default defineTransform({
           continue;
         }
         if (current && !(row.user_id > current.user_id)) {
-          push(new DataError(`table 'user_anime': rows must arrive ordered by user_id, but user ${row.user_id} follows user ${current.user_id}`));
+          push(
+            new DataError(
+              `table 'user_anime': rows must arrive ordered by user_id, but user ${row.user_id} follows user ${current.user_id}`,
+            ),
+          );
           push(null, _.nil);
           return;
         }

@@ -7,7 +7,10 @@ import { userHistory, type HistoryCounts, type HistoryOptions } from './user-his
 
 /** The options prep-history shares with the fast user pass (prep-user-histories). */
 export const historyOptions = {
-  task_b_allowed_statuses: intListOption('watching_status values kept (1 watching, 2 completed, 3 on hold, 4 dropped, 6 plan to watch)', [1, 2, 3, 4, 6]),
+  task_b_allowed_statuses: intListOption(
+    'watching_status values kept (1 watching, 2 completed, 3 on hold, 4 dropped, 6 plan to watch)',
+    [1, 2, 3, 4, 6],
+  ),
   task_b_min_history: intOption('users with fewer kept rows get no Task B rows').default(4),
   task_b_max_history: intOption('keep only the last N rows of a history', 1).default(30),
 };
@@ -25,13 +28,18 @@ export const historyStats = z.object({
 export default defineTransform({
   type: 'prep-history',
   kind: 'transform',
-  description: 'Filters each user’s rows by status and semantic id, then sorts and keeps the last N (Task B steps 1-3).',
+  description:
+    'Filters each user’s rows by status and semantic id, then sorts and keeps the last N (Task B steps 1-3).',
   options: z.strictObject(historyOptions),
   inputs: { users: port<UserRecord>(), catalog: port<CatalogEntry>({ side: true }) },
   stats: historyStats,
   create(ctx, inputs) {
     const o = ctx.options;
-    const options: HistoryOptions = { allowed: new Set(o.task_b_allowed_statuses), min: o.task_b_min_history, max: o.task_b_max_history };
+    const options: HistoryOptions = {
+      allowed: new Set(o.task_b_allowed_statuses),
+      min: o.task_b_min_history,
+      max: o.task_b_max_history,
+    };
     const counts: HistoryCounts = { unknown_anime_rows: 0, status_filtered_rows: 0 };
     let users = 0;
     let short = 0;

@@ -10,7 +10,12 @@ export const MASK_MODES = ['last', 'random'] as const;
  * Task B step 4: one masked position per mode, in order, skipping a position already taken.
  * `random` is keyed by (user id, mode), so it does not depend on arrival order or batching.
  */
-export function maskPositions(userId: number, length: number, modes: readonly MaskMode[], keyed: KeyedRandom): [MaskMode, number][] {
+export function maskPositions(
+  userId: number,
+  length: number,
+  modes: readonly MaskMode[],
+  keyed: KeyedRandom,
+): [MaskMode, number][] {
   if (length < 2) return [];
   const taken: [MaskMode, number][] = [];
   for (const mode of modes) {
@@ -26,7 +31,11 @@ export default defineTransform({
   kind: 'transform',
   description: 'Chooses the masked position of each Task B history per mask mode (last, random keyed by user id).',
   options: z.strictObject({
-    task_b_mask_modes: enumListOption(MASK_MODES, 'mask modes, in order: last = final position, random = uniform in [0, len-2]', ['last', 'random']),
+    task_b_mask_modes: enumListOption(
+      MASK_MODES,
+      'mask modes, in order: last = final position, random = uniform in [0, len-2]',
+      ['last', 'random'],
+    ),
   }),
   inputs: { in: port<UserHistory>() },
   stats: z.object({ masked: z.record(z.string(), z.number()) }),

@@ -7,8 +7,12 @@ export const intOption = (description: string, min = 0) => z.int().min(min).desc
 export const numberOption = (description: string) => z.number().min(0).max(1).describe(description);
 
 /** A list of integers. */
-export const intListOption = (description: string, defaults: number[]) => z.array(z.int()).min(1).default(defaults).describe(description);
+export const intListOption = (description: string, defaults: number[]) =>
+  z.array(z.int()).min(1).default(defaults).describe(description);
 
 /** A list of enum values. */
-export const enumListOption = <const T extends readonly [string, ...string[]]>(values: T, description: string, defaults: T[number][]) =>
-  z.array(z.enum(values)).min(1).default(defaults).describe(description);
+export const enumListOption = <const T extends readonly [string, ...string[]]>(
+  values: T,
+  description: string,
+  defaults: T[number][],
+) => z.array(z.enum(values)).min(1).default(defaults).describe(description);

@@ -41,7 +41,11 @@ export class RowLines extends Utf8Buffer {
   }
 
   finish(): EncodedLines {
-    return { bytes: this.buffer.subarray(0, this.size), ends: Uint32Array.from(this.ends), content: Uint32Array.from(this.spans) };
+    return {
+      bytes: this.buffer.subarray(0, this.size),
+      ends: Uint32Array.from(this.ends),
+      content: Uint32Array.from(this.spans),
+    };
   }
 }
 
@@ -87,7 +91,15 @@ export class EncodedExample implements PrepRow {
   declare meta: Record<string, unknown>;
   readonly #bytes: InputBytes;
 
-  constructor(example_id: string, task: Task, bytes: InputBytes, output: string, anime_ids: number[], user_id: number | null, meta: Record<string, unknown>) {
+  constructor(
+    example_id: string,
+    task: Task,
+    bytes: InputBytes,
+    output: string,
+    anime_ids: number[],
+    user_id: number | null,
+    meta: Record<string, unknown>,
+  ) {
     this.#bytes = bytes;
     this.example_id = example_id;
     this.task = task;

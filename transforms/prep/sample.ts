@@ -46,7 +46,11 @@ class Repeat implements PoolItem {
  * is put in its order: the shuffle gives every sampled row its final place, so the order of a
  * pass taken whole is never seen.
  */
-export function fillByPasses(pool: readonly PoolItem[], quota: number, priority: (key: string, pass: number) => number): PoolItem[] {
+export function fillByPasses(
+  pool: readonly PoolItem[],
+  quota: number,
+  priority: (key: string, pass: number) => number,
+): PoolItem[] {
   const out: PoolItem[] = [];
   const repeat = (item: PoolItem, pass: number): PoolItem => (pass === 0 ? item : new Repeat(item, pass));
   const whole = Math.floor(quota / pool.length);
@@ -76,7 +80,8 @@ export const sampleStats = z.object({
 export default defineTransform({
   type: 'prep-sample',
   kind: 'transform',
-  description: 'Samples the Task A/B/C pools to their quotas (uniform, bounded memory; full passes when a pool is too small).',
+  description:
+    'Samples the Task A/B/C pools to their quotas (uniform, bounded memory; full passes when a pool is too small).',
   options: z
     .strictObject({
       target_examples: intOption('total rows: A = round_half_even(target × split_a), B likewise, C = the rest'),
@@ -112,7 +117,8 @@ export default defineTransform({
       const passes: Record<string, number> = {};
       for (const [, task] of PORTS) {
         const [q, pool] = [quota[task], pools[task]];
-        if (q > 0 && pool === 0) throw new DataError(`Task ${task} pool is empty but its quota is ${q}: ${WHY_EMPTY[task]}`);
+        if (q > 0 && pool === 0)
+          throw new DataError(`Task ${task} pool is empty but its quota is ${q}: ${WHY_EMPTY[task]}`);
         const kept = samplers[task].take();
         const sample = pool >= q ? kept : fillByPasses(kept, q, (key, pass) => ctx.keyed.hash(key, String(pass)));
         oversampling[task] = pool >= q ? 1 : Number((q / pool).toFixed(6));

@@ -18,7 +18,9 @@ function encodeExample(out: RowLines, example_id: string, row: TaskRow): PrepRow
   // more than joining the few short pieces of a Task A or C line.
   out.text(`"task":${jsonString(task)},"input":${jsonString(input)},"output":${jsonString(output)}`);
   out.contentEnd();
-  out.text(`,"anime_ids":${JSON.stringify(anime_ids)},"user_id":${JSON.stringify(user_id)},"meta":${JSON.stringify(meta)}}`);
+  out.text(
+    `,"anime_ids":${JSON.stringify(anime_ids)},"user_id":${JSON.stringify(user_id)},"meta":${JSON.stringify(meta)}}`,
+  );
   out.endLine();
   return { example_id, task, input, output, anime_ids, user_id, meta };
 }

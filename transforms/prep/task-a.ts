@@ -32,27 +32,51 @@ const list = (items: string[]) => items.join(', ');
 /** The spec's Task A table, in its order. */
 export const TASK_A_TEMPLATES: readonly Template[] = [
   { id: 'sid_to_title', when: (f) => f.title !== null, render: (f) => [`The anime ${f.sid} has the title`, f.title!] },
-  { id: 'title_to_sid', when: (f) => f.title !== null, render: (f) => [`The anime titled '${f.title}' has semantic id`, f.sid] },
-  { id: 'sid_to_genres', when: (f) => f.genres.length > 0, render: (f) => [`The anime ${f.sid} belongs to genres`, list(f.genres)] },
+  {
+    id: 'title_to_sid',
+    when: (f) => f.title !== null,
+    render: (f) => [`The anime titled '${f.title}' has semantic id`, f.sid],
+  },
+  {
+    id: 'sid_to_genres',
+    when: (f) => f.genres.length > 0,
+    render: (f) => [`The anime ${f.sid} belongs to genres`, list(f.genres)],
+  },
   {
     id: 'title_to_genres',
     when: (f) => f.title !== null && f.genres.length > 0,
     render: (f) => [`The anime titled '${f.title}' belongs to genres`, list(f.genres)],
   },
-  { id: 'sid_to_studio', when: (f) => f.studios.length > 0, render: (f) => [`The anime ${f.sid} is produced by studio`, list(f.studios)] },
+  {
+    id: 'sid_to_studio',
+    when: (f) => f.studios.length > 0,
+    render: (f) => [`The anime ${f.sid} is produced by studio`, list(f.studios)],
+  },
   {
     id: 'title_studio_to_sid',
     when: (f) => f.title !== null && f.studios.length > 0,
     render: (f) => [`The anime titled '${f.title}' by studio ${list(f.studios)} has semantic id`, f.sid],
   },
-  { id: 'sid_to_year', when: (f) => f.year !== null, render: (f) => [`The anime ${f.sid} released in year`, String(f.year)] },
+  {
+    id: 'sid_to_year',
+    when: (f) => f.year !== null,
+    render: (f) => [`The anime ${f.sid} released in year`, String(f.year)],
+  },
   {
     id: 'title_year_to_sid',
     when: (f) => f.title !== null && f.year !== null,
     render: (f) => [`The anime titled '${f.title}' released in ${f.year} has semantic id`, f.sid],
   },
-  { id: 'sid_to_synopsis', when: (f) => f.synopsis !== null, render: (f) => [`The anime ${f.sid} synopsis:`, f.synopsis!] },
-  { id: 'sid_to_themes', when: (f) => f.genres.length > 0, render: (f) => [`The anime ${f.sid} has notable themes`, list(f.genres.slice(0, 3))] },
+  {
+    id: 'sid_to_synopsis',
+    when: (f) => f.synopsis !== null,
+    render: (f) => [`The anime ${f.sid} synopsis:`, f.synopsis!],
+  },
+  {
+    id: 'sid_to_themes',
+    when: (f) => f.genres.length > 0,
+    render: (f) => [`The anime ${f.sid} has notable themes`, list(f.genres.slice(0, 3))],
+  },
 ];
 
 /**
@@ -75,7 +99,12 @@ function jsonFacts(facts: Facts): Facts {
       json: null,
     };
     const same = (a: string[], b: string[]) => a.every((text, i) => text === b[i]);
-    const plain = escaped.sid === sid && escaped.title === title && escaped.synopsis === synopsis && same(escaped.genres, genres) && same(escaped.studios, studios);
+    const plain =
+      escaped.sid === sid &&
+      escaped.title === title &&
+      escaped.synopsis === synopsis &&
+      same(escaped.genres, genres) &&
+      same(escaped.studios, studios);
     json = facts.json = plain ? facts : escaped;
   }
   return json;
@@ -125,7 +154,15 @@ class TaskARow extends PooledRow {
   }
 
   private example(example_id: string, input: string, output: string): PrepRow {
-    return { example_id, task: 'A', input, output, anime_ids: [this.animeId], user_id: null, meta: { template_id: this.template.id } };
+    return {
+      example_id,
+      task: 'A',
+      input,
+      output,
+      anime_ids: [this.animeId],
+      user_id: null,
+      meta: { template_id: this.template.id },
+    };
   }
 }
 
@@ -135,7 +172,15 @@ class TaskARow extends PooledRow {
  */
 export function taskARows(entry: CatalogEntry & { info: AnimeInfo }, max: number): TaskARow[] {
   const { info } = entry;
-  const facts: Facts = { sid: entry.sid, title: info.title, genres: entry.genres, studios: info.studios, year: info.year, synopsis: info.synopsis, json: null };
+  const facts: Facts = {
+    sid: entry.sid,
+    title: info.title,
+    genres: entry.genres,
+    studios: info.studios,
+    year: info.year,
+    synopsis: info.synopsis,
+    json: null,
+  };
   const out: TaskARow[] = [];
   for (const template of TASK_A_TEMPLATES) {
     if (out.length >= max) break;
@@ -155,7 +200,8 @@ export const taskAStats = z.object({
 export default defineTransform({
   type: 'prep-task-a',
   kind: 'transform',
-  description: 'Builds the Task A pool: title/genre/studio/year/synopsis templates per anime with a semantic id and metadata.',
+  description:
+    'Builds the Task A pool: title/genre/studio/year/synopsis templates per anime with a semantic id and metadata.',
   options: z.strictObject({
     max_task_a_templates_per_anime: intOption('keep only the first N applicable templates per anime').default(12),
   }),
@@ -183,6 +229,8 @@ export default defineTransform({
       Object.assign(ctx.stats, { pool, anime, without_title: withoutTitle });
       return out;
     });
-    return atEnd(rows, () => ctx.progress.log(`Task A pool: ${pool.toLocaleString('en-US')} rows from ${anime.toLocaleString('en-US')} anime`));
+    return atEnd(rows, () =>
+      ctx.progress.log(`Task A pool: ${pool.toLocaleString('en-US')} rows from ${anime.toLocaleString('en-US')} anime`),
+    );
   },
 });

@@ -3,7 +3,14 @@ import { defineTransform, port } from '../../engine/node.ts';
 import { intOption } from './options.ts';
 import { atEnd, withCatalog } from './streams.ts';
 import { EncodedExample, RowLines } from './row-lines.ts';
-import { PooledRow, type CatalogEntry, type HistoryRow, type MaskedHistory, type MaskMode, type PoolItem } from './types.ts';
+import {
+  PooledRow,
+  type CatalogEntry,
+  type HistoryRow,
+  type MaskedHistory,
+  type MaskMode,
+  type PoolItem,
+} from './types.ts';
 import type { PrepRow, TaskRow } from './prep-row.ts';
 
 const SENTIMENTS = ['<liked>', '<watch>', '<disliked>', '<dropped>'] as const;
@@ -18,7 +25,8 @@ function sentimentCode(row: Pick<HistoryRow, 'score' | 'watching_status'>, posit
 }
 
 /** Task B step 5 sentiment of one watch. */
-export const sentiment = (row: Pick<HistoryRow, 'score' | 'watching_status'>, positiveMin: number): string => SENTIMENTS[sentimentCode(row, positiveMin)]!;
+export const sentiment = (row: Pick<HistoryRow, 'score' | 'watching_status'>, positiveMin: number): string =>
+  SENTIMENTS[sentimentCode(row, positiveMin)]!;
 
 /** String.fromCharCode over a long array would overflow the stack; this many units a call is safe. */
 const UNITS_PER_CALL = 8192;
@@ -56,13 +64,16 @@ class Sequence {
       units[units.length - n + i] = sentimentCode(rows[i]!, positiveMin);
     }
     let codes = '';
-    for (let at = 0; at < units.length; at += UNITS_PER_CALL) codes += String.fromCharCode.apply(null, units.subarray(at, at + UNITS_PER_CALL) as unknown as number[]);
+    for (let at = 0; at < units.length; at += UNITS_PER_CALL)
+      codes += String.fromCharCode.apply(null, units.subarray(at, at + UNITS_PER_CALL) as unknown as number[]);
     return new Sequence(codes, n, wide);
   }
 
   /** Position i's anime, as its index into the catalog's Segments. */
   anime(i: number): number {
-    return this.wide ? this.codes.charCodeAt(2 * i) * 65536 + this.codes.charCodeAt(2 * i + 1) : this.codes.charCodeAt(i);
+    return this.wide
+      ? this.codes.charCodeAt(2 * i) * 65536 + this.codes.charCodeAt(2 * i + 1)
+      : this.codes.charCodeAt(i);
   }
 
   /** Position i's index into SENTIMENTS. */
@@ -210,7 +221,12 @@ class TaskBRow extends PooledRow {
 }
 
 /** The Task B row of one masked history, deferred (see PoolItem); `sequence` may be shared with the user's other masks. */
-export function taskBRow(history: MaskedHistory, catalog: ReadonlyMap<number, CatalogEntry>, positiveMin: number, sequence?: Sequence): PoolItem {
+export function taskBRow(
+  history: MaskedHistory,
+  catalog: ReadonlyMap<number, CatalogEntry>,
+  positiveMin: number,
+  sequence?: Sequence,
+): PoolItem {
   const segments = segmentsFor(catalog);
   const { user_id, mask_mode, mask_index } = history;
   const made = sequence ?? Sequence.of(history.rows, positiveMin, segments);
@@ -226,7 +242,9 @@ export default defineTransform({
   kind: 'transform',
   description: 'Builds the Task B pool: watch sequences with sentiment tags and one masked semantic id.',
   options: z.strictObject({
-    task_b_positive_score_min: intOption('a score at least this high is <liked>; 0 < score <= max(1, floor(min/2)) is <disliked>').default(7),
+    task_b_positive_score_min: intOption(
+      'a score at least this high is <liked>; 0 < score <= max(1, floor(min/2)) is <disliked>',
+    ).default(7),
   }),
   inputs: { masks: port<MaskedHistory>(), catalog: port<CatalogEntry>({ side: true }) },
   stats: poolStats,
@@ -234,19 +252,24 @@ export default defineTransform({
     const positiveMin = ctx.options.task_b_positive_score_min;
     let pool = 0;
     ctx.stats.pool = pool;
-    const rows = withCatalog<MaskedHistory, PoolItem>(inputs.ports.catalog, inputs.ports.masks, (catalog) => (batch) => {
-      const out = new Array<PoolItem>(batch.length);
-      let sequence: Sequence | undefined;
-      for (let i = 0; i < batch.length; i++) {
-        const history = batch[i]!;
-        // A user's masks arrive together and share one history.
-        if (i === 0 || history.rows !== batch[i - 1]!.rows) sequence = Sequence.of(history.rows, positiveMin, segmentsFor(catalog));
-        out[i] = taskBRow(history, catalog, positiveMin, sequence);
-      }
-      pool += batch.length;
-      ctx.stats.pool = pool;
-      return out;
-    });
+    const rows = withCatalog<MaskedHistory, PoolItem>(
+      inputs.ports.catalog,
+      inputs.ports.masks,
+      (catalog) => (batch) => {
+        const out = new Array<PoolItem>(batch.length);
+        let sequence: Sequence | undefined;
+        for (let i = 0; i < batch.length; i++) {
+          const history = batch[i]!;
+          // A user's masks arrive together and share one history.
+          if (i === 0 || history.rows !== batch[i - 1]!.rows)
+            sequence = Sequence.of(history.rows, positiveMin, segmentsFor(catalog));
+          out[i] = taskBRow(history, catalog, positiveMin, sequence);
+        }
+        pool += batch.length;
+        ctx.stats.pool = pool;
+        return out;
+      },
+    );
     return atEnd(rows, () => ctx.progress.log(`Task B pool: ${pool.toLocaleString('en-US')} rows`));
   },
 });

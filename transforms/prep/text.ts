@@ -27,7 +27,10 @@ export interface Cleaned<T> {
 }
 
 /** A text field: null when absent (SQL NULL) or a placeholder. */
-export function cleanText(raw: unknown, placeholder: (text: string) => boolean = isPlaceholder): Cleaned<string | null> {
+export function cleanText(
+  raw: unknown,
+  placeholder: (text: string) => boolean = isPlaceholder,
+): Cleaned<string | null> {
   if (raw === null || raw === undefined) return { value: null, placeholders: 0 };
   const text = collapseWhitespace(String(raw));
   return placeholder(text) ? { value: null, placeholders: 1 } : { value: text, placeholders: 0 };

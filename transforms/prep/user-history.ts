@@ -39,7 +39,12 @@ export interface KnownAnime {
  * Allowed statuses only, anime without a semantic id dropped (counted), then, when enough rows
  * are left, sorted with only the last `max` kept.
  */
-export function userHistory(user: UserRecord, known: KnownAnime, o: HistoryOptions, counts: HistoryCounts): UserHistory {
+export function userHistory(
+  user: UserRecord,
+  known: KnownAnime,
+  o: HistoryOptions,
+  counts: HistoryCounts,
+): UserHistory {
   const rows: WatchRow[] = [];
   for (const row of user.rows) {
     if (!o.allowed.has(row.watching_status)) counts.status_filtered_rows++;
@@ -52,4 +57,8 @@ export function userHistory(user: UserRecord, known: KnownAnime, o: HistoryOptio
 }
 
 /** The fields the steps after the user pass read; a row is narrowed to them before it crosses a thread. */
-export const historyRow = (row: HistoryRow): HistoryRow => ({ anime_id: row.anime_id, watching_status: row.watching_status, score: row.score });
+export const historyRow = (row: HistoryRow): HistoryRow => ({
+  anime_id: row.anime_id,
+  watching_status: row.watching_status,
+  score: row.score,
+});

@@ -13,12 +13,17 @@ type Row = Record<string, unknown>;
 export default defineTransform({
   type: 'chat-format',
   kind: 'transform',
-  description: "Renders rows with the model's chat template into a masked prompt and a learned completion (content + end-of-turn).",
+  description:
+    "Renders rows with the model's chat template into a masked prompt and a learned completion (content + end-of-turn).",
   options: z.strictObject({
     ...tokenizerOptions,
     input_field: z.string().min(1).default('input').describe('field holding the user turn'),
     output_field: z.string().min(1).default('output').describe('field holding the assistant turn'),
-    key_field: z.string().min(1).default('example_id').describe('field identifying the row (eval hold-out and sampling key on it)'),
+    key_field: z
+      .string()
+      .min(1)
+      .default('example_id')
+      .describe('field identifying the row (eval hold-out and sampling key on it)'),
   }),
   inputs: { in: port<Row>() },
   stats: rowStats,
@@ -33,7 +38,8 @@ export default defineTransform({
   create(ctx, inputs) {
     const { input_field, output_field, key_field } = ctx.options;
     const formatter = new ChatFormatter(readTokenizerSettings(tokenizerDir(ctx.options)));
-    if (!formatter.hasTemplate) ctx.progress.warn('the tokenizer has no chat template: prompts are the plain input followed by a newline');
+    if (!formatter.hasTemplate)
+      ctx.progress.warn('the tokenizer has no chat template: prompts are the plain input followed by a newline');
     let seen = 0;
     return inputs.ports.in.map((batch) =>
       batch.map((row): FormattedExample => {

@@ -19,11 +19,16 @@ interface Candidate {
 export default defineTransform({
   type: 'dry-run-sample',
   kind: 'transform',
-  description: 'In a dry run, keeps a deterministic sample of rows keyed by a field (input order kept); otherwise passes every row.',
+  description:
+    'In a dry run, keeps a deterministic sample of rows keyed by a field (input order kept); otherwise passes every row.',
   options: z.strictObject({
     dry_run: flag(true).describe('sample only in a dry run; a full run passes every row'),
     rows: int().positive().default(2048).describe('rows kept in a dry run'),
-    key_field: z.string().min(1).default('example_id').describe('field the sample is keyed on (row number when missing)'),
+    key_field: z
+      .string()
+      .min(1)
+      .default('example_id')
+      .describe('field the sample is keyed on (row number when missing)'),
   }),
   inputs: { in: port<Row>() },
   stats: z.object({ rows_in: z.number(), rows_kept: z.number() }),
@@ -51,8 +56,14 @@ export default defineTransform({
       kept.sort((a, b) => a.index - b.index);
       ctx.stats.rows_in = index;
       ctx.stats.rows_kept = kept.length;
-      ctx.progress.log(`dry run: training on ${kept.length.toLocaleString('en-US')} of ${index.toLocaleString('en-US')} rows`);
-      if (kept.length) push(null, kept.map((c) => c.row));
+      ctx.progress.log(
+        `dry run: training on ${kept.length.toLocaleString('en-US')} of ${index.toLocaleString('en-US')} rows`,
+      );
+      if (kept.length)
+        push(
+          null,
+          kept.map((c) => c.row),
+        );
       push(null, batch);
     });
   },

@@ -13,14 +13,25 @@ import type { MicroBatch, PhasePlan, TokenizedExample, TrainItem } from './types
 
 const options = z.strictObject({
   ...extendedTokenizerOptions,
-  phase: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/).default('phase1_linking').describe('phase name (its output folder)'),
+  phase: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/)
+    .default('phase1_linking')
+    .describe('phase name (its output folder)'),
   max_seq_len: int().positive().default(1024).describe('tokens per packed sequence; longer examples are truncated'),
   per_device_train_batch_size: int().positive().default(1).describe('packed sequences per training micro-batch'),
   per_device_eval_batch_size: int().positive().default(1).describe('packed sequences per eval micro-batch'),
   gradient_accumulation_steps: int().positive().default(16).describe('micro-batches per optimizer step'),
   epochs: int().positive().default(2).describe('passes over the training examples'),
-  eval_fraction: num().min(0).max(0.5).default(0.02).describe('share of rows held out for eval loss, chosen by row key'),
-  eval_every_steps: int().nonnegative().default(500).describe('eval after every this many steps, and at the end; 0: only at the end'),
+  eval_fraction: num()
+    .min(0)
+    .max(0.5)
+    .default(0.02)
+    .describe('share of rows held out for eval loss, chosen by row key'),
+  eval_every_steps: int()
+    .nonnegative()
+    .default(500)
+    .describe('eval after every this many steps, and at the end; 0: only at the end'),
   shuffle: flag(true).describe('new random order of packed sequences in every epoch (seeded)'),
   dry_run: flag(true).describe('cap the optimizer steps at dry_run_max_steps'),
   dry_run_max_steps: int().positive().default(20).describe('optimizer steps in a dry run'),
@@ -49,7 +60,8 @@ type Context = NodeContext<Options, typeof packStats>;
 export default defineTransform({
   type: 'pack-steps',
   kind: 'transform',
-  description: 'Holds out eval rows, packs tokenized examples into sequences and emits the phase plan, then train/eval micro-batches.',
+  description:
+    'Holds out eval rows, packs tokenized examples into sequences and emits the phase plan, then train/eval micro-batches.',
   options,
   inputs: { in: port<TokenizedExample>() },
   stats: packStats,
@@ -60,7 +72,9 @@ export default defineTransform({
       const tokenizer = await loadTrainTokenizer(dir, readAddedTokens(ctx.options.semantic_vocab));
       return tokenizer.singleId(readTokenizerSettings(dir).padToken);
     })();
-    return _(Promise.all([cached, padId])).flatMap(([stores, pad]) => fromGenerator(() => phaseItems(ctx, stores, pad)));
+    return _(Promise.all([cached, padId])).flatMap(([stores, pad]) =>
+      fromGenerator(() => phaseItems(ctx, stores, pad)),
+    );
   },
 });
 
@@ -73,7 +87,11 @@ interface Stores {
 /** Reads every example, truncated to max_seq_len, into the train or the held-out store by its keyed draw. */
 function cacheExamples(ctx: Context, input: Stream<TokenizedExample[]>): Promise<Stores> {
   const o = ctx.options;
-  const stores: Stores = { train: new ExampleStore(), held: new ExampleStore(), counts: { truncated: 0, dropped_without_completion: 0 } };
+  const stores: Stores = {
+    train: new ExampleStore(),
+    held: new ExampleStore(),
+    counts: { truncated: 0, dropped_without_completion: 0 },
+  };
   const add = (example: TokenizedExample) => {
     let { ids, promptLen } = example;
     if (ids.length > o.max_seq_len) {
@@ -96,7 +114,8 @@ function cacheExamples(ctx: Context, input: Stream<TokenizedExample[]>): Promise
 /** The phase plan, then each optimizer step's micro-batches, with the eval batches after the steps they are due at. */
 function* phaseItems(ctx: Context, { train, held, counts }: Stores, pad: number): Generator<TrainItem[]> {
   const o = ctx.options;
-  if (train.count === 0) throw new DataError('no training examples: every row was held out for eval or had no completion tokens');
+  if (train.count === 0)
+    throw new DataError('no training examples: every row was held out for eval or had no completion tokens');
   const trainSeqs = packSequences(train, o.max_seq_len);
   const evalSeqs = packSequences(held, o.max_seq_len);
   const schedule = {
@@ -130,7 +149,8 @@ function* phaseItems(ctx: Context, { train, held, counts }: Stores, pad: number)
     step++;
     const seqs = micro.map((indices) => indices.map((i) => trainSeqs[i]!));
     const stepTokens = seqs.flat().reduce((n, s) => n + sequenceCompletionTokens(train, s), 0);
-    for (const [k, group] of seqs.entries()) yield [{ kind: 'batch', step, batch: microBatch(train, group, k === seqs.length - 1, stepTokens) }];
+    for (const [k, group] of seqs.entries())
+      yield [{ kind: 'batch', step, batch: microBatch(train, group, k === seqs.length - 1, stepTokens) }];
     const due = step === plan.totalSteps || (o.eval_every_steps > 0 && step % o.eval_every_steps === 0);
     if (due)
       for (let at = 0; at < evalSeqs.length; at += o.per_device_eval_batch_size) {
@@ -160,8 +180,11 @@ function report(ctx: Context, plan: PhasePlan, counts: Stores['counts'], filled:
       `(${(filled * 100).toFixed(1)}% filled), ${n(plan.evalExamples)} held out; ${n(plan.totalSteps)} optimizer steps` +
       `${o.dry_run ? ' (dry run)' : ''}`,
   );
-  if (counts.truncated) ctx.progress.warn(`${n(counts.truncated)} examples longer than ${o.max_seq_len} tokens were truncated`);
+  if (counts.truncated)
+    ctx.progress.warn(`${n(counts.truncated)} examples longer than ${o.max_seq_len} tokens were truncated`);
   if (counts.dropped_without_completion)
-    ctx.progress.warn(`${n(counts.dropped_without_completion)} examples had no completion tokens left after truncation and were dropped`);
+    ctx.progress.warn(
+      `${n(counts.dropped_without_completion)} examples had no completion tokens left after truncation and were dropped`,
+    );
   if (plan.evalExamples === 0) ctx.progress.warn('no rows were held out for eval, so no eval loss is reported');
 }

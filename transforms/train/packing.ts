@@ -54,7 +54,12 @@ export interface RowArrays {
  * tokens. The padding tail is a run of its own (positions from 0, no labels). Rows are as long as
  * the longest one, rounded up to a multiple of 8 for the GPU's matrix units, at most maxLen.
  */
-export function layOutRows(store: ExampleStore, sequences: readonly Sequence[], maxLen: number, padId: number): RowArrays {
+export function layOutRows(
+  store: ExampleStore,
+  sequences: readonly Sequence[],
+  maxLen: number,
+  padId: number,
+): RowArrays {
   const longest = Math.max(...sequences.map((s) => sequenceLength(store, s)));
   const seqLen = Math.min(maxLen, Math.ceil(longest / 8) * 8);
   const size = sequences.length * seqLen;

@@ -14,7 +14,8 @@ import type { FormattedExample, TokenizedExample } from './types.ts';
 export default defineTransform({
   type: 'tokenize',
   kind: 'transform',
-  description: 'Encodes formatted examples with the base tokenizer plus the semantic tokens (same ids as the trainer worker).',
+  description:
+    'Encodes formatted examples with the base tokenizer plus the semantic tokens (same ids as the trainer worker).',
   options: z.strictObject({ ...extendedTokenizerOptions }),
   inputs: { in: port<FormattedExample>() },
   stats: z.object({ examples: z.number(), tokens: z.number(), tokens_per_s: z.number() }),
@@ -54,7 +55,9 @@ export default defineTransform({
           counter.done();
           const rate = encodeSeconds > 0 ? Math.round(tokens / encodeSeconds) : 0;
           Object.assign(ctx.stats, { examples, tokens, tokens_per_s: rate });
-          ctx.progress.log(`tokenized ${examples.toLocaleString('en-US')} examples, ${tokens.toLocaleString('en-US')} tokens (${rate.toLocaleString('en-US')} tokens/s)`);
+          ctx.progress.log(
+            `tokenized ${examples.toLocaleString('en-US')} examples, ${tokens.toLocaleString('en-US')} tokens (${rate.toLocaleString('en-US')} tokens/s)`,
+          );
           return push(null, batch);
         }
         examples += batch.length;

@@ -10,9 +10,12 @@ import { ConfigError } from '../../engine/errors.ts';
  */
 export function resolveTokenizerDir(tokenizerPath: string, baseModel: string): string {
   if (tokenizerPath) {
-    const dir = existsSync(tokenizerPath) && statSync(tokenizerPath).isFile() ? path.dirname(tokenizerPath) : tokenizerPath;
+    const dir =
+      existsSync(tokenizerPath) && statSync(tokenizerPath).isFile() ? path.dirname(tokenizerPath) : tokenizerPath;
     if (!existsSync(path.join(dir, 'tokenizer.json')))
-      throw new ConfigError(`tokenizer_path ${tokenizerPath}: no tokenizer.json there; expected a folder with tokenizer.json and tokenizer_config.json`);
+      throw new ConfigError(
+        `tokenizer_path ${tokenizerPath}: no tokenizer.json there; expected a folder with tokenizer.json and tokenizer_config.json`,
+      );
     return dir;
   }
   if (existsSync(path.join(baseModel, 'tokenizer.json'))) return baseModel;
@@ -53,12 +56,14 @@ export interface TokenizerSettings {
 }
 
 type TokenValue = string | { content?: string } | null | undefined;
-const tokenText = (value: TokenValue): string | undefined => (typeof value === 'string' ? value : (value?.content ?? undefined));
+const tokenText = (value: TokenValue): string | undefined =>
+  typeof value === 'string' ? value : (value?.content ?? undefined);
 
 /** Chat template and special tokens from tokenizer_config.json (and chat_template.jinja, where newer models keep it). */
 export function readTokenizerSettings(dir: string): TokenizerSettings {
   const file = path.join(dir, 'tokenizer_config.json');
-  if (!existsSync(file)) throw new ConfigError(`${file} does not exist: the chat template and end-of-turn token are read from it`);
+  if (!existsSync(file))
+    throw new ConfigError(`${file} does not exist: the chat template and end-of-turn token are read from it`);
   const config = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
   const eosToken = tokenText(config.eos_token as TokenValue);
   if (!eosToken) throw new ConfigError(`${file}: no eos_token, so the end of an assistant turn is unknown`);

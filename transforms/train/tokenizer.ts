@@ -54,7 +54,8 @@ async function build(dir: string, added: AddedTokens): Promise<TrainTokenizer> {
 
   const encoded = await encode(added.tokens);
   const addedIds = encoded.map((ids, i) => {
-    if (ids.length !== 1) throw new ConfigError(`added token ${added.tokens[i]} does not encode to a single id in ${file}`);
+    if (ids.length !== 1)
+      throw new ConfigError(`added token ${added.tokens[i]} does not encode to a single id in ${file}`);
     return ids[0]!;
   });
   return {

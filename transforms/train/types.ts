@@ -43,4 +43,5 @@ export interface PhasePlan {
 }
 
 /** What pack-steps hands the trainer sink: the phase plan first, then train and eval micro-batches. */
-export type TrainItem = PhasePlan | { kind: 'batch'; step: number; batch: MicroBatch } | { kind: 'eval'; batch: MicroBatch };
+export type TrainItem =
+  PhasePlan | { kind: 'batch'; step: number; batch: MicroBatch } | { kind: 'eval'; batch: MicroBatch };

@@ -10,7 +10,9 @@ export const HISTORY_EXTENSION = fileURLToPath(new URL('./build/Release/user_his
 
 /** What to tell a user whose checkout has not built the extension; undefined when it is built. */
 export const extensionMissing = (extension = HISTORY_EXTENSION): string | undefined =>
-  existsSync(extension) ? undefined : `the user-history SQLite extension ${extension} is not built: run 'node scripts/setup.mjs' (or 'npm install')`;
+  existsSync(extension)
+    ? undefined
+    : `the user-history SQLite extension ${extension} is not built: run 'node scripts/setup.mjs' (or 'npm install')`;
 
 /** The extension packs anime ids below this (user-history.c). */
 const ANIME_LIMIT = 2 ** 20;
@@ -30,12 +32,19 @@ export function loadHistoryRules(
     db.loadExtension(extension);
   } catch {
     // SQLite's message is its last try, the path with '.so' appended: it would send a user looking for the wrong file.
-    throw new Error(`cannot load the user-history SQLite extension ${extension}: rebuild it with 'node scripts/setup.mjs'`);
+    throw new Error(
+      `cannot load the user-history SQLite extension ${extension}: rebuild it with 'node scripts/setup.mjs'`,
+    );
   }
   let mask = 0n;
   for (const status of rules.allowedStatuses) if (status >= 0 && status < 64) mask |= 1n << BigInt(status);
   // Anime ids the extension packs are below 2^20; a catalog id above that only ever meets users read row by row.
-  const known = Buffer.alloc(Math.min(ANIME_LIMIT, rules.knownIds.reduce((a, b) => Math.max(a, b + 1), 0)));
+  const known = Buffer.alloc(
+    Math.min(
+      ANIME_LIMIT,
+      rules.knownIds.reduce((a, b) => Math.max(a, b + 1), 0),
+    ),
+  );
   for (const id of rules.knownIds) if (id >= 0 && id < known.length) known[id] = 1;
   db.prepare('SELECT user_history_config(?, ?, ?, ?)').get(mask, known, rules.min, rules.max);
 }
@@ -64,7 +73,8 @@ FROM user_anime WHERE user_id = ? ORDER BY anime_id`;
 export const userRangeSql = ['SELECT min(user_id) FROM user_anime', 'SELECT max(user_id) FROM user_anime'];
 
 /** The shape of historySql without the extension's function, for asking SQLite how it would read a range. */
-const rangePlanSql = 'EXPLAIN QUERY PLAN SELECT user_id, count(*) FROM user_anime WHERE user_id >= ? AND user_id < ? GROUP BY user_id';
+const rangePlanSql =
+  'EXPLAIN QUERY PLAN SELECT user_id, count(*) FROM user_anime WHERE user_id >= ? AND user_id < ? GROUP BY user_id';
 
 /**
  * What to tell a user whose user_anime has no index led by user_id (the spec's primary key is

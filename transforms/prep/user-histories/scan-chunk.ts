@@ -76,7 +76,8 @@ export class RangeScanner {
 
   private scanRange(lo: number, hi: number, limit: number, after: number | undefined): ChunkResult {
     const chunk = new ChunkBuilder();
-    const rows = after === undefined ? this.history.iterate(lo, hi, limit) : this.historyAfter.iterate(after, hi, limit);
+    const rows =
+      after === undefined ? this.history.iterate(lo, hi, limit) : this.historyAfter.iterate(after, hi, limit);
     let last: number | undefined;
     for (const [userId, count, history] of rows as IterableIterator<[number, number, Buffer | null]>) {
       chunk.counts.rows += count;
@@ -112,7 +113,13 @@ const doubles = (blob: Buffer): Float64Array =>
     : new Float64Array(new Uint8Array(blob).buffer);
 
 class ChunkBuilder {
-  readonly counts: ChunkCounts = { rows: 0, users: 0, eligible_users: 0, status_filtered_rows: 0, unknown_anime_rows: 0 };
+  readonly counts: ChunkCounts = {
+    rows: 0,
+    users: 0,
+    eligible_users: 0,
+    status_filtered_rows: 0,
+    unknown_anime_rows: 0,
+  };
   private readonly userIds: number[] = [];
   private readonly eligible: number[] = [];
   private readonly offsets: number[] = [0];

@@ -19,7 +19,10 @@ const YOUNG_GENERATION_MB = 16;
 export function userRanges(min: number, max: number, count: number): [number, number][] {
   const span = max - min + 1;
   const n = Math.max(1, Math.min(count, span));
-  return Array.from({ length: n }, (_, i) => [min + Math.floor((span * i) / n), min + Math.floor((span * (i + 1)) / n)] as [number, number]);
+  return Array.from(
+    { length: n },
+    (_, i) => [min + Math.floor((span * i) / n), min + Math.floor((span * (i + 1)) / n)] as [number, number],
+  );
 }
 
 type Reply = { read: number; result: ChunkResult } | { read: number; error: string };
@@ -69,7 +72,14 @@ export class HistoryScan {
     workers: number,
     private readonly usersPerRead: number,
   ) {
-    this.workers = Array.from({ length: workers }, () => new Worker(workerScript(new URL('./scan-worker.ts', import.meta.url)), { workerData: { database, extension: HISTORY_EXTENSION }, resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB } }));
+    this.workers = Array.from(
+      { length: workers },
+      () =>
+        new Worker(workerScript(new URL('./scan-worker.ts', import.meta.url)), {
+          workerData: { database, extension: HISTORY_EXTENSION },
+          resourceLimits: { maxYoungGenerationSizeMb: YOUNG_GENERATION_MB },
+        }),
+    );
     for (const worker of this.workers) {
       worker.on('error', (error) => (this.failure ??= error));
       // A worker that ends while the scan still needs it would leave the scan waiting forever.
@@ -91,7 +101,9 @@ export class HistoryScan {
       const [min, max] = userRangeSql.map((sql) => this.db!.prepare(sql).pluck().get());
       if (min === null) return;
       if (typeof min !== 'number' || typeof max !== 'number')
-        throw new DataError(`database ${this.database}, table 'user_anime': user_id must hold numbers, found ${JSON.stringify(typeof min === 'number' ? max : min)}`);
+        throw new DataError(
+          `database ${this.database}, table 'user_anime': user_id must hold numbers, found ${JSON.stringify(typeof min === 'number' ? max : min)}`,
+        );
       const spans = userRanges(min, max, ranges);
       onSplit?.(spans.length);
       if (this.workers.length) yield* this.onWorkers(request, spans);

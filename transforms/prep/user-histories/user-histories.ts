@@ -66,7 +66,8 @@ function histories(chunk: ChunkResult): UserHistory[] {
 export default defineTransform({
   type: 'prep-user-histories',
   kind: 'transform',
-  description: 'Reads user_anime grouped by user inside SQLite, on worker threads, and emits what prep-history emits (Task B steps 1-3).',
+  description:
+    'Reads user_anime grouped by user inside SQLite, on worker threads, and emits what prep-history emits (Task B steps 1-3).',
   options: z.strictObject({
     database: inputPath('SQLite database with the user_anime table (opened read-only)'),
     ...historyOptions,
@@ -93,23 +94,44 @@ export default defineTransform({
       const message = rangeIndexMissing(db);
       return message ? [{ option: 'database', message }] : [];
     };
-    return [...(missing ? [{ option: 'type', message: missing }] : []), ...schemaProblems(o.database, 'user_anime', COLUMNS, 'table', unindexed)];
+    return [
+      ...(missing ? [{ option: 'type', message: missing }] : []),
+      ...schemaProblems(o.database, 'user_anime', COLUMNS, 'table', unindexed),
+    ];
   },
   create(ctx, inputs) {
     const o = ctx.options;
-    const scan = new HistoryScan(o.database, o.workers === 'auto' ? Math.min(AUTO_WORKERS_MAX, os.availableParallelism()) : o.workers, o.users_per_read);
+    const scan = new HistoryScan(
+      o.database,
+      o.workers === 'auto' ? Math.min(AUTO_WORKERS_MAX, os.availableParallelism()) : o.workers,
+      o.users_per_read,
+    );
     ctx.onClose(() => scan.close());
     const counter = ctx.progress.counter('users', { unit: 'users', logEvery: 25000 });
-    const totals = { rows: 0, users: 0, status_filtered_rows: 0, unknown_anime_rows: 0, short_history_users: 0, eligible_users: 0 };
+    const totals = {
+      rows: 0,
+      users: 0,
+      status_filtered_rows: 0,
+      unknown_anime_rows: 0,
+      short_history_users: 0,
+      eligible_users: 0,
+    };
     Object.assign(ctx.stats, totals);
     async function* read(): AsyncGenerator<UserHistory[]> {
       const knownIds = (await collectRows(inputs.ports.catalog)).map((entry) => entry.anime_id);
-      const request = { allowedStatuses: o.task_b_allowed_statuses, min: o.task_b_min_history, max: o.task_b_max_history, knownIds };
+      const request = {
+        allowedStatuses: o.task_b_allowed_statuses,
+        min: o.task_b_min_history,
+        max: o.task_b_max_history,
+        knownIds,
+      };
       // The user count is not known until the end, so the bar with an ETA counts ranges, equal spans of user ids.
       let ranges: Counter | undefined;
-      const split = (count: number) => (ranges = ctx.progress.counter('user-id ranges', { unit: 'ranges', total: count, logEvery: Infinity }));
+      const split = (count: number) =>
+        (ranges = ctx.progress.counter('user-id ranges', { unit: 'ranges', total: count, logEvery: Infinity }));
       for await (const chunk of scan.chunks(request, o.ranges ?? defaultRanges(o.database), split)) {
-        for (const key of ['rows', 'users', 'status_filtered_rows', 'unknown_anime_rows', 'eligible_users'] as const) totals[key] += chunk.counts[key];
+        for (const key of ['rows', 'users', 'status_filtered_rows', 'unknown_anime_rows', 'eligible_users'] as const)
+          totals[key] += chunk.counts[key];
         totals.short_history_users = totals.users - totals.eligible_users;
         Object.assign(ctx.stats, totals);
         counter.add(chunk.users);
@@ -119,7 +141,9 @@ export default defineTransform({
       }
       counter.done();
       ranges?.done();
-      ctx.progress.log(`Scanned ${totals.rows.toLocaleString('en-US')} user_anime rows from ${totals.users.toLocaleString('en-US')} users`);
+      ctx.progress.log(
+        `Scanned ${totals.rows.toLocaleString('en-US')} user_anime rows from ${totals.users.toLocaleString('en-US')} users`,
+      );
       ctx.progress.log(historyLine(totals.eligible_users, totals.short_history_users, totals.unknown_anime_rows));
     }
     return fromAsync(read(), ctx.onClose);
