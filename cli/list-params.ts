@@ -16,9 +16,11 @@ export function listParams(file: string, json: boolean): string {
   const width = Math.max(0, ...params.map((p) => `${p.name}: ${p.type}`.length));
   const lines = params.map((p) => {
     const head = `${p.name}: ${p.type}`.padEnd(width);
-    return `  ${head}  = ${JSON.stringify(paramText(p.default))}${p.description ? `  ${p.description}` : ''}`;
+    return `  ${head}  = ${paramText(p.default) || '""'}${p.description ? `  ${p.description}` : ''}`;
   });
-  const usage =
-    'Set one with --set name=value (lists as a,b,c); relative paths given on the command line resolve against the working folder.';
+  const usage = [
+    'Set one with --set name=value (a list as a,b,c). A relative path resolves against the pipeline',
+    "file's folder when it is a default, against the working folder when it is given with --set.",
+  ].join('\n');
   return [`${spec.name} (${file}): ${params.length} parameters`, ...lines, '', usage, ''].join('\n');
 }

@@ -64,9 +64,76 @@ const display = (argv: {
   progress: argv.progress,
 });
 
+/** Runs a command's body and keeps the exit code it returns. */
+type Act = (fn: () => Promise<number | void>) => () => Promise<void>;
+
+const file = <T>(c: Argv<T>) =>
+  c.positional('file', { type: 'string', demandOption: true, describe: 'pipeline YAML file' });
+
+/** `animind pipeline run|validate|params|graph`. */
+function pipelineCommands<T>(y: Argv<T>, act: Act) {
+  return y
+    .command(
+      'run <file>',
+      'validate a pipeline, then run it',
+      (c) => displayOptions(batchSizeOption(setOption(file(c)))),
+      (argv) =>
+        act(async () => {
+          const inputs = { overrides: parseOverrides(argv.set), batchSize: batchSize(argv['batch-size']) };
+          await runPipelineFile(argv.file, inputs, display(argv));
+        })(),
+    )
+    .command(
+      'validate <file>',
+      'check a pipeline without reading any data; every problem is listed with its line',
+      (c) => setOption(file(c)),
+      (argv) =>
+        act(async () => {
+          const plan = await loadBuiltinPlan(argv.file, { overrides: parseOverrides(argv.set) });
+          process.stderr.write(`${argv.file}: ok (${plan.nodes.length} nodes)\n`);
+        })(),
+    )
+    .command(
+      'params <file>',
+      'list the parameters a pipeline declares: type, default and description',
+      (c) => file(c).option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
+      (argv) => act(async () => void process.stdout.write(listParams(argv.file, argv.json)))(),
+    )
+    .command(
+      'graph <file>',
+      'print the pipeline graph as Graphviz dot or Mermaid',
+      (c) => setOption(file(c)).option('format', { choices: ['dot', 'mermaid'] as const, default: 'dot' as const }),
+      (argv) =>
+        act(async () => {
+          const plan = await loadBuiltinPlan(argv.file, { overrides: parseOverrides(argv.set) });
+          const nodes = plan.nodes.map((n) => ({
+            id: n.spec.id,
+            type: n.def.type,
+            kind: n.def.kind,
+            inputs: n.inputs,
+          }));
+          process.stdout.write(argv.format === 'dot' ? toDot(plan.spec.name, nodes) : toMermaid(nodes));
+        })(),
+    )
+    .demandCommand(1, 'name a pipeline command: run, validate, params or graph');
+}
+
+/** `animind run --phase prep|train`: the original tool's entry point. */
+function phaseOptions<T>(y: Argv<T>) {
+  return displayOptions(
+    y
+      .option('phase', { choices: ['prep', 'train'] as const, demandOption: true, describe: 'which phase to run' })
+      .option('config', {
+        type: 'string',
+        default: 'config/recommender.toml',
+        describe: 'TOML config with [prep] and [train] sections',
+      }),
+  );
+}
+
 async function main(): Promise<number> {
   let code: number = EXIT.ok;
-  const act = (fn: () => Promise<number | void>) => async () => {
+  const act: Act = (fn) => async () => {
     code = (await fn()) ?? EXIT.ok;
   };
   const parser = yargs(hideBin(process.argv))
@@ -74,64 +141,7 @@ async function main(): Promise<number> {
     .usage(
       '$0 <command>\n\nTeach an LLM to recommend anime by semantic IDs: streaming prep pipelines and a LoRA trainer.',
     )
-    .command('pipeline', 'run, check or draw a YAML pipeline', (y) =>
-      y
-        .command(
-          'run <file>',
-          'validate a pipeline, then run it',
-          (c) =>
-            displayOptions(
-              batchSizeOption(
-                setOption(c.positional('file', { type: 'string', demandOption: true, describe: 'pipeline YAML file' })),
-              ),
-            ),
-          (argv) =>
-            act(async () => {
-              const inputs = { overrides: parseOverrides(argv.set), batchSize: batchSize(argv['batch-size']) };
-              await runPipelineFile(argv.file, inputs, display(argv));
-            })(),
-        )
-        .command(
-          'validate <file>',
-          'check a pipeline without reading any data; every problem is listed with its line',
-          (c) => setOption(c.positional('file', { type: 'string', demandOption: true })),
-          (argv) =>
-            act(async () => {
-              const plan = await loadBuiltinPlan(argv.file, { overrides: parseOverrides(argv.set) });
-              process.stderr.write(`${argv.file}: ok (${plan.nodes.length} nodes)\n`);
-            })(),
-        )
-        .command(
-          'params <file>',
-          'list the parameters a pipeline declares: type, default and description',
-          (c) =>
-            c
-              .positional('file', { type: 'string', demandOption: true })
-              .option('json', { type: 'boolean', default: false, describe: 'machine-readable output' }),
-          (argv) => act(async () => void process.stdout.write(listParams(argv.file, argv.json)))(),
-        )
-        .command(
-          'graph <file>',
-          'print the pipeline graph as Graphviz dot or Mermaid',
-          (c) =>
-            setOption(c.positional('file', { type: 'string', demandOption: true })).option('format', {
-              choices: ['dot', 'mermaid'] as const,
-              default: 'dot' as const,
-            }),
-          (argv) =>
-            act(async () => {
-              const plan = await loadBuiltinPlan(argv.file, { overrides: parseOverrides(argv.set) });
-              const nodes = plan.nodes.map((n) => ({
-                id: n.spec.id,
-                type: n.def.type,
-                kind: n.def.kind,
-                inputs: n.inputs,
-              }));
-              process.stdout.write(argv.format === 'dot' ? toDot(plan.spec.name, nodes) : toMermaid(nodes));
-            })(),
-        )
-        .demandCommand(1, 'name a pipeline command: run, validate, params or graph'),
-    )
+    .command('pipeline', 'run, check, list the parameters of, or draw a YAML pipeline', (y) => pipelineCommands(y, act))
     .command(
       'nodes',
       'list every built-in node type with its inputs, options and defaults',
@@ -141,20 +151,7 @@ async function main(): Promise<number> {
     .command(
       'run',
       "run a phase from a TOML config, as the original tool did (same graph as 'pipeline run')",
-      (y) =>
-        displayOptions(
-          y
-            .option('phase', {
-              choices: ['prep', 'train'] as const,
-              demandOption: true,
-              describe: 'which phase to run',
-            })
-            .option('config', {
-              type: 'string',
-              default: 'config/recommender.toml',
-              describe: 'TOML config with [prep] and [train] sections',
-            }),
-        ),
+      phaseOptions,
       (argv) => act(async () => runPhase(argv.phase, argv.config, display(argv)))(),
     )
     .demandCommand(1, 'name a command')

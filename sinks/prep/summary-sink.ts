@@ -1,7 +1,8 @@
 import { writeFileSync } from 'node:fs';
 import { z } from 'zod';
 import { ConfigError } from '../../engine/errors.ts';
-import { defineSink, port, rowStats } from '../../engine/node.ts';
+import { defineSink, port, rowStats, type NodeContext } from '../../engine/node.ts';
+import type { Stream } from '../../engine/stream.ts';
 import { outputPath } from '../../engine/options.ts';
 import { DistinctRows } from './distinct-rows.ts';
 import { catalogStats } from '../../transforms/prep/catalog.ts';
@@ -49,104 +50,142 @@ function clock(pin: string) {
   return { pinned: Boolean(pinned), now: () => (pinned ? Date.parse(pinned) : Date.now()) };
 }
 
+const options = z.strictObject({
+  path: outputPath('summary JSON file (llm_prep_summary.json)'),
+  pin_time: z
+    .union([z.literal(''), isoTime])
+    .default('')
+    .describe(
+      'ISO time written as generated_at, durations then 0, for reproducible files (env ANIMIND_FIXED_TIME does the same)',
+    ),
+  stats_from: statsFrom,
+});
+
+const summaryStats = z.object({ written: z.number() });
+
 /** Writes llm_prep_summary.json: what was read, dropped, pooled, sampled and written, from every prep node's stats. */
 export default defineSink({
   type: 'prep-summary-sink',
   kind: 'sink',
   description:
     'Writes the prep summary JSON (counts, quotas, pools, placeholders removed, oversampling, distinct share, timings).',
-  options: z.strictObject({
-    path: outputPath('summary JSON file (llm_prep_summary.json)'),
-    pin_time: z
-      .union([z.literal(''), isoTime])
-      .default('')
-      .describe(
-        'ISO time written as generated_at, durations then 0, for reproducible files (env ANIMIND_FIXED_TIME does the same)',
-      ),
-    stats_from: statsFrom,
-  }),
+  options,
   inputs: { in: port<PrepRow>() },
-  stats: z.object({ written: z.number() }),
+  stats: summaryStats,
   async create(ctx, inputs) {
-    const from = ctx.options.stats_from;
     // Handles first, so a wrong id is found before the rows are read; each is read once its node is done.
-    const stats = {
-      semanticIds: ctx.statsOf(from.semantic_ids, rowStats),
-      anime: ctx.statsOf(from.anime, rowStats),
-      cleanAnime: ctx.statsOf(from.clean_anime, z.object({ placeholders_removed: z.record(z.string(), z.number()) })),
-      catalog: ctx.statsOf(from.catalog, catalogStats),
-      taskA: ctx.statsOf(from.task_a, taskAStats),
-      userAnime: ctx.statsOf(from.user_anime, rowStats),
-      users: ctx.statsOf(from.users, z.object({ users: z.number() })),
-      history: ctx.statsOf(from.history, historyStats),
-      seeds: ctx.statsOf(from.seeds, z.object({ seeds: z.number(), users_with_seed: z.number() })),
-      taskB: ctx.statsOf(from.task_b, poolStats),
-      taskC: ctx.statsOf(from.task_c, poolStats),
-      sample: ctx.statsOf(from.sample, sampleStats),
-    };
+    const stats = statsHandles(ctx);
     const time = clock(ctx.options.pin_time);
     const started = time.now();
-    let firstRowAt: number | undefined;
     const target = ctx.output(ctx.options.path);
-    const counts = { A: 0, B: 0, C: 0, total: 0 };
-    const templates: Record<string, number> = Object.fromEntries(TEMPLATE_IDS.map((id) => [id, 0]));
     const distinct = new DistinctRows();
     ctx.onClose(() => distinct.close());
-    await inputs.ports.in
-      .reduce(0, (n: number, batch: PrepRow[]) => {
-        firstRowAt ??= time.now();
-        for (const row of batch) {
-          counts[row.task]++;
-          templates[row.meta.template_id as string] = (templates[row.meta.template_id as string] ?? 0) + 1;
-        }
-        distinct.add(batch);
-        return n + batch.length;
-      })
-      .toPromise(Promise);
-    counts.total = counts.A + counts.B + counts.C;
-    const sample = stats.sample.read();
-    const taskA = stats.taskA.read();
-    const history = stats.history.read();
-    const catalog = stats.catalog.read();
-    const seeds = stats.seeds.read();
+    const rows = await countRows(inputs.ports.in, distinct, time.now);
     const finished = time.now();
-    const summary = {
-      seed: ctx.pipeline.seed,
-      target_examples: sample.target_examples,
-      splits: sample.splits,
-      quotas: sample.quotas,
-      counts,
-      pools: { A: taskA.pool, B: stats.taskB.read().pool, C_seeds: seeds.seeds, C: stats.taskC.read().pool },
-      oversampling_factor: sample.oversampling_factor,
-      template_counts: templates,
-      inputs: {
-        semantic_id_rows: stats.semanticIds.read().rows,
-        anime_rows: stats.anime.read().rows,
-        anime_with_semantic_id_and_metadata: catalog.with_metadata,
-        semantic_ids_without_metadata: catalog.without_metadata,
-        metadata_without_semantic_id: catalog.metadata_without_sid,
-      },
-      users: {
-        user_anime_rows_scanned: stats.userAnime.read().rows,
-        users_scanned: stats.users.read().users,
-        rows_with_other_status: history.status_filtered_rows,
-        unknown_anime_rows_dropped: history.unknown_anime_rows,
-        short_history_users: history.short_history_users,
-        task_b_users: history.eligible_users,
-        users_with_task_c_seed: seeds.users_with_seed,
-      },
-      cleaning: {
-        placeholders_removed: stats.cleanAnime.read().placeholders_removed,
-        anime_without_title: taskA.without_title,
-      },
-      distinct_row_share: counts.total ? Number(((await distinct.count()) / counts.total).toFixed(6)) : 0,
-      timings: {
-        generated_at: new Date(finished).toISOString(),
-        pools_seconds: time.pinned ? 0 : seconds((firstRowAt ?? finished) - started),
-        total_seconds: time.pinned ? 0 : seconds(finished - started),
-      },
+    const share = rows.counts.total ? Number(((await distinct.count()) / rows.counts.total).toFixed(6)) : 0;
+    const timings = {
+      generated_at: new Date(finished).toISOString(),
+      pools_seconds: time.pinned ? 0 : seconds((rows.firstRowAt ?? finished) - started),
+      total_seconds: time.pinned ? 0 : seconds(finished - started),
     };
-    writeFileSync(target, JSON.stringify(summary, null, 2) + '\n');
+    writeFileSync(target, JSON.stringify(summaryJson(ctx.pipeline.seed, stats, rows, share, timings), null, 2) + '\n');
     ctx.stats.written = 1;
   },
 });
+
+type Context = NodeContext<z.output<typeof options>, typeof summaryStats>;
+
+/** The stats the summary reports, by role, each read through the schema of the node that reports it. */
+function statsHandles(ctx: Context) {
+  const from = ctx.options.stats_from;
+  return {
+    semanticIds: ctx.statsOf(from.semantic_ids, rowStats),
+    anime: ctx.statsOf(from.anime, rowStats),
+    cleanAnime: ctx.statsOf(from.clean_anime, z.object({ placeholders_removed: z.record(z.string(), z.number()) })),
+    catalog: ctx.statsOf(from.catalog, catalogStats),
+    taskA: ctx.statsOf(from.task_a, taskAStats),
+    userAnime: ctx.statsOf(from.user_anime, rowStats),
+    users: ctx.statsOf(from.users, z.object({ users: z.number() })),
+    history: ctx.statsOf(from.history, historyStats),
+    seeds: ctx.statsOf(from.seeds, z.object({ seeds: z.number(), users_with_seed: z.number() })),
+    taskB: ctx.statsOf(from.task_b, poolStats),
+    taskC: ctx.statsOf(from.task_c, poolStats),
+    sample: ctx.statsOf(from.sample, sampleStats),
+  };
+}
+
+interface RowCounts {
+  counts: Record<'A' | 'B' | 'C' | 'total', number>;
+  templates: Record<string, number>;
+  firstRowAt: number | undefined;
+}
+
+/** Counts the rows by task and template, handing each batch to the distinct-row counter. */
+async function countRows(input: Stream<PrepRow[]>, distinct: DistinctRows, now: () => number): Promise<RowCounts> {
+  const rows: RowCounts = {
+    counts: { A: 0, B: 0, C: 0, total: 0 },
+    templates: Object.fromEntries(TEMPLATE_IDS.map((id) => [id, 0])),
+    firstRowAt: undefined,
+  };
+  await input
+    .reduce(0, (n: number, batch: PrepRow[]) => {
+      rows.firstRowAt ??= now();
+      for (const row of batch) {
+        rows.counts[row.task]++;
+        const template = row.meta.template_id as string;
+        rows.templates[template] = (rows.templates[template] ?? 0) + 1;
+      }
+      distinct.add(batch);
+      return n + batch.length;
+    })
+    .toPromise(Promise);
+  rows.counts.total = rows.counts.A + rows.counts.B + rows.counts.C;
+  return rows;
+}
+
+/** llm_prep_summary.json, field by field (the order is the file's). */
+function summaryJson(
+  seed: number,
+  stats: ReturnType<typeof statsHandles>,
+  { counts, templates }: RowCounts,
+  distinctShare: number,
+  timings: Record<string, unknown>,
+) {
+  const sample = stats.sample.read();
+  const taskA = stats.taskA.read();
+  const history = stats.history.read();
+  const catalog = stats.catalog.read();
+  const seeds = stats.seeds.read();
+  return {
+    seed,
+    target_examples: sample.target_examples,
+    splits: sample.splits,
+    quotas: sample.quotas,
+    counts,
+    pools: { A: taskA.pool, B: stats.taskB.read().pool, C_seeds: seeds.seeds, C: stats.taskC.read().pool },
+    oversampling_factor: sample.oversampling_factor,
+    template_counts: templates,
+    inputs: {
+      semantic_id_rows: stats.semanticIds.read().rows,
+      anime_rows: stats.anime.read().rows,
+      anime_with_semantic_id_and_metadata: catalog.with_metadata,
+      semantic_ids_without_metadata: catalog.without_metadata,
+      metadata_without_semantic_id: catalog.metadata_without_sid,
+    },
+    users: {
+      user_anime_rows_scanned: stats.userAnime.read().rows,
+      users_scanned: stats.users.read().users,
+      rows_with_other_status: history.status_filtered_rows,
+      unknown_anime_rows_dropped: history.unknown_anime_rows,
+      short_history_users: history.short_history_users,
+      task_b_users: history.eligible_users,
+      users_with_task_c_seed: seeds.users_with_seed,
+    },
+    cleaning: {
+      placeholders_removed: stats.cleanAnime.read().placeholders_removed,
+      anime_without_title: taskA.without_title,
+    },
+    distinct_row_share: distinctShare,
+    timings,
+  };
+}

@@ -90,6 +90,6 @@ test('animind nodes lists every node type with options and defaults', async () =
   assert.equal(code, 0);
   assert.match(stdout, /^sqlite-source \(source\)/m);
   assert.match(stdout, /row_group_size: integer = 16384/);
-  assert.match(stdout, /workers: "auto"\|integer = "auto"  worker threads scanning user-id ranges/);
+  assert.match(stdout, /workers: "auto"\|integer = "auto" {2}worker threads scanning user-id ranges/);
   assert.match(stdout, /join \(transform\)\s+inputs: main, lookup \(side\)/);
 });

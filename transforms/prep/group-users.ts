@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DataError } from '../../engine/errors.ts';
 import { defineTransform, port } from '../../engine/node.ts';
-import { _, type Stream } from '../../engine/stream.ts';
+import { _ } from '../../engine/stream.ts';
 import type { UserRecord, WatchRow } from './types.ts';
 
 /**

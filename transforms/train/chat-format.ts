@@ -1,7 +1,6 @@
 import { z } from 'zod';
 import { DataError } from '../../engine/errors.ts';
 import { defineTransform, port, rowStats } from '../../engine/node.ts';
-import type { Stream } from '../../engine/stream.ts';
 import { ChatFormatter } from './chat-template.ts';
 import { readTokenizerSettings } from './tokenizer-files.ts';
 import { tokenizerDir, tokenizerOptions } from './tokenizer-options.ts';

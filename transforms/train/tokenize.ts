@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { defineTransform, port } from '../../engine/node.ts';
-import { _, type Stream } from '../../engine/stream.ts';
+import { _ } from '../../engine/stream.ts';
 import { loadTrainTokenizer } from './tokenizer.ts';
 import { readAddedTokens, readTokenizerSettings } from './tokenizer-files.ts';
 import { extendedTokenizerOptions, tokenizerDir } from './tokenizer-options.ts';
