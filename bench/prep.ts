@@ -21,8 +21,9 @@ const ROWS_PER_USER = 312.5;
 const SIZES: Record<string, number> = { '1m': 1e6, '10m': 1e7, '100m': 1e8 };
 
 /** The issue's floor: the Task B rows in primary-key order, aggregated inside SQLite so no row reaches JavaScript. */
-const FLOOR_SQL = `SELECT count(*), total(s) FROM (SELECT user_id, anime_id, score s, watching_status, watched_episodes, scraped_at
-  FROM user_anime WHERE watching_status IN (1,2,3,4,6) ORDER BY user_id, anime_id)`;
+const FLOOR_SQL =
+  'SELECT count(*), total(s) FROM (SELECT user_id, anime_id, score s, watching_status, watched_episodes, ' +
+  'scraped_at\n  FROM user_anime WHERE watching_status IN (1,2,3,4,6) ORDER BY user_id, anime_id)';
 
 const USAGE = `Usage: npm run bench:prep -- [options]
 
@@ -208,7 +209,8 @@ async function main() {
   if (!Number.isInteger(runs) || runs < 1) throw new Error(`--runs: expected a positive integer, got '${args.runs}'`);
   const load = os.loadavg()[0]!;
   console.log(
-    `node ${process.version}, ${os.availableParallelism()} cores, load ${fmt(load)}${load > 1.5 ? ' (busy machine: timings are inflated)' : ''}`,
+    `node ${process.version}, ${os.availableParallelism()} cores, load ${fmt(load)}` +
+      `${load > 1.5 ? ' (busy machine: timings are inflated)' : ''}`,
   );
   const rows: string[][] = [
     [
@@ -257,7 +259,8 @@ async function main() {
     ]);
     const cpu = prep.cpuSeconds === undefined ? '' : `, CPU ${fmt(prep.cpuSeconds, 1)} s`;
     process.stderr.write(
-      `${size}: floor ${fmt(before)}/${fmt(after)} s, prep ${prep.spread} s (median ${fmt(prep.seconds)}${cpu}), ${fmt(prep.peakMb, 0)} MB\n`,
+      `${size}: floor ${fmt(before)}/${fmt(after)} s, prep ${prep.spread} s ` +
+        `(median ${fmt(prep.seconds)}${cpu}), ${fmt(prep.peakMb, 0)} MB\n`,
     );
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));

@@ -26,7 +26,8 @@ async function runPrepPhase(configFile: string, display: DisplayOptions): Promis
     const reason = await staleReason(plan, (param) => `[prep] ${PREP_PARAMS[param] ?? param}`, SPEED_ONLY_PARAMS);
     if (!reason) {
       say(
-        `prep: outputs in ${config.out_dir} are up to date (same settings and input hashes as their manifest); nothing to do`,
+        `prep: outputs in ${config.out_dir} are up to date (same ` +
+          `settings and input hashes as their manifest); nothing to do`,
       );
       return 0;
     }

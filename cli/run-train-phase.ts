@@ -66,7 +66,8 @@ function dryRunModel(config: TrainConfig, file: string, say: (line: string) => v
     return { base_model: { value: model, location } };
   } catch {
     say(
-      `train: dry run: no local tokenizer for ${model}; using the bundled Qwen tokenizer and a tiny local model instead`,
+      `train: dry run: no local tokenizer for ${model}; using ` +
+        `the bundled Qwen tokenizer and a tiny local model instead`,
     );
     return {
       base_model: { value: model, location },

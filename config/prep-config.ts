@@ -64,13 +64,17 @@ export const prepSchema = z
       issues.addIssue({
         code: 'custom',
         path: ['split_task_a'],
-        message: `split_task_a + split_task_b + split_task_c must sum to 1 (±1e-6), got ${c.split_task_a} + ${c.split_task_b} + ${c.split_task_c} = ${Number(sum.toFixed(9))}`,
+        message:
+          `split_task_a + split_task_b + split_task_c must sum to 1 (±1e-6), got ` +
+          `${c.split_task_a} + ${c.split_task_b} + ${c.split_task_c} = ${Number(sum.toFixed(9))}`,
       });
   });
 
 export type PrepConfig = z.output<typeof prepSchema>;
 
-/** The validated `[prep]` section, left-out keys filled from prep.yaml, paths resolved against the config file's folder. */
+/**
+ * The validated `[prep]` section, left-out keys filled from prep.yaml, paths resolved against the config file's folder.
+ */
 export function loadPrepConfig(file: string): PrepConfig {
   const toml = readToml(file);
   const config = parseSection(toml, 'prep', prepSchema, paramDefaults(PREP_PIPELINE, PREP_PARAMS));

@@ -126,7 +126,8 @@ export function parseSection<S extends z.ZodType>(
     }
     const message =
       issue.code === 'invalid_type'
-        ? `expected ${isInteger(schemaAt(schema, issue.path)) ? 'integer' : issue.expected}, got ${describe(valueAt(raw, issue.path))}`
+        ? `expected ${isInteger(schemaAt(schema, issue.path)) ? 'integer' : issue.expected}, ` +
+          `got ${describe(valueAt(raw, issue.path))}`
         : issue.message;
     problems.push(new ConfigError(message, { file: toml.file, line: keyLine(toml.text, at), key: at.join('.') }));
   }

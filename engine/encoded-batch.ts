@@ -25,11 +25,17 @@ export function encodedBatch<T>(rows: T[], encoded: EncodedLines): EncodedBatch<
 export const isEncoded = <T>(batch: readonly T[]): batch is EncodedBatch<T> =>
   (batch as Partial<EncodedBatch<T>>).encoded !== undefined;
 
-/** What JSON.stringify escapes in a string: control characters, quote, backslash, and (as \\uXXXX) surrogates, of which only lone ones need it. */
+/**
+ * What JSON.stringify escapes in a string: control characters, quote,
+ * backslash, and (as \\uXXXX) surrogates, of which only lone ones need it.
+ */
 // eslint-disable-next-line no-control-regex -- control characters are exactly what JSON escapes
 const NEEDS_ESCAPE = /[\u0000-\u001f"\\\ud800-\udfff]/;
 
-/** What JSON.stringify(text) puts between its quotes: `text` itself when nothing needs escaping (most texts), with no escaping pass. */
+/**
+ * What JSON.stringify(text) puts between its quotes: `text` itself
+ * when nothing needs escaping (most texts), with no escaping pass.
+ */
 export const jsonContent = (text: string): string =>
   NEEDS_ESCAPE.test(text) ? JSON.stringify(text).slice(1, -1) : text;
 

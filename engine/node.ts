@@ -107,7 +107,10 @@ export interface NodeContext<O, St extends StatsSchema = StatsSchema> {
   readonly stats: StatsOf<St>;
   /** The stats of node `id`, read through `schema` (usually that node type's own `stats`). */
   statsOf<S extends StatsSchema>(id: string, schema: S): StatsHandle<z.output<S>>;
-  /** Registers a final output path: returns a temporary path to write to; the runtime renames it on success and removes it otherwise. */
+  /**
+   * Registers a final output path: returns a temporary path to write
+   * to; the runtime renames it on success and removes it otherwise.
+   */
   output(path: string): string;
   /** Tells the sinks that run after the others what went into an output registered with `output`. */
   reportOutput(path: string, report: { rows?: number; digest?: { bytes: number; sha256: string } }): void;

@@ -39,7 +39,10 @@ export function pathOptions(schema: z.ZodType): Map<string, 'input' | 'output'> 
   return out;
 }
 
-/** Resolves relative path options: against the working directory when they came from `--set`, else the pipeline's folder. */
+/**
+ * Resolves relative path options: against the working directory
+ * when they came from `--set`, else the pipeline's folder.
+ */
 export function resolvePaths(
   schema: z.ZodType,
   options: Record<string, unknown>,

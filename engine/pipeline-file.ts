@@ -37,7 +37,10 @@ export interface NodeSpec {
   stage?: string;
   options: Record<string, unknown>;
   optionLines: Record<string, number>;
-  /** Option values whose text came from a `--set` parameter: relative paths in them resolve against the working directory. */
+  /**
+   * Option values whose text came from a `--set` parameter:
+   * relative paths in them resolve against the working directory.
+   */
   fromCommandLine: Set<string>;
 }
 
@@ -54,7 +57,10 @@ export interface PipelineSpec {
   /** Every parameter's value after overrides. */
   params: Record<string, ParamValue>;
   nodes: NodeSpec[];
-  /** Nodes switched off with `enabled: false`: left out before validation, kept by id so a reference to one can say why it is missing. */
+  /**
+   * Nodes switched off with `enabled: false`: left out before validation,
+   * kept by id so a reference to one can say why it is missing.
+   */
   disabled: string[];
 }
 

@@ -87,7 +87,9 @@ class LineReporter implements Reporter {
         let lastTime = startedAt;
         const unit = options.unit ?? 'rows';
         const report = (final: boolean) => {
-          const text = `[${node}] ${label}: ${done.toLocaleString('en-US')}${total ? `/${total.toLocaleString('en-US')}` : ''} ${unit}, ${rate(done, startedAt).toLocaleString('en-US')} ${unit}/s${final ? ' (done)' : ''}`;
+          const text =
+            `[${node}] ${label}: ${done.toLocaleString('en-US')}${total ? `/${total.toLocaleString('en-US')}` : ''} ` +
+            `${unit}, ${rate(done, startedAt).toLocaleString('en-US')} ${unit}/s${final ? ' (done)' : ''}`;
           this.write('info', text, { node, label, done, total, unit, final });
         };
         return {

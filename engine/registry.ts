@@ -20,13 +20,19 @@ export class NodeRegistry {
     return [...this.byType.values()].sort((a, b) => a.type.localeCompare(b.type));
   }
 
-  /** A `use:` value's node: a registered type, or a path to a user's module whose default export is a node; else why not. */
+  /**
+   * A `use:` value's node: a registered type, or a path to a
+   * user's module whose default export is a node; else why not.
+   */
   async resolve(use: string, pipelineDir: string): Promise<NodeDefinition | string> {
     if (!isPathReference(use)) {
       const found = this.byType.get(use);
       if (found) return found;
       const suggestion = closest(use, [...this.byType.keys()]);
-      return `unknown node type '${use}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}; run 'animind nodes' for the list`;
+      return (
+        `unknown node type '${use}'${suggestion ? ` (did you mean '${suggestion}'?)` : ''}; ` +
+        `run 'animind nodes' for the list`
+      );
     }
     return loadUserNode(path.resolve(pipelineDir, use));
   }

@@ -34,7 +34,8 @@ export async function runTransform<T = unknown>(
   const parsed = def.options.safeParse(options);
   if (!parsed.success)
     throw new ConfigError(
-      `${def.type}: ${parsed.error.issues.map((i: z.core.$ZodIssue) => `option '${i.path.join('.')}': ${i.message}`).join('; ')}`,
+      `${def.type}: ` +
+        `${parsed.error.issues.map((i: z.core.$ZodIssue) => `option '${i.path.join('.')}': ${i.message}`).join('; ')}`,
     );
   const node = planned(id, def, parsed.data as Record<string, unknown>, inputs);
   const sink = planned('collect', collect(collected), {}, [{ port: 'in', node: id }]);

@@ -154,7 +154,9 @@ async function runChecks(planned: PlannedNode, at: (line: number, message: strin
     at(planned.spec.optionLines[problem.option] ?? planned.spec.line, `node '${planned.spec.id}': ${problem.message}`);
 }
 
-/** Input files must exist and outputs must be writable, checked even when other options are wrong; false on any problem. */
+/**
+ * Input files must exist and outputs must be writable, checked even when other options are wrong; false on any problem.
+ */
 function checkPaths(
   node: NodeSpec,
   schema: z.ZodType,
@@ -253,7 +255,10 @@ function checkInputs(
   return ok ? inputs : undefined;
 }
 
-/** Every file the plan's nodes read (input path options and declared input files), with the `node.option` names that point at it. */
+/**
+ * Every file the plan's nodes read (input path options and declared
+ * input files), with the `node.option` names that point at it.
+ */
 export function planInputFiles(plan: Plan): { path: string; usedBy: string[] }[] {
   const files = new Map<string, string[]>();
   const add = (file: unknown, use: string) => {

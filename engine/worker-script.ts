@@ -51,7 +51,9 @@ export function workerScript(entry: URL): URL {
       logLevel: 'silent',
     });
     const code = outputFiles[0]!.contents;
-    const name = `${path.basename(source, path.extname(source))}-${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`;
+    const name =
+      `${path.basename(source, path.extname(source))}-` +
+      `${createHash('sha256').update(code).digest('hex').slice(0, 16)}.mjs`;
     script = pathToFileURL(writeScript(name, code));
     built.set(key, script);
   }

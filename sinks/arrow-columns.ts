@@ -222,7 +222,8 @@ export class ColumnarBatchBuilder {
       if (this.builders[i]!.append(row[this.names[i]!], this.length)) continue;
       const { type, nullable } = this.kinds[i]!;
       throw new DataError(
-        `row ${this.seen}: column '${this.names[i]}': expected ${EXPECTED[type]}${nullable ? ' or null' : ''}, got ${JSON.stringify(row[this.names[i]!]) ?? 'nothing'}`,
+        `row ${this.seen}: column '${this.names[i]}': expected ` +
+          `${EXPECTED[type]}${nullable ? ' or null' : ''}, got ${JSON.stringify(row[this.names[i]!]) ?? 'nothing'}`,
       );
     }
     this.length++;

@@ -29,7 +29,10 @@ export interface Manifest {
   generated_at: string;
   pipeline: string;
   seed: number;
-  /** Every pipeline parameter after `--set` overrides, as text: together with the inputs, what the outputs were built from. */
+  /**
+   * Every pipeline parameter after `--set` overrides, as text:
+   * together with the inputs, what the outputs were built from.
+   */
   params: Record<string, string>;
   config: Record<string, unknown>;
   inputs: ManifestInput[];
@@ -46,7 +49,8 @@ function generatedAt(pinned: string): string {
   if (!fixed) return new Date().toISOString();
   if (!isoTime.safeParse(fixed).success)
     throw new ConfigError(
-      `${pinned ? 'pin_time' : 'ANIMIND_FIXED_TIME'} '${fixed}': expected an ISO 8601 time such as 2024-01-01T00:00:00Z`,
+      `${pinned ? 'pin_time' : 'ANIMIND_FIXED_TIME'} '${fixed}': ` +
+        `expected an ISO 8601 time such as 2024-01-01T00:00:00Z`,
     );
   return fixed;
 }
@@ -71,7 +75,8 @@ export default defineSink({
   type: 'manifest-sink',
   kind: 'sink',
   description:
-    'Writes a JSON manifest once every other sink is done: params, seed, config, input files (size, sha256) and outputs (rows, size, sha256).',
+    'Writes a JSON manifest once every other sink is done: params, seed, ' +
+    'config, input files (size, sha256) and outputs (rows, size, sha256).',
   options: z.strictObject({
     path: outputPath('manifest file to write (JSON)'),
     pin_time: z

@@ -59,7 +59,10 @@ function main(port: NonNullable<typeof parentPort>, { path, rowGroupSize, compre
   );
   written.catch(() => {});
 
-  /** Hands the gathered rows to the Parquet writer and waits until it has taken them, so at most one batch waits in memory. */
+  /**
+   * Hands the gathered rows to the Parquet writer and waits until
+   * it has taken them, so at most one batch waits in memory.
+   */
   const flush = async () => {
     batches.enqueue(toWasm(rows.finish()));
     while (batches.desiredSize! <= 0) await Promise.race([new Promise<void>((resolve) => (pulled = resolve)), written]);

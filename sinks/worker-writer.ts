@@ -11,7 +11,10 @@ export interface Written {
   digest?: FileDigest;
 }
 
-/** How many batches may be on their way to or inside the writer thread: enough to keep it busy, few enough to bound memory. */
+/**
+ * How many batches may be on their way to or inside the writer
+ * thread: enough to keep it busy, few enough to bound memory.
+ */
 const AHEAD = 2;
 
 /**

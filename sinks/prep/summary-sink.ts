@@ -42,7 +42,10 @@ const seconds = (ms: number) => Number((ms / 1000).toFixed(3));
 
 const isoTime = z.iso.datetime({ offset: true });
 
-/** The time the summary reports: `pin_time` or ANIMIND_FIXED_TIME pin it (durations then read 0) for byte-stable goldens. */
+/**
+ * The time the summary reports: `pin_time` or ANIMIND_FIXED_TIME
+ * pin it (durations then read 0) for byte-stable goldens.
+ */
 function clock(pin: string) {
   const pinned = pin || process.env.ANIMIND_FIXED_TIME || '';
   if (pinned && !isoTime.safeParse(pinned).success)
@@ -56,7 +59,8 @@ const options = z.strictObject({
     .union([z.literal(''), isoTime])
     .default('')
     .describe(
-      'ISO time written as generated_at, durations then 0, for reproducible files (env ANIMIND_FIXED_TIME does the same)',
+      'ISO time written as generated_at, durations then 0, for ' +
+        'reproducible files (env ANIMIND_FIXED_TIME does the same)',
     ),
   stats_from: statsFrom,
 });
@@ -68,7 +72,8 @@ export default defineSink({
   type: 'prep-summary-sink',
   kind: 'sink',
   description:
-    'Writes the prep summary JSON (counts, quotas, pools, placeholders removed, oversampling, distinct share, timings).',
+    'Writes the prep summary JSON (counts, quotas, pools, ' +
+    'placeholders removed, oversampling, distinct share, timings).',
   options,
   inputs: { in: port<PrepRow>() },
   stats: summaryStats,

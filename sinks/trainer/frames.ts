@@ -28,7 +28,10 @@ export function jsonFrame(type: typeof FRAME.HELLO | typeof FRAME.PHASE, value: 
 
 export const endFrame = (): Buffer => frame(FRAME.END, 0);
 
-/** BATCH or EVAL: 5 × u32 header (rows, seq_len, flags, step_completion_tokens, 0), then input_ids, labels, position_ids as int32. */
+/**
+ * BATCH or EVAL: 5 × u32 header (rows, seq_len, flags,
+ * step_completion_tokens, 0), then input_ids, labels, position_ids as int32.
+ */
 export function batchFrame(type: typeof FRAME.BATCH | typeof FRAME.EVAL, batch: MicroBatch): Buffer {
   const cells = batch.rows * batch.seqLen;
   const buffer = frame(type, BATCH_HEADER + 3 * 4 * cells);

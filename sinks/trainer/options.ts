@@ -7,13 +7,20 @@ import { extendedTokenizerOptions } from '../../transforms/train/tokenizer-optio
 /** The [train] keys the worker acts on, under their config names (LoRA keys flattened as lora_*). */
 export const trainerOptions = z.strictObject({
   ...extendedTokenizerOptions,
-  python: z.string().default('').describe('Python interpreter for the worker, used when ANIMIND_PYTHON is unset and no trainer venv is cached'),
+  python: z
+    .string()
+    .default('')
+    .describe('Python interpreter for the worker, used when ANIMIND_PYTHON is unset and no trainer venv is cached'),
   out_dir: outputPath('run folder: final_model/, tokenizer/, phase checkpoints, train_run_summary.json'),
   dry_run: flag(true).describe('small capped run; outputs go to out_dir/dry_run_out_subdir'),
   dry_run_out_subdir: z.string().min(1).default('dry_run').describe('sub-folder of out_dir for dry runs'),
   dry_run_max_steps: int().positive().default(20).describe('caps the checkpoint interval in a dry run'),
   tiny_model: flag(false).describe('train a tiny random model with the base tokenizer (tests, no download)'),
-  device: z.string().regex(/^(auto|cpu|cuda(:\d+)?)$/).default('auto').describe('auto, cpu, cuda or cuda:N'),
+  device: z
+    .string()
+    .regex(/^(auto|cpu|cuda(:\d+)?)$/)
+    .default('auto')
+    .describe('auto, cpu, cuda or cuda:N'),
   precision: z.enum(['auto', 'fp32', 'fp16', 'bf16']).default('auto'),
   max_seq_len: int().positive().default(1024),
   learning_rate: num().positive().default(2e-4),
@@ -59,10 +66,18 @@ export function helloConfig(o: TrainerOptions, tokenizerDir: string, seed: numbe
     gradient_checkpointing: o.gradient_checkpointing,
     max_grad_norm: o.max_grad_norm,
     // A dry run is short: cap the interval so it still writes (and so tests) a checkpoint.
-    checkpoint_every_steps: o.dry_run ? Math.min(o.checkpoint_every_steps, o.dry_run_max_steps) : o.checkpoint_every_steps,
+    checkpoint_every_steps: o.dry_run
+      ? Math.min(o.checkpoint_every_steps, o.dry_run_max_steps)
+      : o.checkpoint_every_steps,
     save_total_limit: o.save_total_limit,
     hf_token: o.hf_token,
     hf_token_env: o.hf_token_env,
-    lora: { enabled: o.lora_enabled, r: o.lora_r, alpha: o.lora_alpha, dropout: o.lora_dropout, target_modules: o.lora_target_modules },
+    lora: {
+      enabled: o.lora_enabled,
+      r: o.lora_r,
+      alpha: o.lora_alpha,
+      dropout: o.lora_dropout,
+      target_modules: o.lora_target_modules,
+    },
   };
 }

@@ -7,7 +7,8 @@ import { ConfigError } from '../../engine/errors.ts';
 export const repoRoot = path.resolve(import.meta.dirname, '../..');
 
 const SETUP_HINT =
-  "run 'node scripts/python-env.mjs' to create the trainer's Python environment, or set ANIMIND_PYTHON to a Python with torch, transformers and peft";
+  "run 'node scripts/python-env.mjs' to create the trainer's Python environment, " +
+  'or set ANIMIND_PYTHON to a Python with torch, transformers and peft';
 
 interface Candidate {
   python: string;

@@ -5,12 +5,12 @@ import { z } from 'zod';
 import { defineSink, port, type Batch } from '../../engine/node.ts';
 import { _, type Stream } from '../../engine/stream.ts';
 import { loadTrainTokenizer } from '../../transforms/train/tokenizer.ts';
-import { readAddedTokens } from '../../transforms/train/tokenizer-files.ts';
+import { readAddedTokens, type AddedTokens } from '../../transforms/train/tokenizer-files.ts';
 import { tokenizerDir } from '../../transforms/train/tokenizer-options.ts';
 import type { TrainItem } from '../../transforms/train/types.ts';
 import { batchFrame, endFrame, FRAME, jsonFrame, PROTOCOL_VERSION } from './frames.ts';
 import { checkHandshake } from './handshake.ts';
-import { helloConfig, runDir, trainerOptions } from './options.ts';
+import { helloConfig, runDir, trainerOptions, type TrainerOptions } from './options.ts';
 import { findPython, repoRoot } from './python.ts';
 import { TrainingDisplay } from './training-display.ts';
 import { WorkerProcess } from './worker-process.ts';
@@ -20,6 +20,14 @@ const pull = <T>(input: Stream<Batch<T>>) =>
   new Promise<Batch<T> | undefined>((resolve, reject) =>
     input.pull((error, batch) => (error ? reject(error) : resolve(_.isNil(batch) ? undefined : batch))),
   );
+
+/** The first frame: the protocol version, the worker's config and the added tokens it must give ids to. */
+const helloFrame = (o: TrainerOptions, dir: string, seed: number, addedTokens: AddedTokens['tokens']) =>
+  jsonFrame(FRAME.HELLO, {
+    protocol_version: PROTOCOL_VERSION,
+    config: helloConfig(o, dir, seed),
+    added_tokens: addedTokens,
+  });
 
 const trainerStats = z.object({
   phase: z.string(),
@@ -41,7 +49,8 @@ const trainerStats = z.object({
 export default defineSink({
   type: 'trainer-sink',
   kind: 'sink',
-  description: 'Streams packed batches to the Python/PyTorch trainer worker and supervises it (progress, errors, clean stop).',
+  description:
+    'Streams packed batches to the Python/PyTorch trainer worker and supervises it (progress, errors, clean stop).',
   options: trainerOptions,
   inputs: { in: port<TrainItem>() },
   stats: trainerStats,
@@ -74,7 +83,10 @@ export default defineSink({
       python,
       repoRoot,
       env,
-      { onEvent: (event) => display.onEvent(event), onLog: (line) => line.trim() && ctx.progress.log(`worker: ${line}`) },
+      {
+        onEvent: (event) => display.onEvent(event),
+        onLog: (line) => line.trim() && ctx.progress.log(`worker: ${line}`),
+      },
       secrets,
     );
     ctx.onClose(() => worker.stop(o.stop_grace_s * 1000));
@@ -84,7 +96,7 @@ export default defineSink({
     const ready = worker.waitFor('ready');
     const first = pull(input);
     first.catch(() => {});
-    await worker.send(jsonFrame(FRAME.HELLO, { protocol_version: PROTOCOL_VERSION, config: helloConfig(o, dir, ctx.pipeline.seed), added_tokens: added.tokens }));
+    await worker.send(helloFrame(o, dir, ctx.pipeline.seed, added.tokens));
     await checkHandshake(await ready, tokenizer, added.tokens);
 
     let phases = 0;
@@ -94,9 +106,12 @@ export default defineSink({
         if (item.kind === 'phase') {
           if (phases++) display.finishPhase();
           display.startPhase(item.name, item.totalSteps);
-          await worker.send(jsonFrame(FRAME.PHASE, { name: item.name, total_steps: item.totalSteps, epochs: item.epochs }));
+          await worker.send(
+            jsonFrame(FRAME.PHASE, { name: item.name, total_steps: item.totalSteps, epochs: item.epochs }),
+          );
         } else {
-          if (!phases) throw new DataError("the trainer's input must start with a phase plan: feed it from a pack-steps node");
+          if (!phases)
+            throw new DataError("the trainer's input must start with a phase plan: feed it from a pack-steps node");
           await worker.send(batchFrame(item.kind === 'batch' ? FRAME.BATCH : FRAME.EVAL, item.batch));
         }
         frames++;
@@ -108,6 +123,8 @@ export default defineSink({
     display.finishPhase();
     ctx.stats.frames = frames;
     ctx.stats.out_dir = runDir(o);
-    ctx.progress.log(`trained model in ${path.join(runDir(o), 'final_model')}; tokenizer, summary and config snapshot beside it`);
+    ctx.progress.log(
+      `trained model in ${path.join(runDir(o), 'final_model')}; tokenizer, summary and config snapshot beside it`,
+    );
   },
 });

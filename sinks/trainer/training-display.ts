@@ -3,7 +3,9 @@ import type { Stats } from '../../engine/node.ts';
 import type { WorkerEvent } from './worker-process.ts';
 
 const n = (x: unknown, digits = 0) =>
-  typeof x === 'number' ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits }) : '?';
+  typeof x === 'number'
+    ? x.toLocaleString('en-US', { maximumFractionDigits: digits, minimumFractionDigits: digits })
+    : '?';
 const sci = (x: unknown) => (typeof x === 'number' ? x.toExponential(2) : '?');
 
 /**
@@ -38,7 +40,10 @@ export class TrainingDisplay {
       case 'eval':
         this.evals.push({ step: event.step, eval_loss: event.eval_loss });
         this.stats.evals = this.evals;
-        return this.progress.log(`${event.phase} eval at step ${event.step}: loss ${n(event.eval_loss, 4)}, perplexity ${n(event.perplexity, 2)} over ${n(event.tokens)} tokens`);
+        return this.progress.log(
+          `${event.phase} eval at step ${event.step}: loss ${n(event.eval_loss, 4)}, ` +
+            `perplexity ${n(event.perplexity, 2)} over ${n(event.tokens)} tokens`,
+        );
       case 'checkpoint':
         return this.progress.log(`checkpoint ${event.path}`);
       case 'runtime':
@@ -46,7 +51,9 @@ export class TrainingDisplay {
         this.stats.runtime = { ...event, event: undefined };
         return;
       case 'log':
-        return event.level === 'warning' || event.level === 'error' ? this.progress.warn(String(event.message)) : this.progress.log(String(event.message));
+        return event.level === 'warning' || event.level === 'error'
+          ? this.progress.warn(String(event.message))
+          : this.progress.log(String(event.message));
       default:
         return;
     }
@@ -62,7 +69,8 @@ export class TrainingDisplay {
     if (step === 1 || step % this.logEverySteps === 0 || step === event.total_steps)
       this.progress.log(
         `${event.phase} step ${step}/${event.total_steps}: loss ${n(event.loss, 4)}, lr ${sci(event.lr)}, ` +
-          `${n(event.tokens_per_s)} tokens/s, ${n(event.step_time_s, 2)}s/step, waited ${n(event.pipe_wait_s, 2)}s for batches`,
+          `${n(event.tokens_per_s)} tokens/s, ${n(event.step_time_s, 2)}s/step, ` +
+          `waited ${n(event.pipe_wait_s, 2)}s for batches`,
       );
   }
 }

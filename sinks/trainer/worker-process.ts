@@ -42,7 +42,12 @@ export class WorkerProcess {
   ) {
     // Its own process group: Ctrl-C on a terminal reaches only the supervisor, which then stops
     // the worker in order; if the supervisor dies, the worker reads end-of-input on fd 3 and exits.
-    this.child = spawn(python, ['-m', 'animind_trainer.worker'], { cwd, env, stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'], detached: true });
+    this.child = spawn(python, ['-m', 'animind_trainer.worker'], {
+      cwd,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe', 'pipe', 'pipe'],
+      detached: true,
+    });
     this.frames = this.child.stdio[3] as Writable;
     // A write after the worker died fails with EPIPE or ECONNRESET; the exit handler reports why it died.
     this.frames.on('error', () => {});
@@ -65,7 +70,11 @@ export class WorkerProcess {
       this.child.on('close', (code, signal) => {
         this.exited = true;
         if (!(code === 0 && this.finishedRun)) {
-          const how = signal ? `was killed by ${signal}` : code === 0 ? 'exited before finishing' : `exited with code ${code}`;
+          const how = signal
+            ? `was killed by ${signal}`
+            : code === 0
+              ? 'exited before finishing'
+              : `exited with code ${code}`;
           const why = this.lastError ?? this.lastStderr;
           this.failure = new DataError(`trainer worker ${how}${why ? `: ${why}` : ''}`);
           fail(this.failure);
@@ -93,7 +102,9 @@ export class WorkerProcess {
 
   /** The next event of this kind, or the worker's failure if it ends first. */
   waitFor(kind: string): Promise<WorkerEvent> {
-    const event = new Promise<WorkerEvent>((resolve) => this.waiters.set(kind, [...(this.waiters.get(kind) ?? []), resolve]));
+    const event = new Promise<WorkerEvent>((resolve) =>
+      this.waiters.set(kind, [...(this.waiters.get(kind) ?? []), resolve]),
+    );
     return Promise.race([event, this.failed]);
   }
 
@@ -107,7 +118,8 @@ export class WorkerProcess {
     if (this.failure) throw this.failure;
     if (this.exited) throw new DataError('trainer worker is not running');
     // Not events.once: it would reject with the socket's ECONNRESET instead of the worker's own reason.
-    if (!this.frames.write(frame)) await Promise.race([new Promise((resolve) => this.frames.once('drain', resolve)), this.failed]);
+    if (!this.frames.write(frame))
+      await Promise.race([new Promise((resolve) => this.frames.once('drain', resolve)), this.failed]);
   }
 
   /** After the END frame: resolves when the worker has written its outputs and exited cleanly. */

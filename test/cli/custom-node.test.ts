@@ -25,7 +25,9 @@ test('a custom node with a bad option is caught by validation like a built-in', 
   const node = path.join(repoRoot, 'pipelines/examples/keep-task.ts');
   writeFileSync(
     file,
-    `name: p\nnodes:\n  rows:\n    use: jsonl-source\n    path: "-"\n  keep:\n    use: ${node}\n    from: rows\n    tasks: [D]\n  write:\n    use: jsonl-sink\n    from: keep\n    path: "-"\n`,
+    `name: p\nnodes:\n  rows:\n    use: jsonl-source\n    path: "-"\n` +
+      `  keep:\n    use: ${node}\n    from: rows\n    tasks: [D]\n` +
+      `  write:\n    use: jsonl-sink\n    from: keep\n    path: "-"\n`,
   );
   const { code, stderr } = await runCli(['pipeline', 'validate', file]);
   assert.equal(code, 2);

@@ -75,11 +75,14 @@ test('Ctrl-C stops a run with exit 130 and leaves no output files', async () => 
   assert.deepEqual(readdirSync(dir), []);
 });
 
-test("on a terminal, prep's user pass is a bar of user-id ranges with an ETA, beside its running count of users", async () => {
-  const dir = mkdtempSync(path.join(tmpdir(), 'animind-pty-'));
-  const run = session(['pipeline', 'run', 'pipelines/prep.yaml', '--set', `out_dir=${dir}`]);
-  const { exitCode } = await run.exit;
-  assert.equal(exitCode, 0, run.output());
-  assert.match(run.output(), /history user-id ranges \|[█░]+\| 256\/256 ranges \| [\d,]+\/s \| ETA/);
-  assert.match(run.output(), /history users \| 300 users \| [\d,]+\/s/);
-});
+test(
+  "on a terminal, prep's user pass is a bar of user-id " + 'ranges with an ETA, beside its running count of users',
+  async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'animind-pty-'));
+    const run = session(['pipeline', 'run', 'pipelines/prep.yaml', '--set', `out_dir=${dir}`]);
+    const { exitCode } = await run.exit;
+    assert.equal(exitCode, 0, run.output());
+    assert.match(run.output(), /history user-id ranges \|[█░]+\| 256\/256 ranges \| [\d,]+\/s \| ETA/);
+    assert.match(run.output(), /history users \| 300 users \| [\d,]+\/s/);
+  },
+);

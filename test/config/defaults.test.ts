@@ -26,7 +26,8 @@ test('each setting has one default: a node option set from a parameter has no ot
         const own = defaults.get(option);
         if (param && own !== undefined && JSON.stringify(own) !== JSON.stringify(params[param]))
           disagreements.push(
-            `${path.basename(file)}: ${id}.${option} defaults to ${JSON.stringify(own)}, parameter ${param} to ${JSON.stringify(params[param])}`,
+            `${path.basename(file)}: ${id}.${option} defaults to ${JSON.stringify(own)}, ` +
+              `parameter ${param} to ${JSON.stringify(params[param])}`,
           );
       }
     }

@@ -105,7 +105,8 @@ describe('[prep] config', () => {
     assert.deepEqual(
       errorLines(() => loadPrepConfig(file)),
       [
-        `${file}:5: key 'prep.split_task_a': split_task_a + split_task_b + split_task_c must sum to 1 (±1e-6), got 0.5 + 0.3 + 0.25 = 1.05`,
+        `${file}:5: key 'prep.split_task_a': ` +
+          'split_task_a + split_task_b + split_task_c must sum to 1 (±1e-6), got 0.5 + 0.3 + 0.25 = 1.05',
       ],
     );
   });
@@ -118,20 +119,23 @@ describe('[prep] config', () => {
     );
   });
 
-  test('TOML syntax errors, unknown sections and a missing [prep] are config errors with a line where there is one', () => {
-    const syntax = configFile(`${PREP}seed = = 4\n`);
-    assert.match(errorLines(() => loadPrepConfig(syntax))[0]!, new RegExp(`^${syntax}:5: invalid TOML: `));
-    const section = configFile(`${PREP}\n[prepp]\nseed = 1\n`);
-    assert.deepEqual(
-      errorLines(() => loadPrepConfig(section)),
-      [`${section}:6: unknown top-level key 'prepp': expected the sections [prep] and [train]`],
-    );
-    const none = configFile(`[train]\nout_dir = "x"\n`);
-    assert.deepEqual(
-      errorLines(() => loadPrepConfig(none)),
-      [`${none}: no [prep] section: the prep phase reads its settings from it`],
-    );
-  });
+  test(
+    'TOML syntax errors, unknown sections and a missing ' + '[prep] are config errors with a line where there is one',
+    () => {
+      const syntax = configFile(`${PREP}seed = = 4\n`);
+      assert.match(errorLines(() => loadPrepConfig(syntax))[0]!, new RegExp(`^${syntax}:5: invalid TOML: `));
+      const section = configFile(`${PREP}\n[prepp]\nseed = 1\n`);
+      assert.deepEqual(
+        errorLines(() => loadPrepConfig(section)),
+        [`${section}:6: unknown top-level key 'prepp': expected the sections [prep] and [train]`],
+      );
+      const none = configFile(`[train]\nout_dir = "x"\n`);
+      assert.deepEqual(
+        errorLines(() => loadPrepConfig(none)),
+        [`${none}: no [prep] section: the prep phase reads its settings from it`],
+      );
+    },
+  );
 });
 
 describe('[train] config', () => {
@@ -162,26 +166,30 @@ describe('[train] config', () => {
     assert.equal(config.wandb.api_key_env, 'WANDB_API_KEY');
   });
 
-  test("left-out tables take the original defaults; left-out keys that set train.yaml's params stay unset, so its defaults apply", () => {
-    const file = configFile(`[train]\nout_dir = "runs"\n[train.tokens]\nsemantic_vocab_path = "vocab.json"\n`);
-    const config = loadTrainConfig(file);
-    assert.equal(config.out_dir, path.join(path.dirname(file), 'runs'));
-    assert.deepEqual(config.phase2, {
-      epochs: 3,
-      weight_task_a: 0.1,
-      weight_task_b: 0.45,
-      weight_task_c: 0.45,
-      max_domain_rows: 0,
-    });
-    assert.deepEqual(config.phase1, {
-      weight_task_a: 0.85,
-      weight_task_b: 0.1,
-      weight_task_c: 0.05,
-      max_domain_rows: 0,
-    });
-    for (const unset of [config.train_jsonl, config.eval.eval_every_steps, config.precision, config.seed])
-      assert.equal(unset, undefined);
-  });
+  test(
+    'left-out tables take the original defaults; left-out keys ' +
+      "that set train.yaml's params stay unset, so its defaults apply",
+    () => {
+      const file = configFile(`[train]\nout_dir = "runs"\n[train.tokens]\nsemantic_vocab_path = "vocab.json"\n`);
+      const config = loadTrainConfig(file);
+      assert.equal(config.out_dir, path.join(path.dirname(file), 'runs'));
+      assert.deepEqual(config.phase2, {
+        epochs: 3,
+        weight_task_a: 0.1,
+        weight_task_b: 0.45,
+        weight_task_c: 0.45,
+        max_domain_rows: 0,
+      });
+      assert.deepEqual(config.phase1, {
+        weight_task_a: 0.85,
+        weight_task_b: 0.1,
+        weight_task_c: 0.05,
+        max_domain_rows: 0,
+      });
+      for (const unset of [config.train_jsonl, config.eval.eval_every_steps, config.precision, config.seed])
+        assert.equal(unset, undefined);
+    },
+  );
 
   test('problems in nested tables name the dotted key and its line', () => {
     const file = configFile(

@@ -120,73 +120,83 @@ describe('animind run --phase prep', () => {
     );
   });
 
-  test('rebuild = false keeps outputs whose manifest matches, and rebuilds, saying why, when an input or a setting changed', async () => {
-    const { dir, config, out } = project();
-    assert.equal((await run(config)).code, 0);
-    const jsonl = path.join(out, 'llm_prep_train.jsonl');
-    const built = statSync(jsonl).mtimeMs;
+  test(
+    'rebuild = false keeps outputs whose manifest matches, and ' +
+      'rebuilds, saying why, when an input or a setting changed',
+    async () => {
+      const { dir, config, out } = project();
+      assert.equal((await run(config)).code, 0);
+      const jsonl = path.join(out, 'llm_prep_train.jsonl');
+      const built = statSync(jsonl).mtimeMs;
 
-    writeConfig(config, 'rebuild = false');
-    const kept = await run(config);
-    assert.equal(kept.code, 0, kept.stderr);
-    assert.equal(
-      kept.stderr,
-      `prep: outputs in ${out} are up to date (same settings and input hashes as their manifest); nothing to do\n`,
-    );
-    assert.equal(statSync(jsonl).mtimeMs, built);
+      writeConfig(config, 'rebuild = false');
+      const kept = await run(config);
+      assert.equal(kept.code, 0, kept.stderr);
+      assert.equal(
+        kept.stderr,
+        `prep: outputs in ${out} are up to date (same settings and input hashes as their manifest); nothing to do\n`,
+      );
+      assert.equal(statSync(jsonl).mtimeMs, built);
 
-    // A blank line is skipped by the reader, so the data stays valid while its bytes change.
-    appendFileSync(path.join(dir, 'semantic_ids.jsonl'), '\n');
-    const changed = await run(config);
-    assert.equal(changed.code, 0, changed.stderr);
-    const why = changed.stderr.split('\n').filter((line) => line.startsWith('prep: rebuilding'));
-    assert.equal(why.length, 1);
-    assert.match(
-      why[0]!,
-      new RegExp(
-        `rebuild = false: input ${path.join(dir, 'semantic_ids.jsonl')} changed: sha256 [0-9a-f]{12}… -> [0-9a-f]{12}…$`,
-      ),
-    );
-    assert.notEqual(statSync(jsonl).mtimeMs, built);
-    assert.equal((await run(config)).stderr.includes('up to date'), true);
+      // A blank line is skipped by the reader, so the data stays valid while its bytes change.
+      appendFileSync(path.join(dir, 'semantic_ids.jsonl'), '\n');
+      const changed = await run(config);
+      assert.equal(changed.code, 0, changed.stderr);
+      const why = changed.stderr.split('\n').filter((line) => line.startsWith('prep: rebuilding'));
+      assert.equal(why.length, 1);
+      assert.match(
+        why[0]!,
+        new RegExp(
+          `rebuild = false: input ${path.join(dir, 'semantic_ids.jsonl')} changed: ` +
+            'sha256 [0-9a-f]{12}… -> [0-9a-f]{12}…$',
+        ),
+      );
+      assert.notEqual(statSync(jsonl).mtimeMs, built);
+      assert.equal((await run(config)).stderr.includes('up to date'), true);
 
-    // The number of scan workers never changes the bytes, so the outputs stay.
-    writeConfig(config, 'rebuild = false\nscan_workers = 1');
-    assert.equal((await run(config)).stderr.includes('up to date'), true);
+      // The number of scan workers never changes the bytes, so the outputs stay.
+      writeConfig(config, 'rebuild = false\nscan_workers = 1');
+      assert.equal((await run(config)).stderr.includes('up to date'), true);
 
-    writeConfig(config, 'rebuild = false\ntask_b_max_history = 20');
-    const setting = await run(config);
-    assert.match(
-      setting.stderr,
-      /^prep: rebuilding although rebuild = false: \[prep\] task_b_max_history changed: 30 -> 20$/m,
-    );
+      writeConfig(config, 'rebuild = false\ntask_b_max_history = 20');
+      const setting = await run(config);
+      assert.match(
+        setting.stderr,
+        /^prep: rebuilding although rebuild = false: \[prep\] task_b_max_history changed: 30 -> 20$/m,
+      );
 
-    writeFileSync(jsonl, 'edited\n');
-    assert.match(
-      (await run(config)).stderr,
-      /rebuild = false: output .*llm_prep_train\.jsonl was modified after the manifest was written$/m,
-    );
+      writeFileSync(jsonl, 'edited\n');
+      assert.match(
+        (await run(config)).stderr,
+        /rebuild = false: output .*llm_prep_train\.jsonl was modified after the manifest was written$/m,
+      );
 
-    writeFileSync(
-      path.join(out, 'llm_prep_manifest.json'),
-      JSON.stringify({ ...manifestOf(out), tool: { name: 'animind', version: '0.0.1' } }),
-    );
-    assert.match(
-      (await run(config)).stderr,
-      /rebuild = false: the outputs were written by animind 0\.0\.1, this is \d+\.\d+\.\d+$/m,
-    );
-  });
+      writeFileSync(
+        path.join(out, 'llm_prep_manifest.json'),
+        JSON.stringify({ ...manifestOf(out), tool: { name: 'animind', version: '0.0.1' } }),
+      );
+      assert.match(
+        (await run(config)).stderr,
+        /rebuild = false: the outputs were written by animind 0\.0\.1, this is \d+\.\d+\.\d+$/m,
+      );
+    },
+  );
 
-  test('a config problem exits 2 naming the file and line before anything runs (the [prep] header for a key left at its default)', async () => {
-    const { config, out } = project('split_task_c = 0.5');
-    const result = await run(config);
-    assert.equal(result.code, 2);
-    assert.equal(
-      result.stderr,
-      `error: ${config}:1: key 'prep.split_task_a': split_task_a + split_task_b + split_task_c must sum to 1 (±1e-6), got 0.5 + 0.25 + 0.5 = 1.25\n`,
-    );
-    assert.equal(existsSync(out), false);
-  });
+  test(
+    'a config problem exits 2 naming the file and line before ' +
+      'anything runs (the [prep] header for a key left at its default)',
+    async () => {
+      const { config, out } = project('split_task_c = 0.5');
+      const result = await run(config);
+      assert.equal(result.code, 2);
+      assert.equal(
+        result.stderr,
+        `error: ${config}:1: key 'prep.split_task_a': ` +
+          'split_task_a + split_task_b + split_task_c must sum to 1 (±1e-6), got 0.5 + 0.25 + 0.5 = 1.25\n',
+      );
+      assert.equal(existsSync(out), false);
+    },
+  );
 
   test('--phase train checks [train] before anything runs', async () => {
     const dir = tempDir('run-phase-train');

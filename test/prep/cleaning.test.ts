@@ -39,19 +39,23 @@ test('genres and studios split on , or ;, trim, drop empties and placeholders, d
   assert.deepEqual(cleanList(null), { value: [], placeholders: 0 });
 });
 
-test('year: the year column when it is a non-negative integer, else the 4-digit year in premiered, else missing', () => {
-  assert.equal(yearFromColumn(2001), 2001);
-  assert.equal(yearFromColumn('1998'), 1998);
-  for (const bad of [-1, 2001.5, null, 'Unknown', undefined]) assert.equal(yearFromColumn(bad), undefined, String(bad));
-  assert.equal(yearFromText('Spring 1998'), 1998);
-  assert.equal(yearFromText('Fall 12345'), undefined, 'a 5-digit number holds no 4-digit year');
-  assert.equal(yearFromText(null), undefined);
-  const row = { anime_id: 1, premiered: 'Spring 1998' };
-  assert.equal(cleanAnime({ ...row, year: 2001 }, {}).year, 2001);
-  assert.equal(cleanAnime({ ...row, year: -3 }, {}).year, 1998, 'an invalid year column falls back to premiered');
-  assert.equal(cleanAnime(row, {}).year, 1998, 'no year column: premiered');
-  assert.equal(cleanAnime({ anime_id: 1, premiered: 'Unknown' }, {}).year, null);
-});
+test(
+  'year: the year column when it is a non-negative ' + 'integer, else the 4-digit year in premiered, else missing',
+  () => {
+    assert.equal(yearFromColumn(2001), 2001);
+    assert.equal(yearFromColumn('1998'), 1998);
+    for (const bad of [-1, 2001.5, null, 'Unknown', undefined])
+      assert.equal(yearFromColumn(bad), undefined, String(bad));
+    assert.equal(yearFromText('Spring 1998'), 1998);
+    assert.equal(yearFromText('Fall 12345'), undefined, 'a 5-digit number holds no 4-digit year');
+    assert.equal(yearFromText(null), undefined);
+    const row = { anime_id: 1, premiered: 'Spring 1998' };
+    assert.equal(cleanAnime({ ...row, year: 2001 }, {}).year, 2001);
+    assert.equal(cleanAnime({ ...row, year: -3 }, {}).year, 1998, 'an invalid year column falls back to premiered');
+    assert.equal(cleanAnime(row, {}).year, 1998, 'no year column: premiered');
+    assert.equal(cleanAnime({ anime_id: 1, premiered: 'Unknown' }, {}).year, null);
+  },
+);
 
 test('title is english_name, else name; both missing leaves no title', () => {
   assert.equal(

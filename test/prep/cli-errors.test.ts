@@ -63,7 +63,8 @@ const CASES: Case[] = [
     arrange: (f) => (
       editDb(
         f,
-        'CREATE TABLE keyless AS SELECT * FROM user_anime; DROP TABLE user_anime; ALTER TABLE keyless RENAME TO user_anime',
+        'CREATE TABLE keyless AS SELECT * FROM user_anime; DROP TABLE user_anime; ' +
+          'ALTER TABLE keyless RENAME TO user_anime',
       ),
       {}
     ),

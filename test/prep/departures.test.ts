@@ -77,21 +77,25 @@ test('departure: no placeholder (Unknown, N/A, None, -, empty, placeholder synop
   assertNoPlaceholder(readRows((await prepOn(t, {}, { target_examples: 3000 })).outDir));
 });
 
-test('departure: the bundled builder-shaped fixture runs through with no placeholder, and two runs give identical bytes', async (t) => {
-  const fixture: Fixture = {
-    database: path.join(ROOT, 'fixtures/anime.sqlite'),
-    semanticIds: path.join(ROOT, 'fixtures/semantic_ids.jsonl'),
-  };
-  const first = await runPrep(fixture, { target_examples: 4000 });
-  const second = await runPrep(fixture, { target_examples: 4000, batch_size: 333 });
-  t.after(() => [first, second].forEach((dir) => rmSync(dir, { recursive: true, force: true })));
-  assertNoPlaceholder(readRows(first));
-  for (const name of ['llm_prep_train.jsonl', 'llm_prep_summary.json'])
-    assert.ok(
-      readFileSync(path.join(first, name)).equals(readFileSync(path.join(second, name))),
-      `${name} differs between runs`,
-    );
-});
+test(
+  'departure: the bundled builder-shaped fixture runs through ' +
+    'with no placeholder, and two runs give identical bytes',
+  async (t) => {
+    const fixture: Fixture = {
+      database: path.join(ROOT, 'fixtures/anime.sqlite'),
+      semanticIds: path.join(ROOT, 'fixtures/semantic_ids.jsonl'),
+    };
+    const first = await runPrep(fixture, { target_examples: 4000 });
+    const second = await runPrep(fixture, { target_examples: 4000, batch_size: 333 });
+    t.after(() => [first, second].forEach((dir) => rmSync(dir, { recursive: true, force: true })));
+    assertNoPlaceholder(readRows(first));
+    for (const name of ['llm_prep_train.jsonl', 'llm_prep_summary.json'])
+      assert.ok(
+        readFileSync(path.join(first, name)).equals(readFileSync(path.join(second, name))),
+        `${name} differs between runs`,
+      );
+  },
+);
 
 test('departure: Task B/C rows are sampled uniformly from all users, not from the lowest user ids', async (t) => {
   // 1500 users with short histories; B quota 100 of a pool of about 2 rows per eligible user.

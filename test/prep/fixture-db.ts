@@ -97,10 +97,14 @@ export function buildFixture(
   );
   db.exec(`CREATE TABLE anime (${columns.join(', ')})`);
   db.exec(
-    'CREATE TABLE users (user_id INTEGER PRIMARY KEY AUTOINCREMENT, username TEXT UNIQUE NOT NULL, discovered_at TEXT NOT NULL)',
+    'CREATE TABLE users (user_id INTEGER PRIMARY KEY AUTOINCREMENT, ' +
+      'username TEXT UNIQUE NOT NULL, discovered_at TEXT NOT NULL)',
   );
-  db.exec(`CREATE TABLE user_anime (user_id INTEGER NOT NULL, anime_id INTEGER NOT NULL, score INTEGER NOT NULL,
-    watching_status INTEGER NOT NULL, watched_episodes INTEGER NOT NULL, scraped_at TEXT NOT NULL, PRIMARY KEY (user_id, anime_id))`);
+  db.exec(
+    'CREATE TABLE user_anime (user_id INTEGER NOT NULL, anime_id INTEGER NOT NULL, score INTEGER NOT NULL,\n' +
+      '    watching_status INTEGER NOT NULL, watched_episodes INTEGER NOT NULL, scraped_at TEXT NOT NULL, ' +
+      'PRIMARY KEY (user_id, anime_id))',
+  );
   const insertAnime = db.prepare(`INSERT INTO anime VALUES (${columns.map(() => '?').join(', ')})`);
   const insertUser = db.prepare('INSERT INTO users VALUES (?, ?, ?)');
   const insertWatch = db.prepare('INSERT INTO user_anime VALUES (?, ?, ?, ?, ?, ?)');

@@ -118,14 +118,17 @@ test('0 < pool < quota: full passes, each in a fresh keyed order, reported as th
   assert.deepEqual(stats.passes, { A: 1, B: 3, C: 4 });
 });
 
-test('fillByPasses takes whole passes as the pool stands and cuts the last by the keyed priority of (key, pass)', () => {
-  const items = pool('C', 3);
-  const priority = (key: string, pass: number) => (pass === 1 ? -Number(key.slice(2)) : Number(key.slice(2)));
-  assert.deepEqual(
-    fillByPasses(items, 5, priority).map((i) => i.key),
-    ['C:0', 'C:1', 'C:2', 'C:2#1', 'C:1#1'],
-  );
-});
+test(
+  'fillByPasses takes whole passes as the pool stands ' + 'and cuts the last by the keyed priority of (key, pass)',
+  () => {
+    const items = pool('C', 3);
+    const priority = (key: string, pass: number) => (pass === 1 ? -Number(key.slice(2)) : Number(key.slice(2)));
+    assert.deepEqual(
+      fillByPasses(items, 5, priority).map((i) => i.key),
+      ['C:0', 'C:1', 'C:2', 'C:2#1', 'C:1#1'],
+    );
+  },
+);
 
 test('an empty pool with a positive quota is an error naming the task', async () => {
   await assert.rejects(

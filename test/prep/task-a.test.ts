@@ -43,14 +43,17 @@ test('sid_to_genres: "The anime {SID} belongs to genres" -> all genres joined ",
   assert.deepEqual(only({ genres: ['Action'] }), ['sid_to_genres', 'sid_to_themes']);
 });
 
-test('title_to_genres: "The anime titled \'{title}\' belongs to genres" -> genres, when there are a title and genres', () => {
-  assert.deepEqual(byTemplate(taskARows(full, 12)).title_to_genres, [
-    "The anime titled 'Cowboy Bebop' belongs to genres",
-    'Action, Drama, Sci-Fi, Space',
-  ]);
-  assert.ok(only({ title: 'T', genres: ['Action'] }).includes('title_to_genres'));
-  assert.ok(!only({ genres: ['Action'] }).includes('title_to_genres'));
-});
+test(
+  "title_to_genres: \"The anime titled '{title}' belongs " + 'to genres" -> genres, when there are a title and genres',
+  () => {
+    assert.deepEqual(byTemplate(taskARows(full, 12)).title_to_genres, [
+      "The anime titled 'Cowboy Bebop' belongs to genres",
+      'Action, Drama, Sci-Fi, Space',
+    ]);
+    assert.ok(only({ title: 'T', genres: ['Action'] }).includes('title_to_genres'));
+    assert.ok(!only({ genres: ['Action'] }).includes('title_to_genres'));
+  },
+);
 
 test('sid_to_studio: "The anime {SID} is produced by studio" -> studios joined ", ", when there are studios', () => {
   assert.deepEqual(byTemplate(taskARows(full, 12)).sid_to_studio, [
@@ -60,26 +63,34 @@ test('sid_to_studio: "The anime {SID} is produced by studio" -> studios joined "
   assert.deepEqual(only({ studios: ['Bones'] }), ['sid_to_studio']);
 });
 
-test('title_studio_to_sid: "The anime titled \'{title}\' by studio {studios} has semantic id" -> SID, when there are a title and studios', () => {
-  assert.deepEqual(byTemplate(taskARows(full, 12)).title_studio_to_sid, [
-    "The anime titled 'Cowboy Bebop' by studio Sunrise, Bones has semantic id",
-    '<S7>',
-  ]);
-  assert.ok(only({ title: 'T', studios: ['Bones'] }).includes('title_studio_to_sid'));
-});
+test(
+  "title_studio_to_sid: \"The anime titled '{title}' by studio " +
+    '{studios} has semantic id" -> SID, when there are a title and studios',
+  () => {
+    assert.deepEqual(byTemplate(taskARows(full, 12)).title_studio_to_sid, [
+      "The anime titled 'Cowboy Bebop' by studio Sunrise, Bones has semantic id",
+      '<S7>',
+    ]);
+    assert.ok(only({ title: 'T', studios: ['Bones'] }).includes('title_studio_to_sid'));
+  },
+);
 
 test('sid_to_year: "The anime {SID} released in year" -> year, when there is a year', () => {
   assert.deepEqual(byTemplate(taskARows(full, 12)).sid_to_year, ['The anime <S7> released in year', '1998']);
   assert.deepEqual(only({ year: 2001 }), ['sid_to_year']);
 });
 
-test('title_year_to_sid: "The anime titled \'{title}\' released in {year} has semantic id" -> SID, when there are a title and a year', () => {
-  assert.deepEqual(byTemplate(taskARows(full, 12)).title_year_to_sid, [
-    "The anime titled 'Cowboy Bebop' released in 1998 has semantic id",
-    '<S7>',
-  ]);
-  assert.ok(only({ title: 'T', year: 2001 }).includes('title_year_to_sid'));
-});
+test(
+  "title_year_to_sid: \"The anime titled '{title}' released in " +
+    '{year} has semantic id" -> SID, when there are a title and a year',
+  () => {
+    assert.deepEqual(byTemplate(taskARows(full, 12)).title_year_to_sid, [
+      "The anime titled 'Cowboy Bebop' released in 1998 has semantic id",
+      '<S7>',
+    ]);
+    assert.ok(only({ title: 'T', year: 2001 }).includes('title_year_to_sid'));
+  },
+);
 
 test('sid_to_synopsis: "The anime {SID} synopsis:" -> synopsis, when there is a synopsis', () => {
   assert.deepEqual(byTemplate(taskARows(full, 12)).sid_to_synopsis, [
@@ -156,33 +167,44 @@ test('genres come from the anime row, else from the semantic-id row', async () =
   );
 });
 
-test('prep-task-a: only anime with a metadata row; titleless anime are counted and get no title templates', async () => {
-  const catalog = [full, entry(8, null), entry(9, { genres: ['Horror'] })];
-  const { rows, stats } = await runNode<PoolItem>(taskANode, { max_task_a_templates_per_anime: 12 }, { in: [catalog] });
-  assert.deepEqual(new Set(rows.map((r) => madeRow(r.row).anime_ids[0])), new Set([7, 9]));
-  assert.equal(stats.anime, 2);
-  assert.equal(stats.without_title, 1);
-  assert.equal(stats.pool, 12);
-  assert.equal((stats.templates as Record<string, number>).sid_to_genres, 2);
-});
-
-test('Task A rows write their JSON from escaped facts: the shuffle writes what JSON.stringify would of the rendered row, odd text included', async () => {
-  const odd = entry(9, {
-    title: 'Say "Hi" \\ Bye é…',
-    genres: ['Tab\tGenre', 'Plain'],
-    studios: ['Studio \u0001', 'Lone \ud800 Surrogate'],
-    year: 2001,
-    synopsis: 'A synopsis with "quotes", a back\\slash and emoji 🎬.',
-  }) as CatalogEntry & { info: AnimeInfo };
-  const items = [...taskARows(odd, 12), ...taskARows(full, 12)];
-  const { batches, rows } = await runNode<PrepRow>(shuffleNode, {}, { in: [items] }, { batchSize: 4 });
-  for (const batch of batches)
-    assert.deepEqual(
-      jsonLines(batch),
-      batch.map((row) => JSON.stringify(row)),
+test(
+  'prep-task-a: only anime with a metadata row; ' + 'titleless anime are counted and get no title templates',
+  async () => {
+    const catalog = [full, entry(8, null), entry(9, { genres: ['Horror'] })];
+    const { rows, stats } = await runNode<PoolItem>(
+      taskANode,
+      { max_task_a_templates_per_anime: 12 },
+      { in: [catalog] },
     );
-  const made = new Set(items.map((item) => JSON.stringify(madeRow(item.row))));
-  for (const { example_id: _, ...row } of rows)
-    assert.ok(made.has(JSON.stringify(row)), `${row.meta.template_id} differs from its rendered row`);
-  assert.equal(rows.length, items.length);
-});
+    assert.deepEqual(new Set(rows.map((r) => madeRow(r.row).anime_ids[0])), new Set([7, 9]));
+    assert.equal(stats.anime, 2);
+    assert.equal(stats.without_title, 1);
+    assert.equal(stats.pool, 12);
+    assert.equal((stats.templates as Record<string, number>).sid_to_genres, 2);
+  },
+);
+
+test(
+  'Task A rows write their JSON from escaped facts: the shuffle writes ' +
+    'what JSON.stringify would of the rendered row, odd text included',
+  async () => {
+    const odd = entry(9, {
+      title: 'Say "Hi" \\ Bye é…',
+      genres: ['Tab\tGenre', 'Plain'],
+      studios: ['Studio \u0001', 'Lone \ud800 Surrogate'],
+      year: 2001,
+      synopsis: 'A synopsis with "quotes", a back\\slash and emoji 🎬.',
+    }) as CatalogEntry & { info: AnimeInfo };
+    const items = [...taskARows(odd, 12), ...taskARows(full, 12)];
+    const { batches, rows } = await runNode<PrepRow>(shuffleNode, {}, { in: [items] }, { batchSize: 4 });
+    for (const batch of batches)
+      assert.deepEqual(
+        jsonLines(batch),
+        batch.map((row) => JSON.stringify(row)),
+      );
+    const made = new Set(items.map((item) => JSON.stringify(madeRow(item.row))));
+    for (const { example_id: _, ...row } of rows)
+      assert.ok(made.has(JSON.stringify(row)), `${row.meta.template_id} differs from its rendered row`);
+    assert.equal(rows.length, items.length);
+  },
+);

@@ -15,25 +15,31 @@ const catalog = catalogOf(...[1, 2, 3, 4, 5, 6, 7, 8].map((id) => entry(id)));
 const options = { allowed: new Set([1, 2, 3, 4, 6]), min: 4, max: 30 };
 const counts = (): HistoryCounts => ({ unknown_anime_rows: 0, status_filtered_rows: 0 });
 
-test('Task B input: "A user watched" then "then watched", <anime_start>SID<anime_end>, sentiment on unmasked positions, [MASK] at the mask', () => {
-  const rows = [watch(9, 1, { score: 9 }), watch(9, 2, { score: 5 }), watch(9, 3, { watching_status: 4 })];
-  const item = taskBRow({ user_id: 9, rows, mask_mode: 'random', mask_index: 1 }, catalog, 7);
-  assert.deepEqual(
-    { key: item.key, row: madeRow(item.row) },
-    {
-      key: 'B:9:random',
-      row: {
-        task: 'B',
-        input:
-          'A user watched <anime_start><S1><anime_end> <liked> then watched <anime_start>[MASK]<anime_end> then watched <anime_start><S3><anime_end> <dropped>',
-        output: '<S2>',
-        anime_ids: [1, 2, 3],
-        user_id: 9,
-        meta: { template_id: 'watch_sequence_mask', mask_mode: 'random', mask_index: 1, history_len: 3 },
+test(
+  'Task B input: "A user watched" then "then watched", ' +
+    '<anime_start>SID<anime_end>, sentiment on unmasked positions, [MASK] at the mask',
+  () => {
+    const rows = [watch(9, 1, { score: 9 }), watch(9, 2, { score: 5 }), watch(9, 3, { watching_status: 4 })];
+    const item = taskBRow({ user_id: 9, rows, mask_mode: 'random', mask_index: 1 }, catalog, 7);
+    assert.deepEqual(
+      { key: item.key, row: madeRow(item.row) },
+      {
+        key: 'B:9:random',
+        row: {
+          task: 'B',
+          input:
+            'A user watched <anime_start><S1><anime_end> <liked> ' +
+            'then watched <anime_start>[MASK]<anime_end> ' +
+            'then watched <anime_start><S3><anime_end> <dropped>',
+          output: '<S2>',
+          anime_ids: [1, 2, 3],
+          user_id: 9,
+          meta: { template_id: 'watch_sequence_mask', mask_mode: 'random', mask_index: 1, history_len: 3 },
+        },
       },
-    },
-  );
-});
+    );
+  },
+);
 
 test('Task B in a catalog of more than 65,536 anime: positions past the 65,536th anime read back as written', () => {
   const big = catalogOf(...Array.from({ length: 70000 }, (_, i) => entry(i + 1)));
@@ -46,7 +52,10 @@ test('Task B in a catalog of more than 65,536 anime: positions past the 65,536th
   const row = madeRow(taskBRow({ user_id: 9, rows, mask_mode: 'last', mask_index: 3 }, big, 7).row);
   assert.equal(
     row.input,
-    'A user watched <anime_start><S3><anime_end> <liked> then watched <anime_start><S65537><anime_end> <watch> then watched <anime_start><S69999><anime_end> <dropped> then watched <anime_start>[MASK]<anime_end>',
+    'A user watched <anime_start><S3><anime_end> <liked> ' +
+      'then watched <anime_start><S65537><anime_end> <watch> ' +
+      'then watched <anime_start><S69999><anime_end> <dropped> ' +
+      'then watched <anime_start>[MASK]<anime_end>',
   );
   assert.equal(row.output, '<S65536>');
   assert.deepEqual(row.anime_ids, [3, 65537, 69999, 65536]);
@@ -101,27 +110,30 @@ test('history: fewer than task_b_min_history rows left -> not eligible for Task 
   assert.equal(history.rows.length, 3);
 });
 
-test('history: sorted by scraped_at asc, status asc, score desc, episodes desc, anime_id asc; the last max kept', () => {
-  const rows = [
-    watch(1, 8, { scraped_at: '2024-03-01' }),
-    watch(1, 7, { scraped_at: '2024-01-01', watching_status: 3 }),
-    watch(1, 6, { scraped_at: '2024-01-01', watching_status: 1, score: 5 }),
-    watch(1, 5, { scraped_at: '2024-01-01', watching_status: 1, score: 9 }),
-    watch(1, 4, { scraped_at: '2024-01-01', watching_status: 1, score: 5, watched_episodes: 12 }),
-    watch(1, 3, { scraped_at: '2024-01-01', watching_status: 1, score: 5, watched_episodes: 12 }),
-    watch(1, 2, { scraped_at: '2023-12-31' }),
-  ];
-  const all = userHistory({ user_id: 1, rows }, catalog, { ...options, max: 30 }, counts());
-  assert.deepEqual(
-    all.rows.map((r) => r.anime_id),
-    [2, 5, 3, 4, 6, 7, 8],
-  );
-  const last = userHistory({ user_id: 1, rows }, catalog, { ...options, max: 4 }, counts());
-  assert.deepEqual(
-    last.rows.map((r) => r.anime_id),
-    [4, 6, 7, 8],
-  );
-});
+test(
+  'history: sorted by scraped_at asc, status asc, score ' + 'desc, episodes desc, anime_id asc; the last max kept',
+  () => {
+    const rows = [
+      watch(1, 8, { scraped_at: '2024-03-01' }),
+      watch(1, 7, { scraped_at: '2024-01-01', watching_status: 3 }),
+      watch(1, 6, { scraped_at: '2024-01-01', watching_status: 1, score: 5 }),
+      watch(1, 5, { scraped_at: '2024-01-01', watching_status: 1, score: 9 }),
+      watch(1, 4, { scraped_at: '2024-01-01', watching_status: 1, score: 5, watched_episodes: 12 }),
+      watch(1, 3, { scraped_at: '2024-01-01', watching_status: 1, score: 5, watched_episodes: 12 }),
+      watch(1, 2, { scraped_at: '2023-12-31' }),
+    ];
+    const all = userHistory({ user_id: 1, rows }, catalog, { ...options, max: 30 }, counts());
+    assert.deepEqual(
+      all.rows.map((r) => r.anime_id),
+      [2, 5, 3, 4, 6, 7, 8],
+    );
+    const last = userHistory({ user_id: 1, rows }, catalog, { ...options, max: 4 }, counts());
+    assert.deepEqual(
+      last.rows.map((r) => r.anime_id),
+      [4, 6, 7, 8],
+    );
+  },
+);
 
 test('mask: last -> len-1; random -> in [0, len-2]; a taken position is skipped; len < 2 -> none', () => {
   const keyed = new KeyedRandom(42, 'masks');
@@ -190,32 +202,36 @@ test('prep-history: users as records, catalog as a side input; short users are p
   assert.equal(stats.unknown_anime_rows, 2);
 });
 
-test('Task B rows assemble their JSON from ids already in JSON form: the shuffle writes what JSON.stringify would, odd ids included', async () => {
-  const odd = ['<L1_"quoted">', '<L2_back\\slash>', '<L3_new\nline>', '<L4_é…>', '<L5_\u0001>', '<L6_plain>'];
-  const oddCatalog = new Map([...catalog.values()].map((e, i) => [e.anime_id, { ...e, sid: odd[i % odd.length]! }]));
-  const items = [1, 2, 3].map((user) =>
-    taskBRow(
-      {
-        user_id: user,
-        rows: [1, 2, 3, 4, 5, 6, 7].map((a) => watch(user, a, { score: a + user })),
-        mask_mode: 'random',
-        mask_index: user,
-      },
-      oddCatalog,
-      7,
-    ),
-  );
-  items.push(
-    taskBRow(
-      { user_id: 4, rows: [watch(4, 6), watch(4, 6, { watching_status: 4 })], mask_mode: 'last', mask_index: 1 },
-      oddCatalog,
-      7,
-    ),
-  );
-  const { batches } = await runNode<PrepRow>(shuffleNode, {}, { in: [items] }, { batchSize: 3 });
-  for (const batch of batches)
-    assert.deepEqual(
-      jsonLines(batch),
-      batch.map((row) => JSON.stringify(row)),
+test(
+  'Task B rows assemble their JSON from ids already in JSON form: ' +
+    'the shuffle writes what JSON.stringify would, odd ids included',
+  async () => {
+    const odd = ['<L1_"quoted">', '<L2_back\\slash>', '<L3_new\nline>', '<L4_é…>', '<L5_\u0001>', '<L6_plain>'];
+    const oddCatalog = new Map([...catalog.values()].map((e, i) => [e.anime_id, { ...e, sid: odd[i % odd.length]! }]));
+    const items = [1, 2, 3].map((user) =>
+      taskBRow(
+        {
+          user_id: user,
+          rows: [1, 2, 3, 4, 5, 6, 7].map((a) => watch(user, a, { score: a + user })),
+          mask_mode: 'random',
+          mask_index: user,
+        },
+        oddCatalog,
+        7,
+      ),
     );
-});
+    items.push(
+      taskBRow(
+        { user_id: 4, rows: [watch(4, 6), watch(4, 6, { watching_status: 4 })], mask_mode: 'last', mask_index: 1 },
+        oddCatalog,
+        7,
+      ),
+    );
+    const { batches } = await runNode<PrepRow>(shuffleNode, {}, { in: [items] }, { batchSize: 3 });
+    for (const batch of batches)
+      assert.deepEqual(
+        jsonLines(batch),
+        batch.map((row) => JSON.stringify(row)),
+      );
+  },
+);

@@ -57,44 +57,50 @@ function setup(name: string) {
 describe('manifest-sink', () => {
   afterEach(() => delete process.env.ANIMIND_FIXED_TIME);
 
-  test('lists every input file with size and sha256, and every other output with rows and the final sha256', async () => {
-    const dir = setup('manifest');
-    process.env.ANIMIND_FIXED_TIME = '2024-05-01T12:00:00Z';
-    const result = await runYaml(dir, pipeline());
-    const manifest = JSON.parse(readFileSync(path.join(dir, 'out/manifest.json'), 'utf8')) as Manifest;
-    assert.ok(result.outputs.includes(path.join(dir, 'out/manifest.json')));
+  test(
+    'lists every input file with size and sha256, and ' + 'every other output with rows and the final sha256',
+    async () => {
+      const dir = setup('manifest');
+      process.env.ANIMIND_FIXED_TIME = '2024-05-01T12:00:00Z';
+      const result = await runYaml(dir, pipeline());
+      const manifest = JSON.parse(readFileSync(path.join(dir, 'out/manifest.json'), 'utf8')) as Manifest;
+      assert.ok(result.outputs.includes(path.join(dir, 'out/manifest.json')));
 
-    const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
-    assert.deepEqual(manifest.tool, { name: 'animind', version });
-    assert.equal(manifest.generated_at, '2024-05-01T12:00:00Z');
-    assert.equal(manifest.pipeline, 'manifest-test');
-    assert.equal(manifest.seed, 7);
-    assert.deepEqual(manifest.params, { first: 'a.jsonl', out: 'out' });
-    assert.deepEqual(manifest.config, {});
-    assert.deepEqual(manifest.inputs, [
-      { path: '../a.jsonl', used_by: ['a.path', 'again.path'], ...digest(path.join(dir, 'a.jsonl')) },
-      { path: '../b.jsonl', used_by: ['b.path'], ...digest(path.join(dir, 'b.jsonl')) },
-    ]);
-    assert.deepEqual(manifest.outputs, [
-      { path: 'rows.jsonl', node: 'jsonl', rows: 72, ...digest(path.join(dir, 'out/rows.jsonl')) },
-      { path: 'rows.parquet', node: 'parquet', rows: 72, ...digest(path.join(dir, 'out/rows.parquet')) },
-    ]);
-  });
+      const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
+      assert.deepEqual(manifest.tool, { name: 'animind', version });
+      assert.equal(manifest.generated_at, '2024-05-01T12:00:00Z');
+      assert.equal(manifest.pipeline, 'manifest-test');
+      assert.equal(manifest.seed, 7);
+      assert.deepEqual(manifest.params, { first: 'a.jsonl', out: 'out' });
+      assert.deepEqual(manifest.config, {});
+      assert.deepEqual(manifest.inputs, [
+        { path: '../a.jsonl', used_by: ['a.path', 'again.path'], ...digest(path.join(dir, 'a.jsonl')) },
+        { path: '../b.jsonl', used_by: ['b.path'], ...digest(path.join(dir, 'b.jsonl')) },
+      ]);
+      assert.deepEqual(manifest.outputs, [
+        { path: 'rows.jsonl', node: 'jsonl', rows: 72, ...digest(path.join(dir, 'out/rows.jsonl')) },
+        { path: 'rows.parquet', node: 'parquet', rows: 72, ...digest(path.join(dir, 'out/rows.parquet')) },
+      ]);
+    },
+  );
 
-  test("pin_time, --set values and the run's config are recorded; the option wins over ANIMIND_FIXED_TIME", async () => {
-    const dir = setup('manifest-pin');
-    process.env.ANIMIND_FIXED_TIME = '2024-05-01T12:00:00Z';
-    await runYaml(
-      dir,
-      pipeline('    pin_time: 2020-01-02T03:04:05.000Z\n'),
-      { out: path.join(dir, 'elsewhere') },
-      { note: 'kept' },
-    );
-    const manifest = JSON.parse(readFileSync(path.join(dir, 'elsewhere/manifest.json'), 'utf8')) as Manifest;
-    assert.equal(manifest.generated_at, '2020-01-02T03:04:05.000Z');
-    assert.deepEqual(manifest.config, { note: 'kept' });
-    assert.equal(manifest.params.out, path.join(dir, 'elsewhere'));
-  });
+  test(
+    "pin_time, --set values and the run's config are " + 'recorded; the option wins over ANIMIND_FIXED_TIME',
+    async () => {
+      const dir = setup('manifest-pin');
+      process.env.ANIMIND_FIXED_TIME = '2024-05-01T12:00:00Z';
+      await runYaml(
+        dir,
+        pipeline('    pin_time: 2020-01-02T03:04:05.000Z\n'),
+        { out: path.join(dir, 'elsewhere') },
+        { note: 'kept' },
+      );
+      const manifest = JSON.parse(readFileSync(path.join(dir, 'elsewhere/manifest.json'), 'utf8')) as Manifest;
+      assert.equal(manifest.generated_at, '2020-01-02T03:04:05.000Z');
+      assert.deepEqual(manifest.config, { note: 'kept' });
+      assert.equal(manifest.params.out, path.join(dir, 'elsewhere'));
+    },
+  );
 
   test('without a pinned time, generated_at is the current time', async () => {
     const dir = setup('manifest-now');

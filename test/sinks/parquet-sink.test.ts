@@ -41,7 +41,8 @@ const asPrepRow = (r: Record<string, unknown>) => ({
   meta: JSON.parse(r.meta as string) as unknown,
 });
 
-// DuckDB is an independent reader: agreeing with it means the file follows the Parquet spec, not just the writer's own reading of it.
+// DuckDB is an independent reader: agreeing with it means the file
+// follows the Parquet spec, not just the writer's own reading of it.
 describe('parquet-sink', () => {
   let instance: DuckDBInstance;
   let db: DuckDBConnection;
@@ -120,20 +121,24 @@ describe('parquet-sink', () => {
     assert.deepEqual((await query('SELECT * FROM read_parquet(?) ORDER BY example_id', file)).map(asPrepRow), rows);
   });
 
-  test('prep.yaml with export_parquet: the Parquet rows are the JSONL rows, Task B inputs (kept as bytes until read) included', async () => {
-    const out = tempDir('parquet-prep');
-    const params = { out_dir: out, export_parquet: 'true', target_examples: '3000' };
-    await runPlan(await loadTestPlan(PREP_YAML, params, 500), {
-      reporter: createReporter({ mode: 'quiet', format: 'text' }),
-    });
-    const read = await query(
-      'SELECT * FROM read_parquet(?) ORDER BY example_id',
-      path.join(out, 'llm_prep_train.parquet'),
-    );
-    const back = read.map(asPrepRow);
-    assert.deepEqual(back, readRows(out));
-    assert.ok(back.some((row) => row.task === 'B'));
-  });
+  test(
+    'prep.yaml with export_parquet: the Parquet rows are the ' +
+      'JSONL rows, Task B inputs (kept as bytes until read) included',
+    async () => {
+      const out = tempDir('parquet-prep');
+      const params = { out_dir: out, export_parquet: 'true', target_examples: '3000' };
+      await runPlan(await loadTestPlan(PREP_YAML, params, 500), {
+        reporter: createReporter({ mode: 'quiet', format: 'text' }),
+      });
+      const read = await query(
+        'SELECT * FROM read_parquet(?) ORDER BY example_id',
+        path.join(out, 'llm_prep_train.parquet'),
+      );
+      const back = read.map(asPrepRow);
+      assert.deepEqual(back, readRows(out));
+      assert.ok(back.some((row) => row.task === 'B'));
+    },
+  );
 
   test('a row outside the prep format fails the run, naming the field, and leaves no file', async () => {
     const dir = tempDir('parquet-bad');

@@ -62,7 +62,10 @@ export function writeJsonl(file: string, rows: readonly unknown[]): void {
   writeFileSync(file, rows.map((row) => JSON.stringify(row) + '\n').join(''));
 }
 
-/** Writes a pipeline file into `dir` and runs it in-process without progress output (`config` as `animind run` passes its TOML section). */
+/**
+ * Writes a pipeline file into `dir` and runs it in-process without
+ * progress output (`config` as `animind run` passes its TOML section).
+ */
 export async function runYaml(
   dir: string,
   yaml: string,

@@ -115,26 +115,29 @@ describe('pack-steps node', () => {
   const run = (exs: TokenizedExample[], options: Record<string, unknown> = {}) =>
     runTransform<TrainItem>(packSteps, { ...base, ...options }, { in: [exs.slice(0, 77), exs.slice(77)] });
 
-  test('the phase plan comes first; each step carries its completion-token count; only its last micro-batch ends it', async () => {
-    const { rows, stats } = await run(examples);
-    const [plan, ...rest] = rows;
-    assert.equal(plan?.kind, 'phase');
-    if (plan?.kind !== 'phase') return;
-    const batches = rest.filter((r) => r.kind === 'batch');
-    assert.equal(new Set(batches.map((b) => b.step)).size, plan.totalSteps);
-    assert.equal(plan.trainExamples + plan.evalExamples, 200);
-    for (let step = 1; step <= plan.totalSteps; step++) {
-      const micro = batches.filter((b) => b.step === step).map((b) => b.batch);
-      const labelled = micro.reduce((n, b) => n + b.labels.filter((l) => l !== IGNORE_INDEX).length, 0);
-      assert.ok(micro.every((b) => b.stepCompletionTokens === labelled));
-      assert.deepEqual(
-        micro.map((b) => b.endsStep),
-        micro.map((_, k) => k === micro.length - 1),
-      );
-    }
-    assert.equal(rest.at(-1)?.kind, 'eval', 'eval after the last step');
-    assert.equal(stats.total_steps, plan.totalSteps);
-  });
+  test(
+    'the phase plan comes first; each step carries its ' + 'completion-token count; only its last micro-batch ends it',
+    async () => {
+      const { rows, stats } = await run(examples);
+      const [plan, ...rest] = rows;
+      assert.equal(plan?.kind, 'phase');
+      if (plan?.kind !== 'phase') return;
+      const batches = rest.filter((r) => r.kind === 'batch');
+      assert.equal(new Set(batches.map((b) => b.step)).size, plan.totalSteps);
+      assert.equal(plan.trainExamples + plan.evalExamples, 200);
+      for (let step = 1; step <= plan.totalSteps; step++) {
+        const micro = batches.filter((b) => b.step === step).map((b) => b.batch);
+        const labelled = micro.reduce((n, b) => n + b.labels.filter((l) => l !== IGNORE_INDEX).length, 0);
+        assert.ok(micro.every((b) => b.stepCompletionTokens === labelled));
+        assert.deepEqual(
+          micro.map((b) => b.endsStep),
+          micro.map((_, k) => k === micro.length - 1),
+        );
+      }
+      assert.equal(rest.at(-1)?.kind, 'eval', 'eval after the last step');
+      assert.equal(stats.total_steps, plan.totalSteps);
+    },
+  );
 
   test('held-out rows are chosen by key: the same rows whatever the input order', async () => {
     const evalKeys = async (exs: TokenizedExample[]) => {

@@ -60,7 +60,8 @@ const ids = (items: unknown[], kind: string) =>
 const sorted = (values: string[]) => [...values].sort();
 
 test(
-  'the train seed drives the dry-run sample, the eval hold-out and the epoch shuffle; the same seed gives the same bytes',
+  'the train seed drives the dry-run sample, the eval hold-out ' +
+    'and the epoch shuffle; the same seed gives the same bytes',
   { timeout: 120_000 },
   async () => {
     // Every row kept, none held out: only the shuffle is random.

@@ -55,7 +55,8 @@ export default defineTransform({
         }),
         () =>
           ctx.progress.log(
-            `Loaded anime metadata rows: ${lookup.size.toLocaleString('en-US')}; with a semantic id: ${withMetadata.toLocaleString('en-US')}`,
+            `Loaded anime metadata rows: ${lookup.size.toLocaleString('en-US')}; ` +
+              `with a semantic id: ${withMetadata.toLocaleString('en-US')}`,
           ),
       ),
     );

@@ -54,7 +54,8 @@ export default defineTransform({
         if (current && !(row.user_id > current.user_id)) {
           push(
             new DataError(
-              `table 'user_anime': rows must arrive ordered by user_id, but user ${row.user_id} follows user ${current.user_id}`,
+              `table 'user_anime': rows must arrive ordered by user_id, ` +
+                `but user ${row.user_id} follows user ${current.user_id}`,
             ),
           );
           push(null, _.nil);

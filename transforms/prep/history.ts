@@ -61,4 +61,6 @@ export default defineTransform({
 
 /** The log line both user passes end with. */
 export const historyLine = (eligible: number, short: number, unknown: number) =>
-  `Users with a Task B history: ${eligible.toLocaleString('en-US')}; too short: ${short.toLocaleString('en-US')}; rows of anime without a semantic id: ${unknown.toLocaleString('en-US')}`;
+  `Users with a Task B history: ${eligible.toLocaleString('en-US')}; ` +
+  `too short: ${short.toLocaleString('en-US')}; ` +
+  `rows of anime without a semantic id: ${unknown.toLocaleString('en-US')}`;

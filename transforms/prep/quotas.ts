@@ -19,7 +19,10 @@ export interface Splits {
 export function splitsProblem(s: Splits): string | undefined {
   const sum = s.split_a + s.split_b + s.split_c;
   if (Math.abs(sum - 1) <= 1e-6) return undefined;
-  return `split_a + split_b + split_c must sum to 1 (±1e-6), got ${s.split_a} + ${s.split_b} + ${s.split_c} = ${Number(sum.toFixed(9))}`;
+  return (
+    `split_a + split_b + split_c must sum to 1 (±1e-6), ` +
+    `got ${s.split_a} + ${s.split_b} + ${s.split_c} = ${Number(sum.toFixed(9))}`
+  );
 }
 
 /** A and B rounded half-even; C takes the remainder so the quotas always add up to the target. */

@@ -127,7 +127,8 @@ export default defineTransform({
       }
       Object.assign(ctx.stats, { oversampling_factor: oversampling, passes });
       ctx.progress.log(
-        `Quotas ${PORTS.map(([, t]) => `${t} ${quota[t].toLocaleString('en-US')}`).join(', ')} from pools ${PORTS.map(([, t]) => `${t} ${pools[t].toLocaleString('en-US')}`).join(', ')}`,
+        `Quotas ${PORTS.map(([, t]) => `${t} ${quota[t].toLocaleString('en-US')}`).join(', ')} ` +
+          `from pools ${PORTS.map(([, t]) => `${t} ${pools[t].toLocaleString('en-US')}`).join(', ')}`,
       );
       return batches;
     };

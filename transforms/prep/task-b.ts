@@ -37,7 +37,10 @@ const UNITS_PER_CALL = 8192;
  * a sequence took ~500 bytes with the buffer's bookkeeping, as a string ~150.
  */
 class Sequence {
-  /** The anime ids and their JSON, made when first written and shared by later writes (a small pool is written many times). */
+  /**
+   * The anime ids and their JSON, made when first written and
+   * shared by later writes (a small pool is written many times).
+   */
   private ids?: { list: number[]; json: string };
 
   /**
@@ -110,7 +113,10 @@ class Segments {
   readonly sids: string[] = [];
   readonly animeIds: number[] = [];
   readonly sidJson: string[] = [];
-  /** Id k after a later position's lead, and followed by ID_END: views of one array, made once so copying allocates nothing. */
+  /**
+   * Id k after a later position's lead, and followed by ID_END:
+   * views of one array, made once so copying allocates nothing.
+   */
   readonly later: Uint8Array[] = [];
   /** The same without the lead, for the first position. */
   readonly first: Uint8Array[] = [];
@@ -208,7 +214,8 @@ class TaskBRow extends PooledRow {
     out.contentEnd();
     const ids = sequence.idsFrom(segments);
     out.ascii(
-      `,"anime_ids":${ids.json},"user_id":${this.userId},"meta":{"template_id":"watch_sequence_mask","mask_mode":"${this.mode}","mask_index":${masked},"history_len":${length}}}`,
+      `,"anime_ids":${ids.json},"user_id":${this.userId},"meta":{"template_id":"watch_sequence_mask",` +
+        `"mask_mode":"${this.mode}","mask_index":${masked},"history_len":${length}}}`,
     );
     out.endLine();
     const input = { source: out, start: inputStart, end: inputEnd, escaped };
@@ -220,7 +227,9 @@ class TaskBRow extends PooledRow {
   }
 }
 
-/** The Task B row of one masked history, deferred (see PoolItem); `sequence` may be shared with the user's other masks. */
+/**
+ * The Task B row of one masked history, deferred (see PoolItem); `sequence` may be shared with the user's other masks.
+ */
 export function taskBRow(
   history: MaskedHistory,
   catalog: ReadonlyMap<number, CatalogEntry>,

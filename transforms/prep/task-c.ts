@@ -72,7 +72,9 @@ export function tripleReason(anime: readonly CatalogEntry[]): string {
   return clauses.length ? joinPhrase(clauses) : TRIPLE_FALLBACK;
 }
 
-/** The Task C row of one seed, deferred (see PoolItem); the seed's anime are its anime_ids and its user is the user_id. */
+/**
+ * The Task C row of one seed, deferred (see PoolItem); the seed's anime are its anime_ids and its user is the user_id.
+ */
 export function taskCRow(seed: Seed, catalog: ReadonlyMap<number, CatalogEntry>): PoolItem {
   return new TaskCRow(seed, catalog);
 }

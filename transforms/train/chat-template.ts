@@ -40,7 +40,8 @@ export class ChatFormatter {
     const at = rendered.lastIndexOf(completion);
     if (at < 0)
       throw new DataError(
-        `the chat template does not render the assistant's text followed by ${eosToken} (the template rewrites it), so the completion cannot be located`,
+        `the chat template does not render the assistant's text followed by ` +
+          `${eosToken} (the template rewrites it), so the completion cannot be located`,
       );
     return { prompt: rendered.slice(0, at), completion };
   }

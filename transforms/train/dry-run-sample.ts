@@ -20,7 +20,8 @@ export default defineTransform({
   type: 'dry-run-sample',
   kind: 'transform',
   description:
-    'In a dry run, keeps a deterministic sample of rows keyed by a field (input order kept); otherwise passes every row.',
+    'In a dry run, keeps a deterministic sample of rows keyed ' +
+    'by a field (input order kept); otherwise passes every row.',
   options: z.strictObject({
     dry_run: flag(true).describe('sample only in a dry run; a full run passes every row'),
     rows: int().positive().default(2048).describe('rows kept in a dry run'),

@@ -61,7 +61,8 @@ export default defineTransform({
   type: 'pack-steps',
   kind: 'transform',
   description:
-    'Holds out eval rows, packs tokenized examples into sequences and emits the phase plan, then train/eval micro-batches.',
+    'Holds out eval rows, packs tokenized examples into sequences ' +
+    'and emits the phase plan, then train/eval micro-batches.',
   options,
   inputs: { in: port<TokenizedExample>() },
   stats: packStats,
@@ -176,15 +177,18 @@ function report(ctx: Context, plan: PhasePlan, counts: Stores['counts'], filled:
   });
   const n = (x: number) => x.toLocaleString('en-US');
   ctx.progress.log(
-    `${plan.name}: ${n(plan.trainExamples)} train examples in ${n(plan.trainSequences)} sequences of ${n(o.max_seq_len)} tokens ` +
-      `(${(filled * 100).toFixed(1)}% filled), ${n(plan.evalExamples)} held out; ${n(plan.totalSteps)} optimizer steps` +
+    `${plan.name}: ${n(plan.trainExamples)} train examples in ` +
+      `${n(plan.trainSequences)} sequences of ${n(o.max_seq_len)} tokens ` +
+      `(${(filled * 100).toFixed(1)}% filled), ${n(plan.evalExamples)} ` +
+      `held out; ${n(plan.totalSteps)} optimizer steps` +
       `${o.dry_run ? ' (dry run)' : ''}`,
   );
   if (counts.truncated)
     ctx.progress.warn(`${n(counts.truncated)} examples longer than ${o.max_seq_len} tokens were truncated`);
   if (counts.dropped_without_completion)
     ctx.progress.warn(
-      `${n(counts.dropped_without_completion)} examples had no completion tokens left after truncation and were dropped`,
+      `${n(counts.dropped_without_completion)} examples had no ` +
+        `completion tokens left after truncation and were dropped`,
     );
   if (plan.evalExamples === 0) ctx.progress.warn('no rows were held out for eval, so no eval loss is reported');
 }

@@ -56,7 +56,8 @@ export default defineTransform({
           const rate = encodeSeconds > 0 ? Math.round(tokens / encodeSeconds) : 0;
           Object.assign(ctx.stats, { examples, tokens, tokens_per_s: rate });
           ctx.progress.log(
-            `tokenized ${examples.toLocaleString('en-US')} examples, ${tokens.toLocaleString('en-US')} tokens (${rate.toLocaleString('en-US')} tokens/s)`,
+            `tokenized ${examples.toLocaleString('en-US')} examples, ` +
+              `${tokens.toLocaleString('en-US')} tokens (${rate.toLocaleString('en-US')} tokens/s)`,
           );
           return push(null, batch);
         }

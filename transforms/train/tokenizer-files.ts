@@ -14,7 +14,8 @@ export function resolveTokenizerDir(tokenizerPath: string, baseModel: string): s
       existsSync(tokenizerPath) && statSync(tokenizerPath).isFile() ? path.dirname(tokenizerPath) : tokenizerPath;
     if (!existsSync(path.join(dir, 'tokenizer.json')))
       throw new ConfigError(
-        `tokenizer_path ${tokenizerPath}: no tokenizer.json there; expected a folder with tokenizer.json and tokenizer_config.json`,
+        `tokenizer_path ${tokenizerPath}: no tokenizer.json there; ` +
+          `expected a folder with tokenizer.json and tokenizer_config.json`,
       );
     return dir;
   }
@@ -22,7 +23,8 @@ export function resolveTokenizerDir(tokenizerPath: string, baseModel: string): s
   const cached = cachedSnapshot(baseModel);
   if (cached) return cached;
   throw new ConfigError(
-    `no local tokenizer for ${baseModel}: set tokenizer_path to a folder with its tokenizer.json and tokenizer_config.json, ` +
+    `no local tokenizer for ${baseModel}: set tokenizer_path to ` +
+      `a folder with its tokenizer.json and tokenizer_config.json, ` +
       `or fetch them once with 'huggingface-cli download ${baseModel} tokenizer.json tokenizer_config.json'`,
   );
 }
@@ -59,7 +61,9 @@ type TokenValue = string | { content?: string } | null | undefined;
 const tokenText = (value: TokenValue): string | undefined =>
   typeof value === 'string' ? value : (value?.content ?? undefined);
 
-/** Chat template and special tokens from tokenizer_config.json (and chat_template.jinja, where newer models keep it). */
+/**
+ * Chat template and special tokens from tokenizer_config.json (and chat_template.jinja, where newer models keep it).
+ */
 export function readTokenizerSettings(dir: string): TokenizerSettings {
   const file = path.join(dir, 'tokenizer_config.json');
   if (!existsSync(file))

@@ -13,7 +13,8 @@ export const tokenizerOptions = {
     .string()
     .default('')
     .describe(
-      'folder with tokenizer.json and tokenizer_config.json, relative to the working directory; empty: the base model’s',
+      'folder with tokenizer.json and tokenizer_config.json, ' +
+        'relative to the working directory; empty: the base model’s',
     ),
 };
 

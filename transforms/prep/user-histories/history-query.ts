@@ -86,7 +86,9 @@ export function rangeIndexMissing(db: Database.Database): string | undefined {
   const plan = db.prepare(rangePlanSql).all(0, 1) as { detail: string }[];
   if (plan.some((step) => step.detail.startsWith('SEARCH'))) return undefined;
   return (
-    `database ${db.name}, table 'user_anime': no index led by user_id (expected the primary key (user_id, anime_id)), ` +
-    `so every user-id range would read the whole table; add one: CREATE INDEX user_anime_by_user ON user_anime(user_id, anime_id)`
+    `database ${db.name}, table 'user_anime': no index led by ` +
+    `user_id (expected the primary key (user_id, anime_id)), ` +
+    `so every user-id range would read the whole table; add one: ` +
+    `CREATE INDEX user_anime_by_user ON user_anime(user_id, anime_id)`
   );
 }

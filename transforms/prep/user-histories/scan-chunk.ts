@@ -26,7 +26,10 @@ export interface ChunkResult {
   /** Users read row by row (those user_history cannot be sure of), with the rows the reference rules kept. */
   exact: { index: number; rows: HistoryRow[] }[];
   counts: ChunkCounts;
-  /** The last user read when the read stopped at its user limit, for the next read of the range to go on after; undefined when the range is done. */
+  /**
+   * The last user read when the read stopped at its user limit, for the next
+   * read of the range to go on after; undefined when the range is done.
+   */
   resumeAfter?: number;
 }
 

@@ -102,7 +102,8 @@ export class HistoryScan {
       if (min === null) return;
       if (typeof min !== 'number' || typeof max !== 'number')
         throw new DataError(
-          `database ${this.database}, table 'user_anime': user_id must hold numbers, found ${JSON.stringify(typeof min === 'number' ? max : min)}`,
+          `database ${this.database}, table 'user_anime': user_id must hold ` +
+            `numbers, found ${JSON.stringify(typeof min === 'number' ? max : min)}`,
         );
       const spans = userRanges(min, max, ranges);
       onSplit?.(spans.length);

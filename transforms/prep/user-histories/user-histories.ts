@@ -67,7 +67,8 @@ export default defineTransform({
   type: 'prep-user-histories',
   kind: 'transform',
   description:
-    'Reads user_anime grouped by user inside SQLite, on worker threads, and emits what prep-history emits (Task B steps 1-3).',
+    'Reads user_anime grouped by user inside SQLite, on worker ' +
+    'threads, and emits what prep-history emits (Task B steps 1-3).',
   options: z.strictObject({
     database: inputPath('SQLite database with the user_anime table (opened read-only)'),
     ...historyOptions,
@@ -75,14 +76,17 @@ export default defineTransform({
       .union([z.literal('auto'), z.int().min(0)], { error: "expected a whole number of threads, or 'auto'" })
       .default('auto')
       .describe(
-        `worker threads scanning user-id ranges; auto: one per core, at most ${AUTO_WORKERS_MAX}; 0 scans on the main thread (same output whatever the number)`,
+        `worker threads scanning user-id ranges; auto: one per core, at most ` +
+          `${AUTO_WORKERS_MAX}; 0 scans on the main thread (same output whatever the number)`,
       ),
     ranges: intOption(
-      `user-id ranges the scan is split into; default one per ${RANGE_BYTES >> 20} MB of database, at least ${MIN_RANGES}: more balance the workers better and hold fewer rows at once (same output either way)`,
+      `user-id ranges the scan is split into; default one per ${RANGE_BYTES >> 20} MB of database, at least ` +
+        `${MIN_RANGES}: more balance the workers better and hold fewer rows at once (same output either way)`,
       1,
     ).optional(),
     users_per_read: intOption(
-      'most users a range is read in at once, so user ids bunched into few ranges hold no more memory than others (same output either way)',
+      'most users a range is read in at once, so user ids bunched into ' +
+        'few ranges hold no more memory than others (same output either way)',
       1,
     ).default(USERS_PER_READ),
   }),
@@ -142,7 +146,8 @@ export default defineTransform({
       counter.done();
       ranges?.done();
       ctx.progress.log(
-        `Scanned ${totals.rows.toLocaleString('en-US')} user_anime rows from ${totals.users.toLocaleString('en-US')} users`,
+        `Scanned ${totals.rows.toLocaleString('en-US')} user_anime ` +
+          `rows from ${totals.users.toLocaleString('en-US')} users`,
       );
       ctx.progress.log(historyLine(totals.eligible_users, totals.short_history_users, totals.unknown_anime_rows));
     }
