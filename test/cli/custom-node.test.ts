@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { runTransform } from '../../engine/run-node.ts';
+import keepTask from '../../pipelines/examples/keep-task.ts';
 import { repoRoot, runCli } from '../helpers/cli.ts';
 
 test("the README's custom transform loads from its .ts path without a build step", async () => {
@@ -49,4 +51,21 @@ test("a user node's error keeps its type and location: the user node and the CLI
   assert.equal(stderr, "error: node 'check': key 'at': row 5000 is bad\n");
   assert.equal(code, 1);
   assert.equal(existsSync(out), false);
+});
+
+test("the README's node example is pipelines/examples/keep-task.ts, word for word", () => {
+  const readme = readFileSync(path.join(repoRoot, 'README.md'), 'utf8');
+  const example = /```ts\n([\s\S]*?)```/.exec(readme)?.[1];
+  assert.equal(example, readFileSync(path.join(repoRoot, 'pipelines/examples/keep-task.ts'), 'utf8'));
+});
+
+test('the example node reports the counter it declares, read through its stats schema', async () => {
+  const rows = [{ task: 'A' }, { task: 'B' }, { task: 'B' }];
+  const { rows: kept, stats } = await runTransform(
+    keepTask,
+    { tasks: ['B'] },
+    { in: [rows.slice(0, 1), rows.slice(1)] },
+  );
+  assert.deepEqual(kept, [{ task: 'B' }, { task: 'B' }]);
+  assert.deepEqual(keepTask.stats!.parse(stats), { kept: 2 });
 });
