@@ -21,8 +21,6 @@ const WHY_EMPTY: Record<Task, string> = {
   C: 'no user has a liked anime (score >= task_b_positive_score_min) with a semantic id',
 };
 
-const OUT_BATCH = 1024;
-
 /** A row taken again in a later pass; its key, `<key>#<pass>`, is made when asked rather than held. */
 class Repeat implements PoolItem {
   constructor(
@@ -111,6 +109,7 @@ export default defineTransform({
         return batch.length;
       }),
     );
+    const size = ctx.pipeline.batchSize;
     const finish = (): PoolItem[][] => {
       const batches: PoolItem[][] = [];
       const oversampling: Record<string, number> = {};
@@ -123,7 +122,7 @@ export default defineTransform({
         const sample = pool >= q ? kept : fillByPasses(kept, q, (key, pass) => ctx.keyed.hash(key, String(pass)));
         oversampling[task] = pool >= q ? 1 : Number((q / pool).toFixed(6));
         passes[task] = pool === 0 ? 0 : Math.ceil(q / pool);
-        for (let i = 0; i < sample.length; i += OUT_BATCH) batches.push(sample.slice(i, i + OUT_BATCH));
+        for (let i = 0; i < sample.length; i += size) batches.push(sample.slice(i, i + size));
       }
       Object.assign(ctx.stats, { oversampling_factor: oversampling, passes });
       ctx.progress.log(
