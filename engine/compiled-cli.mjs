@@ -3,11 +3,13 @@
  * tsx every module went through the loader's hooks thread: `animind --help` took 0.65 s and
  * 109 MB, against 0.34 s and 78 MB compiled, and a 10M-row prep peaked ~20 MB lower.
  *
- * Every module under the source folders is its own entry point of one esbuild build with code
- * splitting, so each keeps a file of its own (`engine/node.ts` → `engine/node.mjs`) while all of
- * them share one instance of every module. A user's node loaded by its `.ts` path still imports
- * the engine from source; userModuleImporter redirects those imports to the compiled files, so
- * `instanceof DataError` and the batch symbols are the ones the CLI itself uses.
+ * Every TypeScript module under the source folders is its own entry point of one esbuild build
+ * with code splitting, so each keeps a file of its own (`engine/node.ts` → `engine/node.mjs`) while
+ * all of them share one instance of every module; the plain ES modules among them
+ * (`engine/cache-folder.mjs`) are bundled where they are imported. A user's node loaded by its
+ * `.ts` path still imports the engine from source; userModuleImporter redirects those imports to
+ * the compiled files, so `instanceof DataError` and the batch symbols are the ones the CLI itself
+ * uses.
  *
  * The build is keyed by the sources' content and reused until one changes (~5 ms to check; a build
  * takes ~0.1 s). It lives in the cache folder (cache-folder.mjs), beside the worker scripts,
@@ -23,20 +25,37 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { cacheFolder } from './cache-folder.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
-const SOURCE_FOLDERS = ['cli', 'engine', 'sinks', 'sources', 'transforms'];
+/**
+ * Every folder holding a module the CLI loads: a module outside them would be bundled into the
+ * build without being part of its key, so an edit to it would not reach the CLI until some other
+ * source changed (config/ was missing once). compiled-cli.test.ts walks the CLI's imports and fails
+ * on a module outside these folders.
+ */
+const SOURCE_FOLDERS = ['cli', 'config', 'engine', 'sinks', 'sources', 'transforms'];
 // Found as Node finds it, so a hoisted install (esbuild beside animind, not under it) works too.
-const ESBUILD_PACKAGE = path.join(path.dirname(createRequire(import.meta.url).resolve('esbuild')), '..', 'package.json');
+const ESBUILD_PACKAGE = path.join(
+  path.dirname(createRequire(import.meta.url).resolve('esbuild')),
+  '..',
+  'package.json',
+);
 
-/** Every TypeScript module under the source folders, relative to `root`, in a fixed order. */
+/**
+ * Every module under the source folders, relative to `root`, in a fixed order: the TypeScript
+ * modules (declaration files are none) and the plain ES modules (`.mjs`), which the build bundles
+ * where the TypeScript imports them, so the key must cover them too.
+ */
 export function sourceModules(root = ROOT) {
   return SOURCE_FOLDERS.flatMap((folder) =>
     existsSync(path.join(root, folder))
       ? readdirSync(path.join(root, folder), { recursive: true })
           .map((file) => path.join(folder, String(file)))
-          .filter((file) => file.endsWith('.ts') && !file.endsWith('.d.ts'))
+          .filter((file) => (file.endsWith('.ts') && !file.endsWith('.d.ts')) || file.endsWith('.mjs'))
       : [],
   ).sort();
 }
+
+/** The TypeScript modules, each an entry of the build with a compiled file of its own. */
+const entryModules = (root) => sourceModules(root).filter((file) => file.endsWith('.ts'));
 
 /**
  * Names a build by everything its output depends on: the sources, this file, esbuild's version,
@@ -111,7 +130,7 @@ function pruneStale(cache, keep) {
 async function build(root, outdir) {
   const { build: esbuild } = await import('esbuild');
   await esbuild({
-    entryPoints: sourceModules(root).map((file) => path.join(root, file)),
+    entryPoints: entryModules(root).map((file) => path.join(root, file)),
     outbase: root,
     outdir,
     outExtension: { '.js': '.mjs' },
@@ -155,7 +174,12 @@ export function userModuleImporter(dir, root = ROOT) {
     ready ??= (async () => {
       const { register: registerTsx } = await import('tsx/esm/api');
       registerTsx();
-      const redirects = Object.fromEntries(sourceModules(root).map((file) => [pathToFileURL(path.join(root, file)).href, pathToFileURL(compiledFile(dir, file)).href]));
+      const redirects = Object.fromEntries(
+        entryModules(root).map((file) => [
+          pathToFileURL(path.join(root, file)).href,
+          pathToFileURL(compiledFile(dir, file)).href,
+        ]),
+      );
       // Registered after tsx, so it runs first and sees what tsx resolved a specifier to.
       register('./compiled-cli-hooks.mjs', import.meta.url, { data: redirects });
     })();
@@ -171,6 +195,8 @@ export const compiledModule = (dir, file) => pathToFileURL(compiledFile(dir, fil
 export function compiledCounterpart(dir, root = ROOT) {
   return (source) => {
     const file = path.relative(root, source);
-    return !file.startsWith('..') && file.endsWith('.ts') && existsSync(compiledFile(dir, file)) ? compiledModule(dir, file) : undefined;
+    return !file.startsWith('..') && file.endsWith('.ts') && existsSync(compiledFile(dir, file))
+      ? compiledModule(dir, file)
+      : undefined;
   };
 }

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { createReporter } from '../../engine/progress.ts';
+import { createReporter, type Reporter } from '../../engine/progress.ts';
 import { runPlan } from '../../engine/runtime.ts';
 import { loadTestPlan as loadPlan } from '../helpers/plan.ts';
 import { probe } from './nodes/probe.ts';
@@ -50,8 +50,26 @@ test('aborting a run (as Ctrl-C does) stops it and leaves no partial output', as
   const out = path.join(dir, 'rows.jsonl');
   const plan = await loadPlan(pipeline('fail.yaml'), { out, at: '-1' });
   const controller = new AbortController();
-  setTimeout(() => controller.abort(new Error('interrupted by SIGINT')), 5);
-  await assert.rejects(runPlan(plan, { reporter: quiet, signal: controller.signal }), /interrupted/);
+  // Interrupts as the sink reports its first rows written: the output file is begun and the run
+  // is midway, whatever the machine's speed (a timer could fire before the run starts or after it ends).
+  let written = 0;
+  const reporter: Reporter = {
+    ...quiet,
+    forNode: (node) => ({
+      ...quiet.forNode(node),
+      counter: () => ({
+        add: (n) => {
+          if (node !== 'write') return;
+          written += n;
+          controller.abort(new Error('interrupted by SIGINT'));
+        },
+        setTotal() {},
+        done() {},
+      }),
+    }),
+  };
+  await assert.rejects(runPlan(plan, { reporter, signal: controller.signal }), /interrupted/);
+  assert.ok(written > 0 && written < 100_000, `interrupted after ${written} of 100000 rows were written`);
   assert.deepEqual(readdirSync(dir), []);
   assert.deepEqual(probe.closed, ['numbers']);
 });

@@ -7,9 +7,13 @@ import v8 from 'node:v8';
 import vm from 'node:vm';
 import { readLineBatches } from '../../engine/line-reader.ts';
 import { _, collectOnce, fromAsync, fromGenerator, type Stream } from '../../engine/stream.ts';
+import { within } from '../helpers/wait.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
+
+/** One turn of the event loop: every pending microtask and process.nextTick callback has run by then. */
+const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** Pulls one value from `stream` and leaves it open, as a consumer midway through its output does. */
 const pullOne = <T>(stream: Stream<T>) => new Promise<void>((resolve) => stream.pull(() => resolve()));
@@ -27,7 +31,7 @@ async function heldMidway(collect: (s: Stream<object>) => Stream<object[]>): Pro
     return _([1, 2, 3]);
   });
   await pullOne(rest);
-  await new Promise(setImmediate);
+  await nextTurn();
   gc();
   return ref!.deref() !== undefined;
 }
@@ -56,10 +60,16 @@ test('fromAsync: a generator that throws after its stream was destroyed does not
   // uncaught 'error' event with a stack trace instead of the run's one-line error.
   let release!: () => void;
   const cutOff = new Promise<void>((resolve) => (release = resolve));
+  let unwound!: () => void;
+  const thrown = new Promise<void>((resolve) => (unwound = resolve));
   async function* rows() {
-    yield [1];
-    await cutOff;
-    throw new Error('no rows after the interrupt');
+    try {
+      yield [1];
+      await cutOff;
+      throw new Error('no rows after the interrupt');
+    } finally {
+      unwound();
+    }
   }
   const closers: (() => void)[] = [];
   const stream = fromAsync(rows(), (close) => closers.push(close));
@@ -70,9 +80,13 @@ test('fromAsync: a generator that throws after its stream was destroyed does not
   process.on('uncaughtException', onUncaught);
   try {
     release();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    // Waits for the throw itself, not for a time. What follows it (the rejected next(), the
+    // stream's destroy, an 'error' event nobody hears) runs on microtasks and process.nextTick,
+    // all of which have run before the next turn of the event loop.
+    await within(thrown, 'the source to throw as it unwinds');
+    await nextTurn();
     for (const close of closers) close();
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await nextTurn();
   } finally {
     process.off('uncaughtException', onUncaught);
   }
