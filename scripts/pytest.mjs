@@ -3,17 +3,12 @@
 // `node scripts/python-env.mjs`). Extra arguments go to pytest. Exit status is
 // pytest's, except that "no tests collected" (5) is a failure too.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pythonEnvPath } from './python-env-path.mjs';
+import { requirePython } from './python-env-path.mjs';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const python = pythonEnvPath(repoRoot);
-if (!existsSync(python)) {
-  process.stderr.write(`pytest: no trainer interpreter at ${python}; run node scripts/python-env.mjs first\n`);
-  process.exit(1);
-}
+const python = requirePython(repoRoot, 'pytest');
 const result = spawnSync(python, ['-m', 'pytest', join('trainer', 'tests'), '-q', ...process.argv.slice(2)], {
   cwd: repoRoot,
   stdio: 'inherit',

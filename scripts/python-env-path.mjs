@@ -3,7 +3,7 @@
 // trainer/requirements.lock, so a changed lock gets a fresh venv and an unchanged
 // one is reused across checkouts and branches.
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 
@@ -28,4 +28,14 @@ export function venvPython(venv) {
 /** The interpreter to run the worker with: $ANIMIND_PYTHON, else the cached venv's. */
 export function pythonEnvPath(repoRoot, env = process.env) {
   return env.ANIMIND_PYTHON || venvPython(venvDir(repoRoot, env));
+}
+
+/** The trainer's interpreter for a script named `tool`; exits with a line saying how to build it when it is missing. */
+export function requirePython(repoRoot, tool) {
+  const python = pythonEnvPath(repoRoot);
+  if (!existsSync(python)) {
+    process.stderr.write(`${tool}: no trainer interpreter at ${python}; run node scripts/python-env.mjs first\n`);
+    process.exit(1);
+  }
+  return python;
 }

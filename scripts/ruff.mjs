@@ -5,17 +5,12 @@
 // every problem) and exits non-zero if either fails.
 //   node scripts/ruff.mjs --fix   format trainer/ and apply ruff's safe fixes instead
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { pythonEnvPath } from './python-env-path.mjs';
+import { requirePython } from './python-env-path.mjs';
 
 const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const python = pythonEnvPath(repoRoot);
-if (!existsSync(python)) {
-  process.stderr.write(`ruff: no trainer interpreter at ${python}; run node scripts/python-env.mjs first\n`);
-  process.exit(1);
-}
+const python = requirePython(repoRoot, 'ruff');
 
 const args = process.argv.slice(2);
 const fix = args.includes('--fix');
