@@ -1,5 +1,5 @@
 import type { Writable } from 'node:stream';
-import { OutputClosedError } from '../engine/errors.ts';
+import { OutputClosedError, writeFailure } from '../engine/errors.ts';
 import type { Batch } from '../engine/node.ts';
 import { _, type Stream } from '../engine/stream.ts';
 
@@ -26,7 +26,11 @@ export function writeBatches(
       if (error) reject(error);
       else resolve(rows);
     };
-    const onError = (error: NodeJS.ErrnoException) => finish(error.code === 'EPIPE' ? new OutputClosedError() : error);
+    // A reader that went away (`| head`) ends the run quietly; a full device names standard output, not a write call.
+    const onError = (error: NodeJS.ErrnoException) =>
+      finish(
+        error.code === 'EPIPE' ? new OutputClosedError() : isStdout ? writeFailure(error, ['standard output']) : error,
+      );
     out.on('error', onError);
     const pull = () => {
       input.pull((error, batch) => {

@@ -216,3 +216,22 @@ test('the catalog pipeline joins semantic IDs with anime metadata on the bundled
   assert.equal(rows.length, 791, 'the 800 semantic IDs less the 9 with no anime row');
   assert.ok(rows.every((r) => r.semantic_id.startsWith('<L1_') && r.anime.anime_id === r.anime_id));
 });
+
+test('a full device on stdout is one line naming standard output, exit 1', () => {
+  const full = openSync('/dev/full', 'w');
+  try {
+    const run = spawnSync(
+      process.execPath,
+      [animindBin, 'pipeline', 'run', 'pipelines/catalog.yaml', '--set', 'out=-', '--quiet'],
+      {
+        cwd: repoRoot,
+        stdio: ['ignore', full, 'pipe'],
+        encoding: 'utf8',
+      },
+    );
+    assert.equal(run.stderr, "error: node 'write': cannot write standard output: no space left on device (ENOSPC)\n");
+    assert.equal(run.status, 1);
+  } finally {
+    closeSync(full);
+  }
+});
