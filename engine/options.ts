@@ -1,22 +1,41 @@
 import path from 'node:path';
 import { z } from 'zod';
 
-/** Marks an option as a file path, so it is resolved against the pipeline file's folder and checked before the run. */
-const pathRegistry = z.registry<{ role: 'input' | 'output' }>();
+/** What a path option names: a file the node reads or writes, or a folder it writes into. */
+export interface PathMeta {
+  role: 'input' | 'output';
+  target: 'file' | 'folder';
+}
+
+/** Marks an option as a path, so it is resolved against the pipeline file's folder and checked before the run. */
+const pathRegistry = z.registry<PathMeta>();
+
+/**
+ * A path: never empty nor only spaces once parameters are interpolated (the working folder or,
+ * in `${dir}/x`, the root would be meant by nobody).
+ */
+function pathSchema(description: string, meta: PathMeta) {
+  const schema = z
+    .string()
+    .refine((value) => value.trim() !== '', {
+      error: (issue) => `expected a non-empty path, got ${JSON.stringify(issue.input)}`,
+    })
+    .describe(description);
+  pathRegistry.add(schema, meta);
+  return schema;
+}
 
 /** A file the node reads; `-` means standard input. */
-export const inputPath = (description: string) => {
-  const schema = z.string().min(1).describe(description);
-  pathRegistry.add(schema, { role: 'input' });
-  return schema;
-};
+export const inputPath = (description: string) => pathSchema(description, { role: 'input', target: 'file' });
 
-/** A file or folder the node writes; `-` means standard output. */
-export const outputPath = (description: string) => {
-  const schema = z.string().min(1).describe(description);
-  pathRegistry.add(schema, { role: 'output' });
-  return schema;
-};
+/** A file the node writes; `-` means standard output. */
+export const outputPath = (description: string) => pathSchema(description, { role: 'output', target: 'file' });
+
+/** A folder the node writes into (a run folder); it may exist already. */
+export const outputFolder = (description: string) => pathSchema(description, { role: 'output', target: 'folder' });
+
+/** A path option's value that names no file: `-` (a standard stream), or blank (an error of its own). */
+export const isStreamOrBlank = (value: string): boolean => value === '-' || value.trim() === '';
 
 function unwrap(schema: z.ZodType): z.ZodType {
   let current: z.ZodType = schema;
@@ -28,15 +47,20 @@ function unwrap(schema: z.ZodType): z.ZodType {
   }
 }
 
-/** The path role of each top-level option of an object schema. */
-export function pathOptions(schema: z.ZodType): Map<string, 'input' | 'output'> {
-  const out = new Map<string, 'input' | 'output'>();
+/** What each top-level path option of an object schema names. */
+export function pathOptionMeta(schema: z.ZodType): Map<string, PathMeta> {
+  const out = new Map<string, PathMeta>();
   const shape = (unwrap(schema) as unknown as { shape?: Record<string, z.ZodType> }).shape;
   for (const [key, value] of Object.entries(shape ?? {})) {
     const meta = pathRegistry.get(unwrap(value));
-    if (meta) out.set(key, meta.role);
+    if (meta) out.set(key, meta);
   }
   return out;
+}
+
+/** The path role of each top-level option of an object schema. */
+export function pathOptions(schema: z.ZodType): Map<string, 'input' | 'output'> {
+  return new Map([...pathOptionMeta(schema)].map(([key, meta]) => [key, meta.role]));
 }
 
 /**
@@ -52,7 +76,7 @@ export function resolvePaths(
   const resolved = { ...options };
   for (const key of pathOptions(schema).keys()) {
     const value = resolved[key];
-    if (typeof value !== 'string' || value === '-' || value === '') continue;
+    if (typeof value !== 'string' || isStreamOrBlank(value)) continue;
     resolved[key] = path.resolve(fromCommandLine.has(key) ? process.cwd() : pipelineDir, value);
   }
   return resolved;

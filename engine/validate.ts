@@ -1,9 +1,9 @@
-import { accessSync, constants, existsSync, statSync } from 'node:fs';
+import { accessSync, constants, existsSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
-import { ConfigError, ValidationError } from './errors.ts';
+import { ConfigError, DataError, ValidationError } from './errors.ts';
 import type { NodeDefinition, Ports } from './node.ts';
-import { pathOptions, resolvePaths } from './options.ts';
+import { isStreamOrBlank, pathOptionMeta, pathOptions, resolvePaths, type PathMeta } from './options.ts';
 import { readPipelineFile, type NodeSpec, type PipelineSpec } from './pipeline-file.ts';
 import type { ParamOverride } from './params.ts';
 import type { NodeRegistry } from './registry.ts';
@@ -25,6 +25,14 @@ export interface Plan {
   spec: PipelineSpec;
   /** In an order where every node comes after its inputs. */
   nodes: PlannedNode[];
+}
+
+/** A file or folder one option of one node names, resolved; the same path in two roles is a problem. */
+interface PathUse extends PathMeta {
+  node: string;
+  option: string;
+  line: number;
+  path: string;
 }
 
 export interface LoadOptions {
@@ -61,6 +69,9 @@ export async function loadPlan(file: string, { registry, overrides, batchSize }:
   // A missing file or an unwritable folder named by several nodes (one database, one out_dir) is one problem.
   const reported = new Set<string>();
   const once = (cause: string) => !reported.has(cause) && Boolean(reported.add(cause));
+  const paths: PathUse[] = [];
+  // A locked database: a transient condition (exit 1), reported when the pipeline itself is sound.
+  const transient: DataError[] = [];
   for (const node of spec.nodes) {
     if (!node.use) continue;
     const def = await registry.resolve(node.use, spec.dir);
@@ -69,14 +80,15 @@ export async function loadPlan(file: string, { registry, overrides, batchSize }:
       continue;
     }
     const before = problems.length;
-    const options = checkOptions(node, def, spec, at, once);
+    const options = checkOptions(node, def, spec, { at, once, paths });
     const inputs = checkInputs(node, def, ids, spec.disabled, at);
     if (options && inputs) {
       const entry = { spec: node, def, options, inputs };
-      if (problems.length === before) await runChecks(entry, (line, message) => at(line, message));
+      if (problems.length === before) await runChecks(entry, spec.file, at, transient);
       planned.push(entry);
     }
   }
+  checkSharedPaths(paths, at);
 
   const consumers = new Map<string, number>();
   for (const node of spec.nodes)
@@ -95,18 +107,25 @@ export async function loadPlan(file: string, { registry, overrides, batchSize }:
   }
   problems.sort((a, b) => (a.location.line ?? 0) - (b.location.line ?? 0));
   if (problems.length) throw problems.length === 1 ? problems[0]! : new ValidationError(problems);
+  if (transient.length) throw transient[0]!;
 
   const order = topologicalOrder(edges);
   const byId = new Map(planned.map((n) => [n.spec.id, n]));
   return { spec, nodes: order.map((id) => byId.get(id)!) };
 }
 
+/** Where checkOptions reports: problems, problems reported once per cause, and every path it met. */
+interface Report {
+  at: (line: number, message: string, node?: string) => void;
+  once: (cause: string) => boolean;
+  paths: PathUse[];
+}
+
 function checkOptions(
   node: NodeSpec,
   def: NodeDefinition,
   spec: PipelineSpec,
-  at: (line: number, message: string, node?: string) => void,
-  once: (cause: string) => boolean,
+  { at, once, paths }: Report,
 ): Record<string, unknown> | undefined {
   const schema = def.options as z.ZodType;
   const parsed = schema.safeParse(node.options);
@@ -117,6 +136,12 @@ function checkOptions(
     node.fromCommandLine,
   );
   const pathsOk = checkPaths(node, schema, raw, at, once);
+  const use = (option: string, value: unknown, meta: PathMeta) => {
+    if (typeof value !== 'string' || isStreamOrBlank(value)) return;
+    if (paths.some((p) => p.node === node.id && p.option === option && p.role === meta.role)) return;
+    paths.push({ node: node.id, option, line: node.optionLines[option] ?? node.line, path: value, ...meta });
+  };
+  for (const [key, meta] of pathOptionMeta(schema)) use(key, raw[key], meta);
   if (!parsed.success) {
     for (const issue of parsed.error.issues) {
       const keys = issue.code === 'unrecognized_keys' ? issue.keys : [String(issue.path[0] ?? '')];
@@ -137,6 +162,7 @@ function checkOptions(
   const options = raw;
   if (def.files)
     for (const ref of def.files(options)) {
+      use(ref.option, ref.path, { role: ref.role, target: 'file' });
       if (ref.role === 'input' && ref.path !== '-' && !existsSync(ref.path))
         at(
           node.optionLines[ref.option] ?? node.line,
@@ -147,15 +173,32 @@ function checkOptions(
   return pathsOk ? options : undefined;
 }
 
-async function runChecks(planned: PlannedNode, at: (line: number, message: string) => void): Promise<void> {
+/**
+ * A node's own checks. A DataError thrown by one (a database locked by another process) is kept
+ * in `transient`, located at the option its `key` names.
+ */
+async function runChecks(
+  planned: PlannedNode,
+  file: string,
+  at: (line: number, message: string) => void,
+  transient: DataError[],
+): Promise<void> {
   if (!planned.def.check) return;
-  const found = await planned.def.check(planned.options as never);
-  for (const problem of found)
-    at(planned.spec.optionLines[problem.option] ?? planned.spec.line, `node '${planned.spec.id}': ${problem.message}`);
+  const { id, optionLines, line } = planned.spec;
+  try {
+    const found = await planned.def.check(planned.options as never);
+    for (const problem of found) at(optionLines[problem.option] ?? line, `node '${id}': ${problem.message}`);
+  } catch (error) {
+    if (!(error instanceof DataError)) throw error;
+    const { key } = error.location;
+    const where = key ? { line: optionLines[key] ?? line, text: `option '${key}': ` } : { line, text: '' };
+    transient.push(new DataError(`node '${id}': ${where.text}${error.message}`, { file, line: where.line }));
+  }
 }
 
 /**
- * Input files must exist and outputs must be writable, checked even when other options are wrong; false on any problem.
+ * Input files must exist and be files, outputs must be writable and an output file no folder,
+ * checked even when other options are wrong; false on any problem.
  */
 function checkPaths(
   node: NodeSpec,
@@ -165,21 +208,69 @@ function checkPaths(
   once: (cause: string) => boolean,
 ): boolean {
   let ok = true;
-  for (const [key, role] of pathOptions(schema)) {
+  for (const [key, { role, target }] of pathOptionMeta(schema)) {
     const value = options[key];
-    if (typeof value !== 'string' || value === '-') continue;
+    if (typeof value !== 'string' || isStreamOrBlank(value)) continue;
     const line = node.optionLines[key] ?? node.line;
-    if (role === 'input' && !existsSync(value)) {
+    const fail = (cause: string, message: string) => {
       ok = false;
-      if (once(`missing ${value}`)) at(line, `node '${node.id}': option '${key}': file ${value} does not exist`);
-    }
-    if (role === 'output') {
+      if (once(cause)) at(line, `node '${node.id}': option '${key}': ${message}`);
+    };
+    if (role === 'input' && !existsSync(value)) fail(`missing ${value}`, `file ${value} does not exist`);
+    else if (role === 'input' && statSync(value).isDirectory())
+      fail(`folder ${value}`, `${value} is a folder, expected a file`);
+    else if (role === 'output' && target === 'file' && existsSync(value) && statSync(value).isDirectory())
+      fail(`folder ${value}`, `${value} is a folder, expected a file path`);
+    else if (role === 'output') {
       const problem = unwritable(value);
-      if (problem) ok = false;
-      if (problem && once(problem)) at(line, `node '${node.id}': option '${key}': cannot write ${value}: ${problem}`);
+      if (problem) fail(problem, `cannot write ${value}: ${problem}`);
     }
   }
   return ok;
+}
+
+/**
+ * The file a path names, through symlinks; one not there yet by its nearest existing folder,
+ * resolved, and the rest of the path.
+ */
+function realPath(target: string): string {
+  const rest: string[] = [];
+  for (let dir = target; ; dir = path.dirname(dir)) {
+    try {
+      return path.join(realpathSync(dir), ...rest.reverse());
+    } catch {
+      if (path.dirname(dir) === dir) return target;
+      rest.push(path.basename(dir));
+    }
+  }
+}
+
+const describeUse = (use: PathUse) => `node '${use.node}' (option '${use.option}', line ${use.line})`;
+
+/**
+ * No output may overwrite an input of the same run, and no two outputs may share a path: the
+ * first to finish would be replaced by the second, or its rename would fail after the run.
+ */
+function checkSharedPaths(uses: readonly PathUse[], at: (line: number, message: string) => void): void {
+  const resolved = uses.map((use) => ({ use, real: realPath(use.path) }));
+  const readers = new Map<string, PathUse[]>();
+  for (const { use, real } of resolved)
+    if (use.role === 'input' && existsSync(use.path)) readers.set(real, [...(readers.get(real) ?? []), use]);
+  const writers = new Map<string, PathUse>();
+  for (const { use, real } of resolved) {
+    if (use.role !== 'output') continue;
+    const where = `node '${use.node}': option '${use.option}': ${use.path}`;
+    const read = readers.get(real);
+    if (read)
+      at(
+        use.line,
+        `${where} is also an input of this run, read by ${read.map(describeUse).join(' and ')}; ` +
+          'an output must not overwrite an input',
+      );
+    const first = writers.get(real);
+    if (first) at(use.line, `${where} is also written by ${describeUse(first)}; two outputs cannot share a path`);
+    else writers.set(real, use);
+  }
 }
 
 /** Why a path cannot be written, judged by its nearest existing ancestor; undefined when it can. */
@@ -262,7 +353,7 @@ function checkInputs(
 export function planInputFiles(plan: Plan): { path: string; usedBy: string[] }[] {
   const files = new Map<string, string[]>();
   const add = (file: unknown, use: string) => {
-    if (typeof file !== 'string' || file === '-' || file === '') return;
+    if (typeof file !== 'string' || isStreamOrBlank(file)) return;
     files.set(file, [...(files.get(file) ?? []), use]);
   };
   for (const { spec, def, options } of plan.nodes) {

@@ -1,4 +1,6 @@
+import { statSync } from 'node:fs';
 import Database from 'better-sqlite3';
+import { DataError } from '../engine/errors.ts';
 import type { OptionProblem } from '../engine/node.ts';
 
 /**
@@ -23,6 +25,20 @@ export function tableColumns(db: Database.Database, table: string): Set<string> 
 }
 
 /**
+ * A database another process holds locked (SQLITE_BUSY once better-sqlite3's 5 s wait runs out, or
+ * SQLITE_LOCKED) as a DataError: the condition passes, so it is no mistake in the pipeline (exit 1).
+ * Its `key` names the option, `database`. Undefined for any other error.
+ */
+export function lockedDatabase(error: unknown, file: string): DataError | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string' || !/^SQLITE_(BUSY|LOCKED)/.test(code)) return undefined;
+  const base = code.startsWith('SQLITE_BUSY') ? 'SQLITE_BUSY' : 'SQLITE_LOCKED';
+  return new DataError(`database ${file} is locked by another process (${base}); try again once it is released`, {
+    key: 'database',
+  });
+}
+
+/**
  * Schema problems as one message each, naming database, table and column, so a user can tell
  * a wrong file from a wrong schema at a glance. `more` checks a table that has every required
  * column further, on the same connection.
@@ -35,6 +51,9 @@ export function schemaProblems(
   more?: (db: Database.Database) => OptionProblem[],
 ): OptionProblem[] {
   let db: Database.Database | undefined;
+  // SQLite opens a folder, then fails on its first read with "disk I/O error".
+  if (isFolder(file))
+    return [{ option: 'database', message: `option 'database': ${file} is a folder, expected a file` }];
   try {
     db = openReadOnly(file);
     const columns = tableColumns(db, table);
@@ -44,9 +63,19 @@ export function schemaProblems(
       .map((c) => ({ option, message: `database ${file}, table '${table}': missing required column '${c}'` }));
     return missing.length || !more ? missing : more(db);
   } catch (error) {
+    const locked = lockedDatabase(error, file);
+    if (locked) throw locked;
     return [{ option: 'database', message: `cannot open ${file} as a SQLite database: ${(error as Error).message}` }];
   } finally {
     db?.close();
+  }
+}
+
+function isFolder(file: string): boolean {
+  try {
+    return statSync(file).isDirectory();
+  } catch {
+    return false;
   }
 }
 

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import { z } from 'zod';
-import { outputPath } from '../../engine/options.ts';
+import { outputFolder } from '../../engine/options.ts';
 import { flag, int, num, stringList } from '../../transforms/train/option-types.ts';
 import { extendedTokenizerOptions } from '../../transforms/train/tokenizer-options.ts';
 
@@ -11,7 +11,7 @@ export const trainerOptions = z.strictObject({
     .string()
     .default('')
     .describe('Python interpreter for the worker, used when ANIMIND_PYTHON is unset and no trainer venv is cached'),
-  out_dir: outputPath('run folder: final_model/, tokenizer/, phase checkpoints, train_run_summary.json'),
+  out_dir: outputFolder('run folder: final_model/, tokenizer/, phase checkpoints, train_run_summary.json'),
   dry_run: flag(true).describe('small capped run; outputs go to out_dir/dry_run_out_subdir'),
   dry_run_out_subdir: z.string().min(1).default('dry_run').describe('sub-folder of out_dir for dry runs'),
   dry_run_max_steps: int().positive().default(20).describe('caps the checkpoint interval in a dry run'),
