@@ -10,7 +10,7 @@ import {
   type Pair,
   type YAMLMap,
 } from 'yaml';
-import { ConfigError } from './errors.ts';
+import { ConfigError, type Location } from './errors.ts';
 import {
   parseParam,
   parseParamType,
@@ -42,6 +42,8 @@ export interface NodeSpec {
    * relative paths in them resolve against the working directory.
    */
   fromCommandLine: Set<string>;
+  /** Where an option was set outside the pipeline file (a config file key), so a problem with it points there. */
+  optionSources: Record<string, Location>;
 }
 
 export interface PipelineSpec {
@@ -56,6 +58,8 @@ export interface PipelineSpec {
   paramSpecs: ParamSpec[];
   /** Every parameter's value after overrides. */
   params: Record<string, ParamValue>;
+  /** Where parameters given by a config file were set (its key and line). */
+  paramSources: Record<string, Location>;
   nodes: NodeSpec[];
   /**
    * Nodes switched off with `enabled: false`: left out before validation,
@@ -107,6 +111,7 @@ export function readPipelineFile(
     stages: [],
     paramSpecs: [],
     params: {},
+    paramSources: {},
     nodes: [],
     disabled: [],
   };
@@ -141,7 +146,7 @@ function parseYaml(file: string) {
 }
 
 /** Replaces `${param}` references in an option value; `onParam` hears of each parameter given from outside the file. */
-type Interpolate = (raw: unknown, line: number, onOverride?: () => void) => unknown;
+type Interpolate = (raw: unknown, line: number, onOverride?: (param: string) => void) => unknown;
 
 /** Reads everything but the nodes; returns the interpolation that the nodes' options go through. */
 function readTopLevel(root: YAMLMap, spec: PipelineSpec, reader: Reader, read: ReadOptions): Interpolate {
@@ -258,6 +263,7 @@ function applyOverrides(spec: PipelineSpec, reader: Reader, overrides: Readonly<
     const where = fromText ? `--set ${name}` : override.location?.key ? '' : name;
     try {
       spec.params[name] = parseParam(param, override.value, fromText, where, override.location ?? {});
+      if (override.location?.file) spec.paramSources[name] = override.location;
     } catch (error) {
       // A `--set` value has no line in the pipeline file; a config value names its own file and line.
       const problem = error as ConfigError;
@@ -273,7 +279,7 @@ function interpolator(spec: PipelineSpec, reader: Reader, overridden: ReadonlySe
       // A value that is one reference keeps the parameter's type (a number stays a number).
       const whole = /^\$\{([^}]*)\}$/.exec(raw);
       if (whole && whole[1]! in spec.params) {
-        if (overridden.has(whole[1]!)) onOverride?.();
+        if (overridden.has(whole[1]!)) onOverride?.(whole[1]!);
         return spec.params[whole[1]!];
       }
       return raw.replace(/\$\{([^}]*)\}/g, (match, name: string) => {
@@ -281,7 +287,7 @@ function interpolator(spec: PipelineSpec, reader: Reader, overridden: ReadonlySe
           reader.fail(`unknown parameter \${${name}}: declared parameters are ${known()}`, line);
           return match;
         }
-        if (overridden.has(name)) onOverride?.();
+        if (overridden.has(name)) onOverride?.(name);
         return paramText(spec.params[name]!);
       });
     }
@@ -307,6 +313,7 @@ function readNode(pair: Pair<YamlNode, YamlNode>, spec: PipelineSpec, reader: Re
     options: {},
     optionLines: {},
     fromCommandLine: new Set(),
+    optionSources: {},
   };
   let enabled: { value: unknown; line: number } | undefined;
   for (const item of body.items as Pair<YamlNode, YamlNode>[]) {
@@ -320,7 +327,11 @@ function readNode(pair: Pair<YamlNode, YamlNode>, spec: PipelineSpec, reader: Re
     else if (key === 'from') readFrom(node, value, keyLine, reader);
     else {
       node.optionLines[key] = keyLine;
-      node.options[key] = interpolate(value?.toJSON() ?? null, keyLine, () => node.fromCommandLine.add(key));
+      node.options[key] = interpolate(value?.toJSON() ?? null, keyLine, (param) => {
+        node.fromCommandLine.add(key);
+        const source = spec.paramSources[param];
+        if (source) node.optionSources[key] = source;
+      });
     }
   }
   if (enabled && enabled.value !== true && enabled.value !== 'true') {

@@ -61,8 +61,12 @@ export const sidePorts = (def: NodeDefinition): string[] =>
  */
 export async function loadPlan(file: string, { registry, overrides, batchSize }: LoadOptions): Promise<Plan> {
   const { spec, problems } = readPipelineFile(file, { overrides, batchSize });
+  // A problem on the line of an option whose value a config file set is reported at that file's key.
+  const sources = new Map(
+    spec.nodes.flatMap((n) => Object.entries(n.optionSources).map(([k, at]) => [n.optionLines[k], at])),
+  );
   const at = (line: number, message: string, node?: string) =>
-    problems.push(new ConfigError(message, { file: spec.file, line, ...(node ? { node } : {}) }));
+    problems.push(new ConfigError(message, sources.get(line) ?? { file: spec.file, line, ...(node ? { node } : {}) }));
 
   const ids = new Set(spec.nodes.map((n) => n.id));
   const planned: PlannedNode[] = [];
