@@ -10,6 +10,8 @@ export interface Line {
 /**
  * Yields a file's lines in batches (`-` reads standard input). Splitting chunks by hand keeps
  * one allocation per line and gives exact line numbers, which a JSON-lines parser would lose.
+ * A UTF-8 byte-order mark that starts the file (as some Windows editors write) is skipped; one
+ * anywhere else stays in its line.
  */
 export async function* readLineBatches(
   file: string,
@@ -23,11 +25,16 @@ export async function* readLineBatches(
   let rest = '';
   let number = 0;
   let batch: Line[] = [];
+  let atStart = true;
   try {
     for await (const chunk of input as AsyncIterable<string>) {
       // The abort's reason, never an early end: a caller would take a cut-off file for a whole one.
       signal?.throwIfAborted();
-      const text = rest + chunk;
+      let text = rest + chunk;
+      if (atStart && text.length) {
+        atStart = false;
+        if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+      }
       let start = 0;
       for (let end = text.indexOf('\n', start); end !== -1; end = text.indexOf('\n', start)) {
         batch.push({ number: ++number, text: text.slice(start, end) });

@@ -148,35 +148,58 @@ async function countRows(input: Stream<PrepRow[]>, distinct: DistinctRows, now: 
   return rows;
 }
 
-/** llm_prep_summary.json, field by field (the order is the file's). */
+/** A per-task record under the original tool's key names (`task_a`…), which its tests read beside A/B/C. */
+const originalTaskKeys = (perTask: Record<'A' | 'B' | 'C', number>) => ({
+  task_a: perTask.A,
+  task_b: perTask.B,
+  task_c: perTask.C,
+});
+
+/**
+ * llm_prep_summary.json, field by field (the order is the file's). The original tool's keys stand
+ * beside this tool's own (docs/prep.md lists both): `generated_at`, `task_a`… in `quotas` and
+ * `counts`, `pool_sizes`, `semantic_rows` and `anime_meta_rows`.
+ */
 function summaryJson(
   seed: number,
   stats: ReturnType<typeof statsHandles>,
   { counts, templates }: RowCounts,
   distinctShare: number,
-  timings: Record<string, unknown>,
+  timings: { generated_at: string } & Record<string, unknown>,
 ) {
   const sample = stats.sample.read();
   const taskA = stats.taskA.read();
   const history = stats.history.read();
   const catalog = stats.catalog.read();
   const seeds = stats.seeds.read();
+  const pools = { A: taskA.pool, B: stats.taskB.read().pool, C_seeds: seeds.seeds, C: stats.taskC.read().pool };
+  const semanticIdRows = stats.semanticIds.read().rows;
   return {
+    generated_at: timings.generated_at,
     seed,
     target_examples: sample.target_examples,
     splits: sample.splits,
-    quotas: sample.quotas,
-    counts,
-    pools: { A: taskA.pool, B: stats.taskB.read().pool, C_seeds: seeds.seeds, C: stats.taskC.read().pool },
+    quotas: { ...sample.quotas, ...originalTaskKeys(sample.quotas) },
+    counts: { ...counts, ...originalTaskKeys(counts) },
+    pools,
+    pool_sizes: {
+      task_a_pool: pools.A,
+      task_b_pool: pools.B,
+      task_c_pool: pools.C,
+      task_c_seed_pool: pools.C_seeds,
+    },
     oversampling_factor: sample.oversampling_factor,
     template_counts: templates,
     inputs: {
-      semantic_id_rows: stats.semanticIds.read().rows,
+      semantic_id_rows: semanticIdRows,
       anime_rows: stats.anime.read().rows,
       anime_with_semantic_id_and_metadata: catalog.with_metadata,
       semantic_ids_without_metadata: catalog.without_metadata,
       metadata_without_semantic_id: catalog.metadata_without_sid,
     },
+    // The original tool's names: its semantic map, and the anime rows it kept (those with a semantic ID).
+    semantic_rows: semanticIdRows,
+    anime_meta_rows: catalog.with_metadata,
     users: {
       user_anime_rows_scanned: stats.userAnime.read().rows,
       users_scanned: stats.users.read().users,

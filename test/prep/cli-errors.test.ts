@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import Database from 'better-sqlite3';
+import { VOCAB_FILE } from '../../sources/prep/semantic-ids-source.ts';
 import { buildFixture, type Fixture } from './fixture-db.ts';
 import { ROOT, tempDir } from './run-prep.ts';
 
@@ -37,7 +38,12 @@ const editDb = (fixture: Fixture, sql: string) => {
   db.exec(sql);
   db.close();
 };
-const sidLine = (id: number, sid = `<L1_${id}>`) => JSON.stringify({ anime_id: id, semantic_id: sid });
+/** A well-formed ID, `<L1_id><L2_id>…<L8_id>`, unique to the anime. */
+const sidOf = (id: number, levels = 8) => Array.from({ length: levels }, (_, k) => `<L${k + 1}_${id}>`).join('');
+const sidLine = (id: number, sid = sidOf(id)) => JSON.stringify({ anime_id: id, semantic_id: sid });
+/** Puts the bundled vocabulary beside the fixture's semantic_ids.jsonl, where prep looks for it. */
+const bundledVocabBeside = (f: Fixture) =>
+  copyFileSync(path.join(ROOT, 'fixtures/semantic_vocab.json'), path.join(path.dirname(f.semanticIds), VOCAB_FILE));
 
 const CASES: Case[] = [
   {
@@ -97,9 +103,44 @@ const CASES: Case[] = [
   },
   {
     name: 'a duplicate anime_id',
-    arrange: (f) => (writeFileSync(f.semanticIds, [sidLine(1), sidLine(5), sidLine(5, '<L1_9>')].join('\n')), {}),
+    arrange: (f) => (writeFileSync(f.semanticIds, [sidLine(1), sidLine(5), sidLine(5, sidOf(9))].join('\n')), {}),
     code: 1,
     says: (f) => [`${f.semanticIds}:3`, 'duplicate anime_id 5', 'line 2'],
+  },
+  {
+    name: 'a semantic ID of 5 tokens instead of 8',
+    arrange: (f) => (writeFileSync(f.semanticIds, [sidLine(1), sidLine(2, sidOf(2, 5))].join('\n')), {}),
+    code: 1,
+    says: (f) => [`${f.semanticIds}:2`, 'semantic_id of anime_id 2', 'expected 8 level tokens', 'got 5'],
+  },
+  {
+    name: 'a token outside the vocabulary beside the file',
+    arrange: (f) => {
+      bundledVocabBeside(f);
+      writeFileSync(f.semanticIds, [sidLine(1), sidLine(2, sidOf(2).replace('<L1_2>', '<L1_99999>'))].join('\n'));
+      return {};
+    },
+    code: 1,
+    says: (f) => [
+      `${f.semanticIds}:2`,
+      'token <L1_99999> is not in the vocabulary',
+      path.join(path.dirname(f.semanticIds), VOCAB_FILE),
+    ],
+  },
+  {
+    name: 'two anime sharing one semantic ID: both lines named',
+    arrange: (f) => (writeFileSync(f.semanticIds, [sidLine(1), sidLine(5), sidLine(7, sidOf(5))].join('\n')), {}),
+    code: 1,
+    says: (f) => [`${f.semanticIds}:3`, `duplicate semantic_id ${sidOf(5)}`, 'anime_id 7', 'anime_id 5 at line 2'],
+  },
+  {
+    name: 'an anime_id written as a string',
+    arrange: (f) => (
+      writeFileSync(f.semanticIds, [sidLine(1), JSON.stringify({ anime_id: '12', semantic_id: sidOf(12) })].join('\n')),
+      {}
+    ),
+    code: 1,
+    says: (f) => [`${f.semanticIds}:2`, 'anime_id: expected an integer, got "12"'],
   },
   {
     name: 'splits that do not sum to 1',
