@@ -17,7 +17,9 @@ v8.setFlagsFromString('--heap-growing-percent=30');
 // writing dominates, seven pairs gave the same median (4.6 s).
 v8.setFlagsFromString('--no-allocation-site-pretenuring');
 
-const cli = await compiledCli();
+// ANIMIND_FROM_SOURCE=1 runs the sources through tsx, as where no build can be made: to debug the
+// CLI against its sources, and for the tests of that path.
+const cli = process.env.ANIMIND_FROM_SOURCE ? undefined : await compiledCli();
 if (cli) {
   const { setUserModuleImporter } = await import(compiledModule(cli, 'engine/user-modules.ts'));
   // User nodes named by a `.ts` path load without a build step, against this same compiled engine.
@@ -28,8 +30,10 @@ if (cli) {
   await import(compiledModule(cli, 'cli/main.ts'));
 } else {
   // No build (no cache folder can be written, or esbuild cannot compile the sources): they run
-  // through tsx, which also loads user nodes and reports a syntax error with its file and line.
+  // through tsx, which also loads user nodes; those import 'animind' and 'zod' as the CLI does.
   const { register } = await import('tsx/esm/api');
   register();
+  const { setUserModuleImporter } = await import('../engine/user-modules.ts');
+  setUserModuleImporter(userModuleImporter(undefined));
   await import('../cli/main.ts');
 }

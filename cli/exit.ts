@@ -1,4 +1,5 @@
 import { AnimindError, ValidationError } from '../engine/errors.ts';
+import { userModuleFailure } from '../engine/user-modules.ts';
 
 /** Exit codes, also listed in the README. */
 export const EXIT = { ok: 0, data: 1, usage: 2, interrupted: 130 } as const;
@@ -18,4 +19,17 @@ export function reportError(error: unknown): number {
   process.stderr.write(`error: internal error: ${message.split('\n')[0]} (set ANIMIND_DEBUG=1 for the stack trace)\n`);
   if (process.env.ANIMIND_DEBUG && error instanceof Error) process.stderr.write(`${error.stack}\n`);
   return EXIT.data;
+}
+
+/**
+ * Reports a promise that rejected with nothing to handle it, where Node would print its stack and
+ * exit: one line like any other error, naming the node (or else the user module, with its line)
+ * it came from where its stack shows that; else the error's own line, or an internal error.
+ */
+export function reportRejection(reason: unknown): number {
+  const fromUser = userModuleFailure(reason);
+  if (fromUser || reason instanceof AnimindError) return reportError(fromUser ?? reason);
+  const error = new Error(`unhandled promise rejection: ${reason instanceof Error ? reason.message : String(reason)}`);
+  if (reason instanceof Error) error.stack = reason.stack;
+  return reportError(error);
 }

@@ -3,7 +3,7 @@ import { hideBin } from 'yargs/helpers';
 import { ConfigError } from '../engine/errors.ts';
 import { toDot, toMermaid } from '../engine/graph.ts';
 import { parseOverrides } from '../engine/pipeline-file.ts';
-import { EXIT, reportError } from './exit.ts';
+import { EXIT, reportError, reportRejection } from './exit.ts';
 import { listNodes } from './list-nodes.ts';
 import { listParams } from './list-params.ts';
 import { runPhase } from './run-phase.ts';
@@ -164,6 +164,9 @@ async function main(): Promise<number> {
   await parser.parseAsync();
   return code;
 }
+
+// A promise rejected with nothing to handle it (as one a user's node let go): one line, not Node's stack.
+process.on('unhandledRejection', (reason) => process.exit(reportRejection(reason)));
 
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
   if (error.code === 'EPIPE') process.exit(EXIT.ok);

@@ -7,9 +7,9 @@
  * with code splitting, so each keeps a file of its own (`engine/node.ts` → `engine/node.mjs`) while
  * all of them share one instance of every module; the plain ES modules among them
  * (`engine/cache-folder.mjs`) are bundled where they are imported. A user's node loaded by its
- * `.ts` path still imports the engine from source; userModuleImporter redirects those imports to
- * the compiled files, so `instanceof DataError` and the batch symbols are the ones the CLI itself
- * uses.
+ * `.ts` path imports the engine from source (`animind`, the public entry engine/index.ts, or a
+ * relative path); userModuleHooks redirects those imports to the compiled files, so
+ * `instanceof DataError` and the batch symbols are the ones the CLI itself uses.
  *
  * The build is keyed by the sources' content and reused until one changes (~5 ms to check; a build
  * takes ~0.1 s). It lives in the cache folder (cache-folder.mjs), beside the worker scripts,
@@ -32,6 +32,8 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
  * on a module outside these folders.
  */
 const SOURCE_FOLDERS = ['cli', 'config', 'engine', 'sinks', 'sources', 'transforms'];
+/** The package's public entry, what `import … from 'animind'` gives a user's node module. */
+const PUBLIC_ENTRY = 'engine/index.ts';
 // Found as Node finds it, so a hoisted install (esbuild beside animind, not under it) works too.
 const ESBUILD_PACKAGE = path.join(
   path.dirname(createRequire(import.meta.url).resolve('esbuild')),
@@ -164,28 +166,43 @@ const sourceLocation = {
 };
 
 /**
- * Imports a user's node module for the compiled CLI in `dir`: registers the TypeScript loader on
- * first use (a pipeline of built-ins never pays for it) with a hook that sends the user module's
- * imports of the CLI's sources to their compiled files.
+ * Imports a user's node module: registers the TypeScript loader on first use (a pipeline of
+ * built-ins never pays for it), then userModuleHooks. `dir` is the compiled CLI's folder, or
+ * undefined when the CLI runs its sources through tsx, which is registered already.
  */
 export function userModuleImporter(dir, root = ROOT) {
   let ready;
   return async (url) => {
     ready ??= (async () => {
-      const { register: registerTsx } = await import('tsx/esm/api');
-      registerTsx();
-      const redirects = Object.fromEntries(
-        entryModules(root).map((file) => [
-          pathToFileURL(path.join(root, file)).href,
-          pathToFileURL(compiledFile(dir, file)).href,
-        ]),
-      );
-      // Registered after tsx, so it runs first and sees what tsx resolved a specifier to.
-      register('./compiled-cli-hooks.mjs', import.meta.url, { data: redirects });
+      if (dir) {
+        const { register: registerTsx } = await import('tsx/esm/api');
+        registerTsx();
+      }
+      userModuleHooks(dir, root);
     })();
     await ready;
     return import(url);
   };
+}
+
+/**
+ * Registers compiled-cli-hooks.mjs, after tsx so that it runs first and sees what tsx resolved a
+ * specifier to: a user's module, wherever it lies, imports `animind` (the public entry,
+ * engine/index.ts, found through package.json's "exports") and `zod` as the CLI does; and, with
+ * `dir`, its imports of the CLI's sources get their compiled files.
+ */
+export function userModuleHooks(dir, root = ROOT) {
+  const redirects = dir
+    ? Object.fromEntries(
+        entryModules(root).map((file) => [
+          pathToFileURL(path.join(root, file)).href,
+          pathToFileURL(compiledFile(dir, file)).href,
+        ]),
+      )
+    : {};
+  const entry = dir ? compiledModule(dir, PUBLIC_ENTRY) : pathToFileURL(path.join(root, PUBLIC_ENTRY)).href;
+  const shared = { animind: pathToFileURL(path.join(root, 'package.json')).href, zod: entry };
+  register('./compiled-cli-hooks.mjs', import.meta.url, { data: { redirects, shared } });
 }
 
 /** The compiled module of a source file, as a URL to import. */

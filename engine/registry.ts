@@ -1,8 +1,7 @@
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { existsSync } from 'node:fs';
 import type { NodeDefinition } from './node.ts';
-import { importUserModule } from './user-modules.ts';
+import { importUserModule, userModuleFrame, userModuleNode } from './user-modules.ts';
 
 /**
  * The node types a pipeline's `use:` can name: the catalogue it was made with (the CLI passes the
@@ -46,14 +45,36 @@ async function loadUserNode(file: string): Promise<NodeDefinition | string> {
   if (!existsSync(file)) return `node module ${file} does not exist`;
   let loaded: { default?: unknown };
   try {
-    loaded = (await importUserModule(pathToFileURL(file).href)) as { default?: unknown };
+    loaded = (await importUserModule(file)) as { default?: unknown };
   } catch (error) {
-    return `cannot load node module ${file}: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`;
+    return `cannot load node module ${loadFailure(file, error)}`;
   }
   const node = loaded.default as Partial<NodeDefinition> | undefined;
   if (!node || typeof node !== 'object' || typeof node.create !== 'function' || !node.options || !node.kind)
     return `node module ${file} must default-export a node made with defineSource, defineTransform or defineSink`;
-  return node as NodeDefinition;
+  return userModuleNode(node as NodeDefinition, file);
+}
+
+/** esbuild's line for each error in a module tsx compiles: `<file>:<line>:<column>: ERROR: <text>`. */
+const COMPILE_ERROR = /^(.+):(\d+):(\d+): ERROR: (.*)$/;
+
+/**
+ * Why a user module did not load, on one line, after "cannot load node module ": where (the
+ * module, with the line when it is known) and what. A module that does not compile gives tsx's
+ * "Transform failed with 1 error:" with esbuild's lines below it; one that throws as it runs, the
+ * line of its first frame in the module.
+ */
+function loadFailure(file: string, error: unknown): string {
+  const [first = '', ...rest] = (error instanceof Error ? error.message : String(error)).split('\n');
+  const compile = rest.map((line) => COMPILE_ERROR.exec(line)).filter((match) => match !== null);
+  if (/^Transform failed with \d+ errors?:$/.test(first) && compile.length) {
+    const [, where, line, column, text] = compile[0]!;
+    const more = compile.length > 1 ? ` (and ${compile.length - 1} more)` : '';
+    // esbuild counts columns from 0, editors from 1.
+    return `${where === file ? '' : `${file}: `}${where}:${line}:${Number(column) + 1}: ${text}${more}`;
+  }
+  const frame = userModuleFrame(error);
+  return `${frame ? `${frame.file}:${frame.line}` : file}: ${first}`;
 }
 
 /** The known name nearest to a misspelt one, when it is near enough to be a plausible typo. */

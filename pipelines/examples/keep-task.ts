@@ -1,5 +1,4 @@
-import { z } from 'zod';
-import { defineTransform, port } from '../../engine/node.ts';
+import { defineTransform, port, z } from 'animind';
 
 interface Row {
   task: string;
