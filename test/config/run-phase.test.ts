@@ -198,6 +198,19 @@ describe('animind run --phase prep', () => {
     },
   );
 
+  test("a node's check of a value a [prep] key set names that key and its line, not prep.yaml's", async () => {
+    const { config, out } = project('task_b_min_history = 40\ntask_b_max_history = 30');
+    const result = await run(config);
+    assert.equal(result.code, 2);
+    const line = readFileSync(config, 'utf8').split('\n').indexOf('task_b_min_history = 40') + 1;
+    assert.match(
+      result.stderr,
+      new RegExp(`^error: ${config}:${line}: key 'prep.task_b_min_history': node 'history': `),
+    );
+    assert.doesNotMatch(result.stderr, /prep\.yaml/);
+    assert.equal(existsSync(out), false);
+  });
+
   test('--phase train checks [train] before anything runs', async () => {
     const dir = tempDir('run-phase-train');
     const config = path.join(dir, 'recommender.toml');

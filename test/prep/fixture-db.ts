@@ -144,3 +144,18 @@ export function buildFixture(
   writeFileSync(semanticIds, lines.join('\n') + '\n');
   return { database, semanticIds };
 }
+
+/**
+ * Rebuilds a fixture's user_anime with the same rows and primary key but no NOT NULL, so a test can
+ * store what real files may hold: NULLs, text in a number column, fractions. INTEGER affinity still
+ * stores a bound whole number (or its text) as an integer.
+ */
+export function relaxUserAnime(database: string): void {
+  const db = new Database(database);
+  db.exec(`ALTER TABLE user_anime RENAME TO strict_user_anime;
+    CREATE TABLE user_anime (user_id INTEGER, anime_id INTEGER, score INTEGER, watching_status INTEGER,
+      watched_episodes INTEGER, scraped_at TEXT, PRIMARY KEY (user_id, anime_id));
+    INSERT INTO user_anime SELECT * FROM strict_user_anime;
+    DROP TABLE strict_user_anime;`);
+  db.close();
+}

@@ -1,21 +1,26 @@
 import assert from 'node:assert/strict';
 import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import type { z } from 'zod';
 import { InterruptedError } from '../../engine/errors.ts';
+import type { NodeDefinition } from '../../engine/node.ts';
 import { createReporter, type Reporter } from '../../engine/progress.ts';
 import { runPlan } from '../../engine/runtime.ts';
 import { workerScript } from '../../engine/worker-script.ts';
+import { runCli } from '../helpers/cli.ts';
 import { loadTestPlan as loadPlan } from '../helpers/plan.ts';
 import { waitUntil } from '../helpers/wait.ts';
 import { generateFixture } from '../../fixtures/generate-fixture.ts';
 import { extensionMissing } from '../../transforms/prep/user-histories/history-query.ts';
 import { HistoryScan } from '../../transforms/prep/user-histories/scan-pool.ts';
-import userHistories from '../../transforms/prep/user-histories/user-histories.ts';
+import historyNode from '../../transforms/prep/history.ts';
+import userHistories, { scanWorkers } from '../../transforms/prep/user-histories/user-histories.ts';
 import { historyRow, userHistory, type HistoryCounts } from '../../transforms/prep/user-history.ts';
 import type { CatalogEntry, UserHistory, WatchRow } from '../../transforms/prep/types.ts';
-import { buildFixture, type Fixture } from './fixture-db.ts';
+import { buildFixture, relaxUserAnime, type Fixture } from './fixture-db.ts';
 import { runNode } from './harness.ts';
 import { writeReferencePipeline } from './reference-pipeline.ts';
 import { PREP_YAML, ROOT, tempDir } from './run-prep.ts';
@@ -25,26 +30,24 @@ process.env.ANIMIND_FIXED_TIME = '2026-01-01T00:00:00Z';
 const BIG_ANIME = 2 ** 20 + 5;
 
 /**
- * The test fixture with the user_anime constraints relaxed and values the fast pass's packed keys
- * cannot hold: out-of-range, negative, fractional, text and NULL scores and episodes, odd and blob
- * statuses, NULL and separator-bearing scrape times, an anime id above 2^20, and users with many
- * ties, a scrape time per row, and non-ASCII scrape times whose UTF-8 and UTF-16 orders differ.
+ * The test fixture with the user_anime constraints relaxed and values the rules accept (docs/prep.md,
+ * "Bad values in user_anime") but the fast pass's packed keys cannot hold: statuses outside 0-63,
+ * negative anime ids and one above 2^20, episode counts beyond 2^16 and NULL (ordered as 0), NULL
+ * and separator-bearing scrape times, and users with many ties, a scrape time per row, and non-ASCII
+ * scrape times whose UTF-8 and UTF-16 orders differ. Values the rules reject are in
+ * user-anime-values.test.ts.
  */
 function edgeFixture(dir: string): Fixture {
   mkdirSync(dir);
   const fixture = buildFixture(dir, { users: 80, maxRows: 30 });
+  relaxUserAnime(fixture.database);
   const db = new Database(fixture.database);
-  db.exec(`ALTER TABLE user_anime RENAME TO strict_user_anime;
-    CREATE TABLE user_anime (user_id INTEGER, anime_id INTEGER, score INTEGER, watching_status INTEGER,
-      watched_episodes INTEGER, scraped_at TEXT, PRIMARY KEY (user_id, anime_id));
-    INSERT INTO user_anime SELECT * FROM strict_user_anime;
-    DROP TABLE strict_user_anime;
-    UPDATE user_anime SET watched_episodes = 70000 WHERE user_id = 4 AND anime_id % 2 = 0;
-    UPDATE user_anime SET watched_episodes = -5 WHERE user_id = 7 AND anime_id % 3 = 0;
-    UPDATE user_anime SET score = 1500 WHERE user_id = 10 AND anime_id % 2 = 1;
-    UPDATE user_anime SET score = -2 WHERE user_id = 13;
-    UPDATE user_anime SET score = 7.5, watched_episodes = 3.25 WHERE user_id = 16 AND anime_id % 2 = 0;
-    UPDATE user_anime SET score = NULL WHERE user_id = 19 AND anime_id % 4 = 0;
+  db.exec(`UPDATE user_anime SET watched_episodes = 70000 WHERE user_id = 4 AND anime_id % 2 = 0;
+    UPDATE user_anime SET watching_status = -1 WHERE user_id = 7 AND anime_id % 3 = 0;
+    UPDATE user_anime SET anime_id = -anime_id WHERE user_id = 10 AND anime_id % 2 = 1;
+    UPDATE user_anime SET watched_episodes = ${2 ** 40} WHERE user_id = 13;
+    UPDATE user_anime SET score = 10, watched_episodes = 65535 WHERE user_id = 16 AND anime_id % 2 = 0;
+    UPDATE user_anime SET watching_status = 64 WHERE user_id = 19 AND anime_id % 4 = 0;
     UPDATE user_anime SET watched_episodes = NULL WHERE user_id = 22 AND anime_id % 4 = 1;
     UPDATE user_anime SET watching_status = 70 WHERE user_id = 25 AND anime_id % 3 = 1;
     UPDATE user_anime SET watching_status = 0 WHERE user_id = 28;
@@ -54,14 +57,16 @@ function edgeFixture(dir: string): Fixture {
     UPDATE user_anime SET scraped_at = '2024-03-01', watching_status = 2, score = 8, watched_episodes = 12
       WHERE user_id IN (40, 43, 46);
     UPDATE user_anime SET scraped_at = '2024-03-0' || (anime_id % 3) WHERE user_id IN (49, 52);
-    UPDATE user_anime SET score = 'high' WHERE user_id = 61 AND anime_id % 2 = 0;
-    UPDATE user_anime SET watching_status = X'02' WHERE user_id = 64 AND anime_id % 3 = 0;
+    UPDATE user_anime SET watched_episodes = NULL, scraped_at = NULL WHERE user_id = 61;
+    UPDATE user_anime SET watched_episodes = CASE WHEN anime_id % 2 THEN NULL ELSE 0 END, score = 8,
+      watching_status = 2, scraped_at = '2024-03-01' WHERE user_id = 64;
     UPDATE user_anime SET scraped_at = printf('2024-05-%04d', (anime_id * 7919) % 1000) WHERE user_id = 67;
     UPDATE user_anime SET scraped_at = CASE WHEN anime_id % 2 THEN 'ｘ' ELSE '𝑥' END WHERE user_id = 70;
     INSERT INTO user_anime VALUES
       (55, ${BIG_ANIME}, 9, 2, 1, '2024-02-01'), (58, ${BIG_ANIME}, 9, 2, 1, '2024-02-01');`);
   db.close();
-  appendFileSync(fixture.semanticIds, JSON.stringify({ anime_id: BIG_ANIME, semantic_id: '<L1_9><L2_9>' }) + '\n');
+  const sid = Array.from({ length: 8 }, (_, level) => `<L${level + 1}_9>`).join('');
+  appendFileSync(fixture.semanticIds, JSON.stringify({ anime_id: BIG_ANIME, semantic_id: sid }) + '\n');
   return fixture;
 }
 
@@ -347,6 +352,63 @@ test("prep-user-histories takes a number of scan workers or 'auto', and says so 
   );
   assert.equal(parse('4').success, false, 'a parameter arrives typed: --set scan_workers=4 is parsed by prep.yaml');
   assert.equal(parse(-1).success, false);
+});
+
+test('task_b_min_history above task_b_max_history is an option error, in both user passes', async () => {
+  const message = 'task_b_min_history (40) must not be above task_b_max_history (30), the most rows a history keeps';
+  const issues = (def: NodeDefinition, options: Record<string, unknown>) =>
+    def.options
+      .safeParse(options)
+      .error?.issues.map((issue: z.core.$ZodIssue) => [issue.path.join('.'), issue.message]);
+  for (const [def, options] of [
+    [userHistories, { database: 'anime.sqlite' }],
+    [historyNode, {}],
+  ] as const) {
+    assert.deepEqual(issues(def, { ...options, task_b_min_history: 40, task_b_max_history: 30 }), [
+      ['task_b_min_history', message],
+    ]);
+    assert.equal(issues(def, { ...options, task_b_min_history: 30, task_b_max_history: 30 }), undefined);
+  }
+  // On the command line: one line pointing at the option in prep.yaml, exit 2, before any data is read.
+  const { code, stderr } = await runCli(['pipeline', 'run', PREP_YAML, '--quiet', '--set', 'task_b_min_history=40']);
+  const lines = stderr.split('\n').filter(Boolean);
+  assert.equal(lines.length, 1, stderr);
+  assert.match(lines[0]!, /^error: .*prep\.yaml:\d+: .*option 'task_b_min_history'/);
+  assert.ok(lines[0]!.endsWith(message), lines[0]);
+  assert.equal(code, 2);
+});
+
+test("scan workers beyond the machine's cores are cut to them, with a warning", async () => {
+  const cores = os.availableParallelism();
+  const warned: string[] = [];
+  const workers = (asked: number | 'auto') => scanWorkers(asked, cores, (message) => warned.push(message));
+  assert.deepEqual([workers(0), workers(cores), workers('auto')], [0, cores, Math.min(2, cores)]);
+  assert.deepEqual(warned, [], 'no warning up to the cores');
+  const warning =
+    `workers ${cores + 3} is more than this machine's ${cores} cores: scanning with ${cores} ` +
+    '(more threads than cores only slow the scan; the output is the same)';
+  assert.equal(workers(cores + 3), cores);
+  assert.deepEqual(warned, [warning]);
+  // In a run, the warning is the history node's, once.
+  await withFixture('user-pass-cores', 3, async (fixture) => {
+    const quiet = createReporter({ mode: 'quiet', format: 'text' });
+    const warnings: string[] = [];
+    const reporter: Reporter = {
+      ...quiet,
+      forNode: (node) => ({ ...quiet.forNode(node), warn: (message) => warnings.push(`[${node}] ${message}`) }),
+    };
+    const outDir = tempDir('user-pass-cores-out');
+    const plan = await loadPlan(PREP_YAML, {
+      database: fixture.database,
+      semantic_ids: fixture.semanticIds,
+      out_dir: outDir,
+      target_examples: '100',
+      scan_workers: String(cores + 3),
+    });
+    await runPlan(plan, { reporter });
+    rmSync(outDir, { recursive: true, force: true });
+    assert.deepEqual(warnings, [`[history] ${warning}`]);
+  });
 });
 
 test('prep-user-histories needs its SQLite extension built, and says how to build it', () => {

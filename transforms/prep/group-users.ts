@@ -3,11 +3,25 @@ import { DataError } from '../../engine/errors.ts';
 import { defineTransform, port } from '../../engine/node.ts';
 import { _ } from '../../engine/stream.ts';
 import type { UserRecord, WatchRow } from './types.ts';
+import { badUserId } from './user-history.ts';
+
+/** Why a row cannot start the next user: a user_id prep cannot carry (badUserId), or one out of order. */
+function rowProblem(row: WatchRow, current: UserRecord | undefined): DataError | undefined {
+  if (!Number.isSafeInteger(row.user_id)) return badUserId(row.user_id);
+  if (current && !(row.user_id > current.user_id))
+    return new DataError(
+      `table 'user_anime': rows must arrive ordered by user_id, ` +
+        `but user ${row.user_id} follows user ${current.user_id}`,
+    );
+  return undefined;
+}
 
 /**
  * Groups `user_anime` rows, which must arrive ordered by user_id, into one record per user. A
  * user may straddle batches, so the last user of a batch is held back until a later row (or
- * the end) shows it is complete; only that one user is ever buffered.
+ * the end) shows it is complete; only that one user is ever buffered. A user_id that is not an
+ * integer prep can carry exactly (badUserId), or one out of order, stops the run once the users
+ * before it are passed on.
  */
 export default defineTransform({
   type: 'prep-group-users',
@@ -51,17 +65,14 @@ export default defineTransform({
           current.rows.push(row);
           continue;
         }
-        if (current && !(row.user_id > current.user_id)) {
-          push(
-            new DataError(
-              `table 'user_anime': rows must arrive ordered by user_id, ` +
-                `but user ${row.user_id} follows user ${current.user_id}`,
-            ),
-          );
+        const problem = rowProblem(row, current);
+        if (current) finish(out, current);
+        if (problem) {
+          if (out.length) push(null, out);
+          push(problem);
           push(null, _.nil);
           return;
         }
-        if (current) finish(out, current);
         current = { user_id: row.user_id, rows: [row] };
       }
       rows += batch.length;

@@ -11,9 +11,28 @@ export const historyOptions = {
     'watching_status values kept (1 watching, 2 completed, 3 on hold, 4 dropped, 6 plan to watch)',
     [1, 2, 3, 4, 6],
   ),
-  task_b_min_history: intOption('users with fewer kept rows get no Task B rows').default(4),
+  task_b_min_history: intOption('users with fewer kept rows get no Task B rows; at most task_b_max_history').default(4),
   task_b_max_history: intOption('keep only the last N rows of a history', 1).default(30),
 };
+
+/**
+ * A node's options with historyOptions, checked together: task_b_min_history above
+ * task_b_max_history is an option error, since a kept history is cut to the last max rows.
+ */
+export function withHistoryBounds<S extends z.ZodType<{ task_b_min_history: number; task_b_max_history: number }>>(
+  options: S,
+): S {
+  return options.superRefine(({ task_b_min_history: min, task_b_max_history: max }, issues) => {
+    if (min > max)
+      issues.addIssue({
+        code: 'custom',
+        path: ['task_b_min_history'],
+        message:
+          `task_b_min_history (${min}) must not be above ` +
+          `task_b_max_history (${max}), the most rows a history keeps`,
+      });
+  });
+}
 
 /** What the user pass counts; prep-user-histories counts the same, and the rows it read. */
 export const historyStats = z.object({
@@ -30,7 +49,7 @@ export default defineTransform({
   kind: 'transform',
   description:
     'Filters each user’s rows by status and semantic id, then sorts and keeps the last N (Task B steps 1-3).',
-  options: z.strictObject(historyOptions),
+  options: withHistoryBounds(z.strictObject(historyOptions)),
   inputs: { users: port<UserRecord>(), catalog: port<CatalogEntry>({ side: true }) },
   stats: historyStats,
   create(ctx, inputs) {

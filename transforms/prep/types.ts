@@ -23,14 +23,18 @@ export interface CatalogEntry {
   info: AnimeInfo | null;
 }
 
-/** One `user_anime` row as the SQLite source delivers it. */
+/**
+ * One `user_anime` row as the SQLite source delivers it, typed as the user pass accepts it
+ * (checkWatch in user-history.ts; docs/prep.md, "Bad values in user_anime"): integers, a score
+ * from 0 to 10, and NULL only for the episodes (ordered as 0) and the scrape time (ordered first).
+ */
 export interface WatchRow {
   user_id: number;
   anime_id: number;
   score: number;
   watching_status: number;
-  watched_episodes: number;
-  scraped_at: string;
+  watched_episodes: number | null;
+  scraped_at: string | null;
 }
 
 /** What the steps after the user pass read of a watch. */

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type Database from 'better-sqlite3';
+import { badUserId, isId, MAX_ID } from '../user-history.ts';
 
 /**
  * The SQLite extension behind the fast user pass (user-history.c), built by `npm install`'s
@@ -67,10 +68,24 @@ export const rowsSql = `SELECT user_id, anime_id, score, watching_status, watche
 FROM user_anime WHERE user_id = ? ORDER BY anime_id`;
 
 /**
- * The user-id span, to split the pass into ranges: two statements, because SQLite reads min()
- * or max() alone from the primary key's end but scans the whole table for both in one.
+ * The user-id span [min, max], to split the pass into ranges; undefined when user_anime is empty.
+ * The ids are checked first (badUserId), from the ends of the index led by user_id alone, where
+ * SQLite sorts NULL first and text and blobs after every number: the first id (NULL, a fraction,
+ * or a number below -(2^53 - 1)) and the first above 2^53 - 1 (a number too large, or the first
+ * text or blob), read exactly, so 2^53 + 1 is named as it is. A fraction between the ends is found
+ * when its user is read (RangeScanner), as prep-group-users finds it. min() and max() are separate
+ * statements: SQLite reads either alone from the index's end, but scans the whole table for both.
  */
-export const userRangeSql = ['SELECT min(user_id) FROM user_anime', 'SELECT max(user_id) FROM user_anime'];
+export function userIdSpan(db: Database.Database): [number, number] | undefined {
+  const value = (sql: string): unknown => db.prepare(sql).pluck().safeIntegers().get();
+  const first = value('SELECT user_id FROM user_anime ORDER BY user_id LIMIT 1');
+  if (first === undefined) return undefined;
+  if (!isId(first)) throw badUserId(first);
+  const beyond = value(`SELECT min(user_id) FROM user_anime WHERE user_id > ${MAX_ID}`);
+  if (beyond !== null) throw badUserId(beyond);
+  // A fraction as the largest id: the ranges end at its floor + 1, so they still hold it.
+  return [Number(first), Math.floor(Number(value('SELECT max(user_id) FROM user_anime')))];
+}
 
 /** The shape of historySql without the extension's function, for asking SQLite how it would read a range. */
 const rangePlanSql =

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
 import type { HistoryRow, WatchRow } from '../types.ts';
-import { historyRow, userHistory, type HistoryCounts, type HistoryOptions } from '../user-history.ts';
+import { badUserId, historyRow, userHistory, type HistoryCounts, type HistoryOptions } from '../user-history.ts';
 import { historySql, loadHistoryRules, rowsSql } from './history-query.ts';
 
 export interface ScanRequest {
@@ -83,6 +83,8 @@ export class RangeScanner {
       after === undefined ? this.history.iterate(lo, hi, limit) : this.historyAfter.iterate(after, hi, limit);
     let last: number | undefined;
     for (const [userId, count, history] of rows as IterableIterator<[number, number, Buffer | null]>) {
+      // userIdSpan has checked the ends of the table's ids; a fraction between them shows here.
+      if (!Number.isInteger(userId)) throw badUserId(userId);
       chunk.counts.rows += count;
       chunk.counts.users++;
       if (history === null) this.exactUser(chunk, userId);

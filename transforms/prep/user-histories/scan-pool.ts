@@ -1,9 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import type Database from 'better-sqlite3';
-import { DataError } from '../../../engine/errors.ts';
 import { workerScript } from '../../../engine/worker-script.ts';
 import { openReadOnly } from '../../../sources/sqlite-schema.ts';
-import { HISTORY_EXTENSION, userRangeSql } from './history-query.ts';
+import { HISTORY_EXTENSION, userIdSpan } from './history-query.ts';
 import { RangeScanner, type ChunkResult, type ScanRequest } from './scan-chunk.ts';
 
 /**
@@ -98,14 +97,9 @@ export class HistoryScan {
   async *chunks(request: ScanRequest, ranges: number, onSplit?: (count: number) => void): AsyncGenerator<ScannedChunk> {
     try {
       this.db = openReadOnly(this.database);
-      const [min, max] = userRangeSql.map((sql) => this.db!.prepare(sql).pluck().get());
-      if (min === null) return;
-      if (typeof min !== 'number' || typeof max !== 'number')
-        throw new DataError(
-          `database ${this.database}, table 'user_anime': user_id must hold ` +
-            `numbers, found ${JSON.stringify(typeof min === 'number' ? max : min)}`,
-        );
-      const spans = userRanges(min, max, ranges);
+      const span = userIdSpan(this.db);
+      if (!span) return;
+      const spans = userRanges(...span, ranges);
       onSplit?.(spans.length);
       if (this.workers.length) yield* this.onWorkers(request, spans);
       else {

@@ -10,7 +10,7 @@ import { schemaProblems } from '../../../sources/sqlite-schema.ts';
 import { extensionMissing, rangeIndexMissing } from './history-query.ts';
 import { unpackEntry, type ChunkResult } from './scan-chunk.ts';
 import { HistoryScan } from './scan-pool.ts';
-import { historyLine, historyOptions, historyStats } from '../history.ts';
+import { historyLine, historyOptions, historyStats, withHistoryBounds } from '../history.ts';
 import { intOption } from '../options.ts';
 import type { CatalogEntry, HistoryRow, UserHistory } from '../types.ts';
 
@@ -39,6 +39,21 @@ const AUTO_WORKERS_MAX = 2;
  * (every other user then in the first range) peaked at 354 MB where 276 MB without it.
  */
 const USERS_PER_READ = 512;
+
+/**
+ * The scan's worker threads: `auto` as above; a number above the machine's cores is cut to them,
+ * with a warning, since threads beyond the cores only take turns on them (the output is the same
+ * for any number, so a setting made on a larger machine still runs).
+ */
+export function scanWorkers(asked: number | 'auto', cores: number, warn: (message: string) => void): number {
+  if (asked === 'auto') return Math.min(AUTO_WORKERS_MAX, cores);
+  if (asked <= cores) return asked;
+  warn(
+    `workers ${asked} is more than this machine's ${cores} cores: scanning with ${cores} ` +
+      `(more threads than cores only slow the scan; the output is the same)`,
+  );
+  return cores;
+}
 
 const defaultRanges = (database: string) => Math.max(MIN_RANGES, Math.ceil(statSync(database).size / RANGE_BYTES));
 
@@ -69,27 +84,30 @@ export default defineTransform({
   description:
     'Reads user_anime grouped by user inside SQLite, on worker ' +
     'threads, and emits what prep-history emits (Task B steps 1-3).',
-  options: z.strictObject({
-    database: inputPath('SQLite database with the user_anime table (opened read-only)'),
-    ...historyOptions,
-    workers: z
-      .union([z.literal('auto'), z.int().min(0)], { error: "expected a whole number of threads, or 'auto'" })
-      .default('auto')
-      .describe(
-        `worker threads scanning user-id ranges; auto: one per core, at most ` +
-          `${AUTO_WORKERS_MAX}; 0 scans on the main thread (same output whatever the number)`,
-      ),
-    ranges: intOption(
-      `user-id ranges the scan is split into; default one per ${RANGE_BYTES >> 20} MB of database, at least ` +
-        `${MIN_RANGES}: more balance the workers better and hold fewer rows at once (same output either way)`,
-      1,
-    ).optional(),
-    users_per_read: intOption(
-      'most users a range is read in at once, so user ids bunched into ' +
-        'few ranges hold no more memory than others (same output either way)',
-      1,
-    ).default(USERS_PER_READ),
-  }),
+  options: withHistoryBounds(
+    z.strictObject({
+      database: inputPath('SQLite database with the user_anime table (opened read-only)'),
+      ...historyOptions,
+      workers: z
+        .union([z.literal('auto'), z.int().min(0)], { error: "expected a whole number of threads, or 'auto'" })
+        .default('auto')
+        .describe(
+          `worker threads scanning user-id ranges; auto: one per core, at most ` +
+            `${AUTO_WORKERS_MAX}; more than the cores are cut to them, with a warning; 0 scans on the main ` +
+            `thread (same output whatever the number)`,
+        ),
+      ranges: intOption(
+        `user-id ranges the scan is split into; default one per ${RANGE_BYTES >> 20} MB of database, at least ` +
+          `${MIN_RANGES}: more balance the workers better and hold fewer rows at once (same output either way)`,
+        1,
+      ).optional(),
+      users_per_read: intOption(
+        'most users a range is read in at once, so user ids bunched into ' +
+          'few ranges hold no more memory than others (same output either way)',
+        1,
+      ).default(USERS_PER_READ),
+    }),
+  ),
   inputs: { catalog: port<CatalogEntry>({ side: true }) },
   stats: historyStats.extend({ rows: z.number() }),
   check: (o) => {
@@ -105,11 +123,8 @@ export default defineTransform({
   },
   create(ctx, inputs) {
     const o = ctx.options;
-    const scan = new HistoryScan(
-      o.database,
-      o.workers === 'auto' ? Math.min(AUTO_WORKERS_MAX, os.availableParallelism()) : o.workers,
-      o.users_per_read,
-    );
+    const workers = scanWorkers(o.workers, os.availableParallelism(), (message) => ctx.progress.warn(message));
+    const scan = new HistoryScan(o.database, workers, o.users_per_read);
     ctx.onClose(() => scan.close());
     const counter = ctx.progress.counter('users', { unit: 'users', logEvery: 25000 });
     const totals = {

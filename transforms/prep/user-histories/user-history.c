@@ -14,9 +14,10 @@
  * Float64Array: status-filtered rows, unknown-anime rows, kept rows (k), then kept rows as
  * anime_id × 2^16 + watching_status × 1024 + score: the last `max` in history order when k >= min,
  * else all k in table order. NULL means the user has a value these rules cannot be sure of (not
- * an integer, out of the packed ranges, a scrape time that is not ASCII text, or more distinct
- * scrape times than a rank can hold): JavaScript then reads that user row by row and applies the
- * reference rules, so nothing is ever clamped.
+ * an integer, out of the packed ranges, a score above 10, a scrape time that is not ASCII text, or
+ * more distinct scrape times than a rank can hold): JavaScript then reads that user row by row and
+ * applies the reference rules, so nothing is ever clamped, and a value those rules reject (a text,
+ * fractional or out-of-range score, a negative or text episode count, ...) stops the run there.
  */
 #include <sqlite3ext.h>
 SQLITE_EXTENSION_INIT1
@@ -42,6 +43,8 @@ SQLITE_EXTENSION_INIT1
 #define STATUS_BITS 6
 #define EPISODE_MAX ((1 << EPISODE_BITS) - 1)
 #define SCORE_MAX ((1 << SCORE_BITS) - 1)
+/* The largest score the rules accept (docs/prep.md, "Bad values in user_anime"); the packing has room for more. */
+#define SCORE_VALID_MAX 10
 #define RANK_SHIFT (ANIME_BITS + EPISODE_BITS + SCORE_BITS + STATUS_BITS)
 #define MAX_STAMPS (1 << (64 - RANK_SHIFT))
 #define SMALL_SORT 16
@@ -140,7 +143,8 @@ static void step_function(sqlite3_context *ctx, int argc, sqlite3_value **argv) 
     return;
   }
   if (h->exact) return;
-  if (!in_range(argv[0], (1 << STATUS_BITS) - 1, &status) || !in_range(argv[1], SCORE_MAX, &score) ||
+  // A score above 10 is packed as easily as any, but the reference rules reject it: they must see it.
+  if (!in_range(argv[0], (1 << STATUS_BITS) - 1, &status) || !in_range(argv[1], SCORE_VALID_MAX, &score) ||
       !in_range(argv[2], EPISODE_MAX, &episodes) || !in_range(argv[3], (1 << ANIME_BITS) - 1, &anime) ||
       sqlite3_value_type(argv[4]) != SQLITE_TEXT) {
     h->exact = 1;
