@@ -1,8 +1,8 @@
-import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { DataError } from '../../engine/errors.ts';
 import { z } from 'zod';
-import { defineSink, port, type Batch } from '../../engine/node.ts';
+import { defineSink, port, type Batch, type OptionProblem } from '../../engine/node.ts';
+import type { Progress } from '../../engine/progress.ts';
 import { _, type Stream } from '../../engine/stream.ts';
 import { loadTrainTokenizer } from '../../transforms/train/tokenizer.ts';
 import { readAddedTokens, type AddedTokens } from '../../transforms/train/tokenizer-files.ts';
@@ -12,6 +12,7 @@ import { batchFrame, endFrame, FRAME, jsonFrame, PROTOCOL_VERSION } from './fram
 import { checkHandshake } from './handshake.ts';
 import { helloConfig, runDir, trainerOptions, type TrainerOptions } from './options.ts';
 import { findPython, repoRoot } from './python.ts';
+import { RunFolder } from './run-folder.ts';
 import { TrainingDisplay } from './training-display.ts';
 import { WorkerProcess } from './worker-process.ts';
 
@@ -22,12 +23,33 @@ const pull = <T>(input: Stream<Batch<T>>) =>
   );
 
 /** The first frame: the protocol version, the worker's config and the added tokens it must give ids to. */
-const helloFrame = (o: TrainerOptions, dir: string, seed: number, addedTokens: AddedTokens['tokens']) =>
+const helloFrame = (o: TrainerOptions, dir: string, seed: number, staging: string, added: AddedTokens['tokens']) =>
   jsonFrame(FRAME.HELLO, {
     protocol_version: PROTOCOL_VERSION,
-    config: helloConfig(o, dir, seed),
-    added_tokens: addedTokens,
+    config: { ...helloConfig(o, dir, seed), staging_dir: staging },
+    added_tokens: added,
   });
+
+/** Starts `python -m animind_trainer.worker` with trainer/ importable; its events drive the display. */
+function startWorker(python: string, o: TrainerOptions, display: TrainingDisplay, progress: Progress): WorkerProcess {
+  const env = {
+    ...process.env,
+    PYTHONPATH: [path.join(repoRoot, 'trainer'), process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
+    PYTHONUNBUFFERED: '1',
+  };
+  // Shorter strings would mask ordinary text; no real token is that short.
+  const secrets = [o.hf_token, process.env[o.hf_token_env] ?? ''].filter((s) => s.length >= 6);
+  return new WorkerProcess(
+    python,
+    repoRoot,
+    env,
+    {
+      onEvent: (event) => display.onEvent(event),
+      onLog: (line) => line.trim() && progress.log(`worker: ${line}`),
+    },
+    secrets,
+  );
+}
 
 const trainerStats = z.object({
   phase: z.string(),
@@ -55,12 +77,19 @@ export default defineSink({
   inputs: { in: port<TrainItem>() },
   stats: trainerStats,
   async check(options) {
+    const problems: OptionProblem[] = [];
+    // The worker would refuse a vocabulary of the wrong size only at its handshake, after the model loads.
+    try {
+      readAddedTokens(options.semantic_vocab);
+    } catch (error) {
+      problems.push({ option: 'semantic_vocab', message: (error as Error).message });
+    }
     try {
       await findPython(options.python);
-      return [];
     } catch (error) {
-      return [{ option: 'python', message: (error as Error).message }];
+      problems.push({ option: 'python', message: (error as Error).message });
     }
+    return problems;
   },
   async create(ctx, inputs) {
     const o = ctx.options;
@@ -69,26 +98,13 @@ export default defineSink({
     const dir = tokenizerDir(o);
     const added = readAddedTokens(o.semantic_vocab);
     const tokenizer = await loadTrainTokenizer(dir, added);
-    mkdirSync(runDir(o), { recursive: true });
+    // The worker writes into a staging folder; the run folder changes only when training has finished.
+    const folder = new RunFolder(runDir(o));
+    folder.create();
+    ctx.onClose(() => folder.discard()); // registered first, so it runs after the worker has stopped
 
     const display = new TrainingDisplay(ctx.progress, ctx.stats, o.log_every_steps);
-    const env = {
-      ...process.env,
-      PYTHONPATH: [path.join(repoRoot, 'trainer'), process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
-      PYTHONUNBUFFERED: '1',
-    };
-    // Shorter strings would mask ordinary text; no real token is that short.
-    const secrets = [o.hf_token, process.env[o.hf_token_env] ?? ''].filter((s) => s.length >= 6);
-    const worker = new WorkerProcess(
-      python,
-      repoRoot,
-      env,
-      {
-        onEvent: (event) => display.onEvent(event),
-        onLog: (line) => line.trim() && ctx.progress.log(`worker: ${line}`),
-      },
-      secrets,
-    );
+    const worker = startWorker(python, o, display, ctx.progress);
     ctx.onClose(() => worker.stop(o.stop_grace_s * 1000));
 
     // The worker loads the model while the upstream nodes tokenize and pack (the first item, the
@@ -96,7 +112,7 @@ export default defineSink({
     const ready = worker.waitFor('ready');
     const first = pull(input);
     first.catch(() => {});
-    await worker.send(helloFrame(o, dir, ctx.pipeline.seed, added.tokens));
+    await worker.send(helloFrame(o, dir, ctx.pipeline.seed, folder.staging, added.tokens));
     await checkHandshake(await ready, tokenizer, added.tokens);
 
     let phases = 0;
@@ -120,11 +136,12 @@ export default defineSink({
     if (!phases) throw new DataError('no phase plan reached the trainer: its input was empty');
     await worker.send(endFrame());
     await worker.finish();
+    folder.publish();
     display.finishPhase();
     ctx.stats.frames = frames;
-    ctx.stats.out_dir = runDir(o);
+    ctx.stats.out_dir = folder.dir;
     ctx.progress.log(
-      `trained model in ${path.join(runDir(o), 'final_model')}; tokenizer, summary and config snapshot beside it`,
+      `trained model in ${path.join(folder.dir, 'final_model')}; tokenizer, summary and config snapshot beside it`,
     );
   },
 });

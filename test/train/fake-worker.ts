@@ -1,10 +1,13 @@
 /**
  * A trainer worker that misbehaves on purpose (FAKE_WORKER selects how), speaking the pipe
- * protocol from trainer/PROTOCOL.md: `protocol` rejects the HELLO's protocol version as a
- * newer worker would; `die-mid-batch` completes the handshake, then SIGKILLs itself halfway
- * through reading the first BATCH frame.
+ * protocol from trainer/PROTOCOL.md. `protocol` rejects the HELLO's protocol version as a newer
+ * worker would. The other modes first do what the real worker does up to `ready` (the config
+ * snapshot and the extended tokenizer, written into the HELLO's staging_dir), read the PHASE
+ * frame, and then: `die-mid-batch` SIGKILLs itself halfway through reading the first BATCH frame;
+ * `disk-full` reports a full disk as the real worker does (one error event, exit 1);
+ * `checkpoint-then-die` saves checkpoint-1, is killed while saving checkpoint-2, and SIGKILLs itself.
  */
-import { mkdirSync, writeSync } from 'node:fs';
+import { mkdirSync, writeFileSync, writeSync } from 'node:fs';
 import { Socket } from 'node:net';
 import path from 'node:path';
 import { Tokenizer } from 'tokenizers';
@@ -32,7 +35,7 @@ async function readFrame(): Promise<{ type: number; payload: Buffer }> {
 const emit = (event: Record<string, unknown>) => writeSync(4, JSON.stringify(event) + '\n');
 
 const hello = JSON.parse((await readFrame()).payload.toString('utf8')) as {
-  config: { tokenizer_path: string; out_dir: string };
+  config: { tokenizer_path: string; out_dir: string; staging_dir: string };
   added_tokens: string[];
 };
 if (process.env.FAKE_WORKER === 'protocol') {
@@ -40,10 +43,12 @@ if (process.env.FAKE_WORKER === 'protocol') {
   process.exit(2);
 }
 
+const staging = hello.config.staging_dir;
+writeFileSync(path.join(staging, 'train_config_snapshot.json'), JSON.stringify({ config: hello.config }));
 const tokenizer = Tokenizer.fromFile(path.join(hello.config.tokenizer_path, 'tokenizer.json'));
 tokenizer.addSpecialTokens(hello.added_tokens.slice(0, 6));
 tokenizer.addTokens(hello.added_tokens.slice(6));
-const tokenizerDir = path.join(hello.config.out_dir, 'tokenizer');
+const tokenizerDir = path.join(staging, 'tokenizer');
 mkdirSync(tokenizerDir, { recursive: true });
 tokenizer.save(path.join(tokenizerDir, 'tokenizer.json'));
 const ids = hello.added_tokens.map((t) => tokenizer.tokenToId(t));
@@ -56,7 +61,21 @@ emit({
   tiny_model: true,
 });
 
-await readFrame(); // PHASE
+const phase = JSON.parse((await readFrame()).payload.toString('utf8')) as { name: string };
+if (process.env.FAKE_WORKER === 'disk-full') {
+  const target = path.join(hello.config.out_dir, phase.name, 'checkpoint-1');
+  emit({ event: 'error', message: `cannot write ${target}: no space left on device (ENOSPC)` });
+  process.exit(1);
+}
+if (process.env.FAKE_WORKER === 'checkpoint-then-die') {
+  const saved = path.join(staging, phase.name, 'checkpoint-1');
+  mkdirSync(saved, { recursive: true });
+  writeFileSync(path.join(saved, 'trainer_state.json'), JSON.stringify({ phase: phase.name, step: 1 }));
+  emit({ event: 'checkpoint', phase: phase.name, step: 1, path: saved });
+  mkdirSync(path.join(staging, phase.name, `checkpoint-2.tmp-${process.pid}`));
+  process.kill(process.pid, 'SIGKILL');
+}
+
 const header = await read(5);
 await read(Math.floor(header.readUInt32LE(1) / 2));
 process.stderr.write('fake worker: dying mid-batch\n');

@@ -26,7 +26,8 @@ class LoraSettings:
 @dataclass(frozen=True)
 class TrainConfig:
     base_model: str
-    out_dir: str
+    out_dir: str  # where the run is published: the paths the summary and the `done` event name
+    staging_dir: str  # where this worker writes the run; the supervisor renames it into out_dir
     dry_run: bool
     tiny_model: bool
     tokenizer_path: str | None
@@ -90,9 +91,11 @@ def parse_config(table: dict) -> TrainConfig:
     warmup = _field(table, "warmup_ratio", float, 0.03)
     if not 0 <= warmup < 1:
         raise WorkerError(f"config.warmup_ratio must be in [0, 1), got {warmup}")
+    out_dir = _field(table, "out_dir", str)
     return TrainConfig(
         base_model=_field(table, "base_model", str),
-        out_dir=_field(table, "out_dir", str),
+        out_dir=out_dir,
+        staging_dir=_field(table, "staging_dir", str, out_dir) or out_dir,
         dry_run=_field(table, "dry_run", bool, True),
         tiny_model=_field(table, "tiny_model", bool, False),
         tokenizer_path=_field(table, "tokenizer_path", str, None) or None,

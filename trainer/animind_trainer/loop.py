@@ -182,7 +182,7 @@ class Trainer:
             self.events.log("warning", f"{phase.name} ran past its total_steps {phase.total_steps}: lr is 0 from here")
         if self.checkpoints.due(phase.step):
             path = self.checkpoints.save(self.prepared.trainable, phase.name, phase.step, self._state(phase))
-            phase.checkpoints.append(str(path))
+            phase.checkpoints.append(str(self.checkpoints.published(path)))
             self.events.emit("checkpoint", phase=phase.name, step=phase.step, path=str(path))
         self._reset_step()
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,13 +19,14 @@ from peft import PeftModel
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from .atomic import write_json
+from .atomic import new_directory, write_json
 from .lora import TrainableModel
 from .model_loading import build_tiny_model
 from .new_rows import bake_new_rows
 
 MANIFEST = "animind_model.json"
 ROWS_FILE = "new_token_rows.safetensors"
+STATE_FILE = "trainer_state.json"
 
 
 @dataclass(frozen=True)
@@ -42,25 +42,24 @@ class ModelManifest:
         return {"format": 1, **self.__dict__}
 
 
-def save_model_dir(path: Path, trainable: TrainableModel, manifest: ModelManifest) -> None:
-    """Written beside the target and renamed into place, so a crash never leaves half a model."""
-    tmp = path.with_name(f"{path.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if isinstance(trainable.model, PeftModel):
-        # save_embedding_layers=False: the added rows are saved below, and "auto" would
-        # try to fetch the base config from the hub to compare vocabulary sizes.
-        trainable.model.save_pretrained(str(tmp), save_embedding_layers=False)
-    rows = {
-        "token_ids": trainable.token_ids.cpu(),
-        "embed_tokens": trainable.embedding.new_rows.detach().cpu().contiguous(),
-    }
-    if not trainable.tied:
-        rows["lm_head"] = trainable.head.new_rows.detach().cpu().contiguous()
-    save_file(rows, str(tmp / ROWS_FILE))
-    write_json(tmp / MANIFEST, manifest.to_json())
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
+def save_model_dir(path: Path, trainable: TrainableModel, manifest: ModelManifest, state: dict | None = None) -> None:
+    """Written beside the target and renamed into place, so a crash never leaves half a model;
+    `state` (a checkpoint's trainer_state.json) goes in the same directory before the rename."""
+    with new_directory(path) as tmp:
+        if isinstance(trainable.model, PeftModel):
+            # save_embedding_layers=False: the added rows are saved below, and "auto" would
+            # try to fetch the base config from the hub to compare vocabulary sizes.
+            trainable.model.save_pretrained(str(tmp), save_embedding_layers=False)
+        rows = {
+            "token_ids": trainable.token_ids.cpu(),
+            "embed_tokens": trainable.embedding.new_rows.detach().cpu().contiguous(),
+        }
+        if not trainable.tied:
+            rows["lm_head"] = trainable.head.new_rows.detach().cpu().contiguous()
+        save_file(rows, str(tmp / ROWS_FILE))
+        write_json(tmp / MANIFEST, manifest.to_json())
+        if state is not None:
+            write_json(tmp / STATE_FILE, state)
 
 
 def load_trained(

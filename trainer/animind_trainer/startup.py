@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedTokenizerBase
 
+from .atomic import new_directory
 from .config import TrainConfig
 from .lora import TrainableModel, make_trainable
 from .model_loading import load_base_model
@@ -30,7 +31,7 @@ class Prepared:
 
     @property
     def tokenizer_dir(self) -> Path:
-        return Path(self.config.out_dir) / "tokenizer"
+        return Path(self.config.staging_dir) / "tokenizer"
 
 
 def prepare(config: TrainConfig, added_tokens, events: EventWriter) -> Prepared:
@@ -63,8 +64,9 @@ def prepare(config: TrainConfig, added_tokens, events: EventWriter) -> Prepared:
     row_params = trainable.embedding.new_rows.numel() * (1 if trainable.tied else 2)
     events.log("info", f"trainable parameters: {lora_params:,} LoRA + {row_params:,} added-token rows")
 
-    out_dir = Path(config.out_dir)
-    tokenizer.save_pretrained(str(out_dir / "tokenizer"))
+    tokenizer_dir = Path(config.staging_dir) / "tokenizer"
+    with new_directory(tokenizer_dir) as tmp:
+        tokenizer.save_pretrained(str(tmp))
     fields = runtime_fields(runtime, base.name, base.tiny, config.dry_run)
     print_runtime_table(fields)
     manifest = ModelManifest(

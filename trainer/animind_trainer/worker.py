@@ -12,8 +12,8 @@ import traceback
 from pathlib import Path
 from typing import BinaryIO
 
-from .atomic import write_json
-from .config import parse_config
+from .atomic import OutputError, write_json
+from .config import TrainConfig, parse_config
 from .errors import WorkerError
 from .protocol import BATCH, END, EVAL, HELLO, PHASE, PROTOCOL_VERSION, EventWriter, read_frame
 from .redaction import redact, resolve_hf_token
@@ -46,11 +46,25 @@ def serve(frames: BinaryIO, events: EventWriter) -> None:
     secrets = frozenset(s for s in (config.hf_token, resolve_hf_token(config)) if s)
     for secret in secrets:
         events.add_secret(secret)
-    out_dir = Path(config.out_dir)
-    write_json(
-        out_dir / "train_config_snapshot.json",
-        {"protocol_version": PROTOCOL_VERSION, "config": redact(hello["config"], secrets)},
-    )
+    try:
+        _train(frames, events, hello, config, secrets, started)
+    except OutputError as exc:
+        # The user asked for out_dir: name the output there, not in the staging folder.
+        raise exc.moved(Path(config.staging_dir), Path(config.out_dir)) from None
+
+
+def _snapshot(hello: dict, secrets: frozenset[str]) -> dict:
+    """The HELLO config as the run's record: secrets masked, the transient staging folder left out."""
+    config = {k: v for k, v in hello["config"].items() if k != "staging_dir"}
+    return {"protocol_version": PROTOCOL_VERSION, "config": redact(config, secrets)}
+
+
+def _train(
+    frames: BinaryIO, events: EventWriter, hello: dict, config: TrainConfig, secrets: frozenset[str], started: float
+) -> None:
+    """Everything is written under staging_dir; the summary and `done` name it under out_dir."""
+    out_dir, staging_dir = Path(config.out_dir), Path(config.staging_dir)
+    write_json(staging_dir / "train_config_snapshot.json", _snapshot(hello, secrets))
 
     # Imported only now so a malformed HELLO is answered before torch and transformers load.
     from .batch import decode_batch
@@ -71,7 +85,7 @@ def serve(frames: BinaryIO, events: EventWriter) -> None:
         tiny_model=manifest.tiny_model,
     )
 
-    checkpoints = Checkpoints(out_dir, config.checkpoint_every_steps, config.save_total_limit, manifest)
+    checkpoints = Checkpoints(staging_dir, config.checkpoint_every_steps, config.save_total_limit, manifest, out_dir)
     trainer = Trainer(prepared, events, checkpoints)
     while True:
         waited = time.perf_counter()
@@ -93,8 +107,7 @@ def serve(frames: BinaryIO, events: EventWriter) -> None:
             raise WorkerError(f"unexpected {frame.name} frame after the handshake")
 
     phases = trainer.finish()
-    final_model = out_dir / "final_model"
-    save_model_dir(final_model, prepared.trainable, manifest)
+    save_model_dir(staging_dir / "final_model", prepared.trainable, manifest)
     summary = {
         "protocol_version": PROTOCOL_VERSION,
         "base_model": config.base_model,
@@ -102,15 +115,15 @@ def serve(frames: BinaryIO, events: EventWriter) -> None:
         "vocab_size": manifest.vocab_size,
         "added_tokens": len(prepared.added_token_ids),
         "phases": phases,
-        "final_model": str(final_model),
-        "tokenizer_dir": str(prepared.tokenizer_dir),
+        "final_model": str(out_dir / "final_model"),
+        "tokenizer_dir": str(out_dir / "tokenizer"),
         "wall_time_s": time.perf_counter() - started,
     }
-    write_json(out_dir / "train_run_summary.json", redact(summary, secrets))
-    missing = [name for name in REQUIRED_OUTPUTS if not (out_dir / name).exists()]
+    write_json(staging_dir / "train_run_summary.json", redact(summary, secrets))
+    missing = [name for name in REQUIRED_OUTPUTS if not (staging_dir / name).exists()]
     if missing:
         raise WorkerError(f"outputs missing after training: {', '.join(missing)}")
-    events.emit("done", out_dir=str(out_dir), final_model=str(final_model))
+    events.emit("done", out_dir=str(out_dir), final_model=str(out_dir / "final_model"))
 
 
 def run(frames: BinaryIO, events: EventWriter) -> int:

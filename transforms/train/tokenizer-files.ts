@@ -94,7 +94,19 @@ export interface AddedTokens {
   specialCount: number;
 }
 
-/** The tokens to add to the base tokenizer; the worker adds the same list in the same order. */
+/** What the trainer worker adds (trainer/PROTOCOL.md, HELLO): 6 special tokens, then 8 levels of 2,048 codes. */
+export const SPECIAL_TOKEN_COUNT = 6;
+export const LEVEL_TOKEN_COUNT = 8 * 2048;
+const LEVEL_TOKEN = /^<L[1-8]_\d+>$/;
+const EXPECTED =
+  `expected ${SPECIAL_TOKEN_COUNT + LEVEL_TOKEN_COUNT}: the ${SPECIAL_TOKEN_COUNT} special_tokens, ` +
+  `then the ${LEVEL_TOKEN_COUNT} level tokens <L1_0>…<L8_2047>`;
+
+/**
+ * The tokens to add to the base tokenizer; the worker adds the same list in the same order. A
+ * vocabulary the worker would refuse at its handshake is refused here, naming the file, so
+ * validation catches it before anything runs.
+ */
 export function readAddedTokens(file: string): AddedTokens {
   let vocab: { tokens?: unknown; special_tokens?: unknown };
   try {
@@ -106,8 +118,15 @@ export function readAddedTokens(file: string): AddedTokens {
   if (!Array.isArray(tokens) || tokens.length === 0 || !tokens.every((t) => typeof t === 'string' && t.length > 0))
     throw new ConfigError(`${file}: expected "tokens": a non-empty list of token strings`);
   const specials = Array.isArray(vocab.special_tokens) ? (vocab.special_tokens as unknown[]) : [];
+  if (specials.length !== SPECIAL_TOKEN_COUNT)
+    throw new ConfigError(`${file}: "special_tokens" has ${specials.length} tokens, expected ${SPECIAL_TOKEN_COUNT}`);
   if (specials.some((t, i) => tokens[i] !== t))
     throw new ConfigError(`${file}: "tokens" must start with the special_tokens, in the same order`);
+  if (tokens.length !== SPECIAL_TOKEN_COUNT + LEVEL_TOKEN_COUNT)
+    throw new ConfigError(`${file}: "tokens" has ${tokens.length} tokens, ${EXPECTED}`);
+  const notLevel = tokens.slice(SPECIAL_TOKEN_COUNT).find((t: string) => !LEVEL_TOKEN.test(t));
+  if (notLevel !== undefined)
+    throw new ConfigError(`${file}: "tokens" has ${JSON.stringify(notLevel)} where a level token <Lk_c> belongs`);
   if (new Set(tokens).size !== tokens.length) throw new ConfigError(`${file}: "tokens" has duplicates`);
   return { tokens: tokens as string[], specialCount: specials.length };
 }
