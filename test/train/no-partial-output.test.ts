@@ -153,9 +153,7 @@ test('an empty dataset creates nothing: not the run folder, not its parents', as
   const fresh = path.join(dir, 'fresh');
   const run = await runCli(trainArgs(empty, path.join(fresh, 'out')), { env: { ANIMIND_PYTHON: python } });
   assert.equal(run.code, 1, run.stderr);
-  assert.deepEqual(errorLines(run), [
-    "error: node 'steps': no training examples: every row was held out for eval or had no completion tokens",
-  ]);
+  assert.deepEqual(errorLines(run), ["error: node 'steps': no rows to train on: the input had none"]);
   assert.ok(!existsSync(fresh), `${fresh} was created`);
 });
 

@@ -115,6 +115,8 @@ function cacheExamples(ctx: Context, input: Stream<TokenizedExample[]>): Promise
 /** The phase plan, then each optimizer step's micro-batches, with the eval batches after the steps they are due at. */
 function* phaseItems(ctx: Context, { train, held, counts }: Stores, pad: number): Generator<TrainItem[]> {
   const o = ctx.options;
+  if (train.count === 0 && held.count === 0 && counts.dropped_without_completion === 0)
+    throw new DataError('no rows to train on: the input had none');
   if (train.count === 0)
     throw new DataError('no training examples: every row was held out for eval or had no completion tokens');
   const trainSeqs = packSequences(train, o.max_seq_len);
