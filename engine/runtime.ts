@@ -3,6 +3,8 @@ import path from 'node:path';
 import type { z } from 'zod';
 import { AnimindError, attributeToNode, ConfigError, DataError, writeFailure } from './errors.ts';
 import type { Columns } from './columns.ts';
+import { isStreamOrBlank, pathOptionMeta } from './options.ts';
+import { lockFolder, type FolderLock } from './out-dir.ts';
 import type {
   Batch,
   Inputs,
@@ -40,10 +42,14 @@ export interface RunResult {
 export async function runPlan(plan: Plan, options: RunOptions): Promise<RunResult> {
   const started = Date.now();
   const run = new Run(plan, options);
-  run.start();
-  await run.settled();
-  await run.close();
-  run.publish();
+  try {
+    run.start();
+    await run.settled();
+    await run.close();
+    run.publish();
+  } finally {
+    run.unlockFolders();
+  }
   return { stats: run.stats, outputs: run.outputs.map((o) => o.path), seconds: (Date.now() - started) / 1000 };
 }
 
@@ -54,6 +60,8 @@ class Run {
   readonly stats: Record<string, Stats> = {};
   private readonly closers: { node: string; fn: () => void | Promise<void> }[] = [];
   private readonly createdDirs: string[] = [];
+  /** The folders this run writes outputs into, each locked against other runs until it ends. */
+  private readonly locks = new Map<string, FolderLock>();
   private readonly streams: Stream<unknown>[] = [];
   private readonly sinkPromises: Promise<void>[] = [];
   private readonly sinkDone = new Map<string, { promise: Promise<void>; resolve: () => void }>();
@@ -102,6 +110,7 @@ class Run {
   }
 
   start(): void {
+    if (!this.lockOutputFolders()) return;
     const consumers = countConsumers(this.plan);
     for (const planned of this.plan.nodes) {
       const id = planned.spec.id;
@@ -188,10 +197,15 @@ class Run {
     this.failure ??= closeErrors[0];
   }
 
-  /** Renames every output into place, or, after a failure, removes them and the folders the run made, and throws. */
+  /**
+   * Renames every output into place, or, after a failure, removes them and the folders the run
+   * made, and throws. Either way the output folders are unlocked.
+   */
   publish(): void {
     if (this.failure) {
       for (const output of this.outputs) rmSync(output.tmpPath, { force: true });
+      // Before the folders it made go: the lock is what would keep them from being empty.
+      this.unlockFolders();
       for (const dir of this.createdDirs.reverse()) {
         try {
           rmdirSync(dir);
@@ -203,7 +217,14 @@ class Run {
       throw this.failure;
     }
     for (const output of this.outputs) renameSync(output.tmpPath, output.path);
+    this.unlockFolders();
     this.options.reporter.stop();
+  }
+
+  /** Releases every output folder's lock; runPlan calls it on every path, so a second call does nothing. */
+  unlockFolders(): void {
+    for (const lock of this.locks.values()) lock.release();
+    this.locks.clear();
   }
 
   private context(planned: PlannedNode): NodeContext<never> {
@@ -237,9 +258,41 @@ class Run {
     const folder = path.dirname(target);
     const created = mkdirSync(folder, { recursive: true });
     if (created) this.createdDirs.push(created);
+    this.lockFolder(folder, node);
     const tmpPath = path.join(folder, `.${path.basename(target)}.tmp-${process.pid}`);
     this.outputs.push({ node, path: target, tmpPath, rows: null, digest: null });
     return tmpPath;
+  }
+
+  /**
+   * Locks the folder of every file the nodes declare they write before any node starts, so a run
+   * refused because another writes there has read nothing and started nothing. False when refused.
+   */
+  private lockOutputFolders(): boolean {
+    for (const [folder, node] of outputFolders(this.plan)) {
+      try {
+        const created = mkdirSync(folder, { recursive: true });
+        if (created) this.createdDirs.push(created);
+        this.lockFolder(folder, node);
+      } catch (error) {
+        this.fail(error, node);
+        return false;
+      }
+    }
+    return true;
+  }
+
+  /**
+   * Takes the folder's lock on the run's first output there (refused while another run writes
+   * into it), and says what runs killed there had left, which taking it removes. A node's output
+   * that no option declared is locked when the node asks for it.
+   */
+  private lockFolder(folder: string, node: string): void {
+    const key = path.resolve(folder);
+    if (this.locks.has(key)) return;
+    const lock = lockFolder(key);
+    this.locks.set(key, lock);
+    if (lock.notice) this.options.reporter.forNode(node).log(lock.notice);
   }
 
   private otherSinks(self: string): Promise<readonly WrittenOutput[]> {
@@ -251,6 +304,23 @@ class Run {
     });
     return Promise.race([Promise.all(others).then(() => this.outputs.filter((o) => o.node !== self)), aborted]);
   }
+}
+
+/** The folder of every file the plan's nodes declare they write, each with the first node that writes there. */
+function outputFolders(plan: Plan): Map<string, string> {
+  const folders = new Map<string, string>();
+  for (const { spec, def, options } of plan.nodes) {
+    const files: unknown[] = [];
+    for (const [option, { role, target }] of pathOptionMeta(def.options))
+      if (role === 'output' && target === 'file') files.push(options[option]);
+    for (const ref of def.files?.(options as never) ?? []) if (ref.role === 'output') files.push(ref.path);
+    for (const file of files) {
+      if (typeof file !== 'string' || isStreamOrBlank(file)) continue;
+      const folder = path.dirname(path.resolve(file));
+      if (!folders.has(folder)) folders.set(folder, spec.id);
+    }
+  }
+  return folders;
 }
 
 /** A typed view of another node's stats, checked when read. */

@@ -1,9 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, mkdtempSync, symlinkSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { DataError } from '../../engine/errors.ts';
 import { createReporter, type Reporter } from '../../engine/progress.ts';
 import { runPlan } from '../../engine/runtime.ts';
 import { loadTestPlan as loadPlan } from '../helpers/plan.ts';
@@ -85,4 +88,76 @@ test('a full disk while writing is one line naming the output asked for, and lea
     return true;
   });
   assert.deepEqual(readdirSync(dir), []);
+});
+
+/** A reporter that keeps the log lines, as `[node] message`, and runs `onWritten` as the sink 'write' counts rows. */
+function recording(onWritten: () => void = () => {}): Reporter & { logs: string[] } {
+  const logs: string[] = [];
+  return {
+    ...quiet,
+    logs,
+    forNode: (node) => ({
+      ...quiet.forNode(node),
+      log: (message) => void logs.push(`[${node}] ${message}`),
+      counter: () => ({ add: () => node === 'write' && onWritten(), setTotal() {}, done() {} }),
+    }),
+  };
+}
+
+/** The pid of a process that has exited: nothing runs with it any more. */
+async function deadPid(): Promise<number> {
+  const child = spawn(process.execPath, ['-e', '']);
+  await once(child, 'exit');
+  return child.pid!;
+}
+
+test('a run holds its output folder with a lock file naming its pid, and removes it when it succeeds', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'animind-lock-'));
+  const lock = path.join(dir, '.animind.lock');
+  const seen = new Set<string>();
+  const reporter = recording(() => seen.add(readFileSync(lock, 'utf8')));
+  await runPlan(await loadPlan(pipeline('fail.yaml'), { out: path.join(dir, 'rows.jsonl'), at: '-1' }), { reporter });
+  assert.deepEqual([...seen], [`${process.pid}\n`], 'the lock held this process id while rows were written');
+  assert.deepEqual(readdirSync(dir), ['rows.jsonl']);
+  assert.deepEqual(reporter.logs, [], 'a folder with nothing left behind in it gets no word');
+});
+
+test('a run into a folder a live process holds is refused before any node starts, naming that pid', async (t) => {
+  probe.reset();
+  const dir = mkdtempSync(path.join(tmpdir(), 'animind-held-'));
+  const lock = path.join(dir, '.animind.lock');
+  // A process that stands for another run writing into the folder.
+  const other = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1e6)']);
+  t.after(() => other.kill());
+  writeFileSync(lock, `${other.pid}\n`);
+  const plan = await loadPlan(pipeline('fail.yaml'), { out: path.join(dir, 'rows.jsonl'), at: '-1' });
+  await assert.rejects(runPlan(plan, { reporter: quiet }), (error: DataError) => {
+    assert.ok(error instanceof DataError, 'exit 1: the folder is busy, the pipeline is fine');
+    assert.equal(
+      error.oneLine(),
+      `node 'write': ${dir} is in use by another animind run (pid ${other.pid}, lock file ${lock}): wait for it ` +
+        `to finish or write to another folder (delete the lock file only if pid ${other.pid} is not an animind run)`,
+    );
+    return true;
+  });
+  assert.deepEqual(probe.closed, [], 'the source was never started');
+  assert.deepEqual(readdirSync(dir), ['.animind.lock']);
+  assert.equal(readFileSync(lock, 'utf8'), `${other.pid}\n`, "the other run's lock is left as it was");
+});
+
+test('a run takes over the lock of a process that no longer runs, and removes its temporary files', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'animind-stale-'));
+  const [dead, alive] = [await deadPid(), process.ppid];
+  writeFileSync(path.join(dir, '.animind.lock'), `${dead}\n`);
+  writeFileSync(path.join(dir, `.rows.jsonl.tmp-${dead}`), 'x'.repeat(1_500_000));
+  writeFileSync(path.join(dir, `.other.json.tmp-${dead}`), '{}');
+  // A temporary file of a process that runs (here the test runner) is someone's work in progress: it stays.
+  writeFileSync(path.join(dir, `.notes.txt.tmp-${alive}`), '');
+  const reporter = recording();
+  await runPlan(await loadPlan(pipeline('fail.yaml'), { out: path.join(dir, 'rows.jsonl'), at: '-1' }), { reporter });
+  assert.deepEqual(readdirSync(dir).sort(), [`.notes.txt.tmp-${alive}`, 'rows.jsonl']);
+  assert.deepEqual(reporter.logs, [
+    `[write] ${dir}: removed 2 temporary files (.other.json.tmp-${dead}, .rows.jsonl.tmp-${dead}; 1.5 MB) ` +
+      `and the lock .animind.lock left by a run that no longer runs (pid ${dead})`,
+  ]);
 });

@@ -1,11 +1,13 @@
+import { totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
 import { z } from 'zod';
 import { DataError } from '../../engine/errors.ts';
 import { defineTransform, port } from '../../engine/node.ts';
 import { _ } from '../../engine/stream.ts';
 import { BottomK } from './bottom-k.ts';
-import { intOption, numberOption } from './options.ts';
+import { numberOption } from './options.ts';
 import { keyedOrder } from './priority-order.ts';
-import { quotas, splitsProblem } from './quotas.ts';
+import { quotas, splitsProblem, targetMemoryProblem } from './quotas.ts';
 import type { PoolItem } from './types.ts';
 import type { Task } from './prep-row.ts';
 
@@ -82,7 +84,11 @@ export default defineTransform({
     'Samples the Task A/B/C pools to their quotas (uniform, bounded memory; full passes when a pool is too small).',
   options: z
     .strictObject({
-      target_examples: intOption('total rows: A = round_half_even(target × split_a), B likewise, C = the rest'),
+      // At least one: a target of 0 would write an empty dataset, which nothing downstream can use.
+      target_examples: z
+        .int()
+        .min(1, { error: (issue) => `expected at least 1 row, got ${String(issue.input)}` })
+        .describe('total rows: A = round_half_even(target × split_a), B likewise, C = the rest'),
       split_a: numberOption('share of Task A (semantic-id/metadata) rows').default(0.5),
       split_b: numberOption('share of Task B (watch sequence) rows').default(0.25),
       split_c: numberOption('share of Task C (reasoning) rows').default(0.25),
@@ -93,6 +99,11 @@ export default defineTransform({
     }),
   inputs: { a: port<PoolItem>(), b: port<PoolItem>(), c: port<PoolItem>() },
   stats: sampleStats,
+  // The sample is held whole until the shuffle: a target past the heap is refused before any data is read.
+  check({ target_examples: target }) {
+    const problem = targetMemoryProblem(target, getHeapStatistics().heap_size_limit, totalmem());
+    return problem ? [{ option: 'target_examples', message: problem }] : [];
+  },
   create(ctx, inputs) {
     const { target_examples: target, ...splits } = ctx.options;
     const quota = quotas(target, splits);
