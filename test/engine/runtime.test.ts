@@ -6,8 +6,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { DataError } from '../../engine/errors.ts';
+import { z } from 'zod';
+import { AnimindError, DataError } from '../../engine/errors.ts';
+import { defineTransform, port } from '../../engine/node.ts';
 import { createReporter, type Reporter } from '../../engine/progress.ts';
+import { runTransform } from '../../engine/run-node.ts';
 import { runPlan } from '../../engine/runtime.ts';
 import { loadTestPlan as loadPlan } from '../helpers/plan.ts';
 import { probe } from './nodes/probe.ts';
@@ -160,4 +163,23 @@ test('a run takes over the lock of a process that no longer runs, and removes it
     `[write] ${dir}: removed 2 temporary files (.other.json.tmp-${dead}, .rows.jsonl.tmp-${dead}; 1.5 MB) ` +
       `and the lock .animind.lock left by a run that no longer runs (pid ${dead})`,
   ]);
+});
+
+test('a batch that is not an array is blamed on the node that emitted it, not on the one downstream', async () => {
+  const scalars = defineTransform({
+    type: 'scalars',
+    kind: 'transform',
+    description: 'emits a number where a batch belongs',
+    options: z.object({}),
+    inputs: { in: port() },
+    // @ts-expect-error the types stop a TypeScript node; a JavaScript one has none to stop it
+    create: (_ctx, inputs) => inputs.ports.in.map((batch) => batch.length),
+  });
+  await assert.rejects(runTransform(scalars, {}, { in: [[1, 2]] }, { id: 'counts' }), (error: AnimindError) => {
+    assert.equal(
+      error.oneLine(),
+      "node 'counts': emitted a batch that is not an array of rows (got number); a node passes on arrays",
+    );
+    return true;
+  });
 });
