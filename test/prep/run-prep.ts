@@ -25,6 +25,24 @@ export async function runPrep(fixture: Fixture, overrides: Record<string, string
   return outDir;
 }
 
+/** Runs a prep pipeline file in-process on a fixture into `outDir`, `--set`-style (3000 examples unless given). */
+export async function runPrepPipeline(
+  pipeline: string,
+  fixture: Fixture,
+  outDir: string,
+  params: Record<string, string> = {},
+): Promise<string> {
+  const plan = await loadTestPlan(pipeline, {
+    database: fixture.database,
+    semantic_ids: fixture.semanticIds,
+    out_dir: outDir,
+    target_examples: '3000',
+    ...params,
+  });
+  await runPlan(plan, { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
+  return outDir;
+}
+
 export const readOutput = (outDir: string, name: string) => readFileSync(path.join(outDir, name), 'utf8');
 
 export function readRows(outDir: string): Record<string, unknown>[] {

@@ -4,13 +4,10 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { DataError } from '../../engine/errors.ts';
-import { createReporter } from '../../engine/progress.ts';
-import { runPlan } from '../../engine/runtime.ts';
 import { runCli } from '../helpers/cli.ts';
-import { loadTestPlan } from '../helpers/plan.ts';
 import { buildFixture, relaxUserAnime, type Fixture } from './fixture-db.ts';
 import { writeReferencePipeline } from './reference-pipeline.ts';
-import { PREP_YAML, readRows, tempDir } from './run-prep.ts';
+import { PREP_YAML, readRows, runPrepPipeline, tempDir } from './run-prep.ts';
 
 process.env.ANIMIND_FIXED_TIME = '2026-01-01T00:00:00Z';
 
@@ -133,19 +130,6 @@ function fixtureWith(dir: string, edit: string): Fixture {
   return fixture;
 }
 
-/** Runs a prep pipeline file on a fixture in-process; resolves with its out_dir. */
-async function runPipeline(pipeline: string, fixture: Fixture, outDir: string, params: Record<string, string> = {}) {
-  const plan = await loadTestPlan(pipeline, {
-    database: fixture.database,
-    semantic_ids: fixture.semanticIds,
-    out_dir: outDir,
-    target_examples: '3000',
-    ...params,
-  });
-  await runPlan(plan, { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
-  return outDir;
-}
-
 describe('a bad value in user_anime stops both user passes with the same line', () => {
   let dir: string;
   let reference: string;
@@ -168,12 +152,12 @@ describe('a bad value in user_anime stops both user passes with the same line', 
       };
       for (const workers of c.onWorkers ? ['0', '2'] : ['0'])
         await assert.rejects(
-          runPipeline(PREP_YAML, fixture, path.join(caseDir, `fast-${workers}`), { scan_workers: workers }),
+          runPrepPipeline(PREP_YAML, fixture, path.join(caseDir, `fast-${workers}`), { scan_workers: workers }),
           rejects(c.says),
           `prep.yaml, scan_workers ${workers}`,
         );
       await assert.rejects(
-        runPipeline(reference, fixture, path.join(caseDir, 'reference')),
+        runPrepPipeline(reference, fixture, path.join(caseDir, 'reference')),
         rejects(c.referenceSays ?? c.says),
         'the reference pipeline',
       );
@@ -216,8 +200,8 @@ test('values the rules allow but the fast pass cannot pack give what the referen
     `${valueOf('watched_episodes', 'NULL', 2)}; ${valueOf('watching_status', '70', 4)}; ` +
       valueOf('scraped_at', 'NULL', 5),
   );
-  const fast = readRows(await runPipeline(PREP_YAML, fixture, path.join(dir, 'fast')));
-  const generic = readRows(await runPipeline(writeReferencePipeline(dir), fixture, path.join(dir, 'reference')));
+  const fast = readRows(await runPrepPipeline(PREP_YAML, fixture, path.join(dir, 'fast')));
+  const generic = readRows(await runPrepPipeline(writeReferencePipeline(dir), fixture, path.join(dir, 'reference')));
   assert.deepEqual(fast, generic);
   assert.ok(fast.some((row) => row.user_id === USER));
 });
@@ -235,7 +219,7 @@ test('user ids up to 2^53 - 1 either way are read, and written, exactly', async 
       `FROM user_anime WHERE user_id = ${largest}`,
   );
   for (const pipeline of [PREP_YAML, writeReferencePipeline(dir)]) {
-    const rows = readRows(await runPipeline(pipeline, fixture, path.join(dir, path.basename(pipeline, '.yaml'))));
+    const rows = readRows(await runPrepPipeline(pipeline, fixture, path.join(dir, path.basename(pipeline, '.yaml'))));
     const ids = new Set(rows.map((row) => row.user_id));
     for (const id of [largest, largest - 1, -largest]) assert.ok(ids.has(id), `${pipeline}: user ${id} written`);
   }

@@ -23,7 +23,7 @@ import type { CatalogEntry, UserHistory, WatchRow } from '../../transforms/prep/
 import { buildFixture, relaxUserAnime, type Fixture } from './fixture-db.ts';
 import { runNode } from './harness.ts';
 import { writeReferencePipeline } from './reference-pipeline.ts';
-import { PREP_YAML, ROOT, tempDir } from './run-prep.ts';
+import { PREP_YAML, ROOT, runPrepPipeline, tempDir } from './run-prep.ts';
 
 process.env.ANIMIND_FIXED_TIME = '2026-01-01T00:00:00Z';
 
@@ -126,14 +126,7 @@ async function runFast(fixture: Fixture, options: Record<string, unknown>) {
 async function prepOutputs(pipeline: string, fixture: Fixture, params: Record<string, string> = {}) {
   const outDir = tempDir('user-pass-out');
   try {
-    const plan = await loadPlan(pipeline, {
-      database: fixture.database,
-      semantic_ids: fixture.semanticIds,
-      out_dir: outDir,
-      target_examples: '3000',
-      ...params,
-    });
-    await runPlan(plan, { reporter: createReporter({ mode: 'quiet', format: 'text' }) });
+    await runPrepPipeline(pipeline, fixture, outDir, params);
     return ['llm_prep_train.jsonl', 'llm_prep_summary.json'].map((name) => readFileSync(path.join(outDir, name)));
   } finally {
     rmSync(outDir, { recursive: true, force: true });
