@@ -25,6 +25,7 @@ TINY_SHAPE = {
     "max_position_embeddings": 32768,
 }
 ATTENTION = "sdpa"
+_MEAN_CHUNK_ROWS = 8192  # rows upcast to fp32 at a time: a 14B model's whole embedding would be ~3 GB
 
 
 @dataclass(frozen=True)
@@ -63,16 +64,52 @@ def load_base_model(
     tiny_requested: bool,
     events: EventWriter,
 ) -> BaseModel:
-    """Hub id or local path; a dry run falls back to the tiny model rather than failing."""
+    """Hub id or local path; a dry run falls back to the tiny model rather than failing.
+
+    `vocab_size` is the tokenizer's length: a checkpoint's rows past it are padding (see
+    reset_padding_rows)."""
     if tiny_requested:
         events.log("info", f"tiny_model requested: using a local {TINY_MODEL_NAME} instead of {name}")
     else:
         try:
-            return BaseModel(_from_pretrained(name, token, runtime), name, tiny=False)
+            model = _from_pretrained(name, token, runtime)
         except (OSError, ValueError, RuntimeError) as exc:
             reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             if not dry_run:
                 raise WorkerError(f"cannot load base model {name}: {reason}") from None
             events.log("warning", f"dry run: cannot load {name} ({reason}); using a local {TINY_MODEL_NAME}")
+        else:
+            padding = reset_padding_rows(model, vocab_size)
+            if padding:
+                events.log(
+                    "info",
+                    f"{name} has {padding} padding rows past the tokenizer's {vocab_size} tokens: "
+                    "set to the vocabulary's mean row, so the added tokens that land there start like the others",
+                )
+            return BaseModel(model, name, tiny=False)
     tiny = build_tiny_model(vocab_size).to(runtime.device, runtime.dtype)
     return BaseModel(tiny, TINY_MODEL_NAME, tiny=True)
+
+
+def reset_padding_rows(model: torch.nn.Module, vocab_size: int) -> int:
+    """Set the embedding and head rows past the tokenizer's vocabulary to the vocabulary's mean row.
+
+    Checkpoints such as Qwen2.5's and DeepSeek-R1-Distill-Qwen's pad their matrices beyond the
+    tokenizer (151,936 or 152,064 rows for ~151,665 tokens). The added tokens take the
+    tokenizer's next ids, so the first of them land on these never-trained rows, which the
+    resize keeps as they are, while the rows it appends start near the vocabulary's mean row
+    (transformers' mean resizing). Setting the padding to that mean makes every added token
+    start alike, and leaves the mean the resize computes over all rows unchanged.
+    Returns how many rows were padding.
+    """
+    embedding, head = model.get_input_embeddings().weight, model.get_output_embeddings().weight
+    padding = embedding.shape[0] - vocab_size
+    if padding <= 0:
+        return 0
+    for weight in (embedding,) if head is embedding else (embedding, head):
+        with torch.no_grad():
+            total = torch.zeros(weight.shape[1], dtype=torch.float32, device=weight.device)
+            for start in range(0, vocab_size, _MEAN_CHUNK_ROWS):
+                total += weight[start : min(start + _MEAN_CHUNK_ROWS, vocab_size)].sum(dim=0, dtype=torch.float32)
+            weight[vocab_size:] = (total / vocab_size).to(weight.dtype)
+    return padding

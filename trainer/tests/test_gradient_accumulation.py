@@ -1,0 +1,124 @@
+"""Gradient accumulation: an optimizer step's gradient is the gradient of the mean loss over
+all of its completion tokens, however they were split into micro-batches.
+
+The micro-batches of one step can hold very different numbers of completion tokens (a row
+packed with long answers next to one holding a single short one). Averaging each micro-batch on
+its own and then averaging those means would weigh the lone token of a small micro-batch as
+much as all the tokens of a big one; the loop instead divides each micro-batch's summed loss by
+the step's completion-token count, which the frames carry as stepCompletionTokens."""
+
+import io
+
+import pytest
+import torch
+
+from animind_trainer.batch import Batch, decode_batch
+from animind_trainer.checkpoints import Checkpoints
+from animind_trainer.config import DEFAULT_TARGET_MODULES, LoraSettings, parse_config
+from animind_trainer.loop import Trainer
+from animind_trainer.lora import make_trainable
+from animind_trainer.loss import completion_loss_sum
+from animind_trainer.model_loading import build_tiny_model
+from animind_trainer.outputs import ModelManifest
+from animind_trainer.protocol import EventWriter
+from animind_trainer.runtime import Runtime
+from animind_trainer.startup import Prepared
+from frames import batch, example_row, pack
+
+VOCAB, NEW, SEQ_LEN = 400, [390, 391, 392, 393], 32
+LORA = LoraSettings(True, 4, 8, 0.0, DEFAULT_TARGET_MODULES)
+CPU = Runtime(torch.device("cpu"), "fp32", None, None)
+
+# One completion token in the first micro-batch, 32 in the second (two packed rows).
+SMALL = pack([example_row([5, 390, 6], [391])], SEQ_LEN, 0)
+BIG = pack(
+    [example_row([7, 8], [392, 9, 10, 11, 12, 13, 14, 15]) for _ in range(3)]
+    + [example_row([16, 393], [17, 18, 19, 20, 21, 22, 23, 24])],
+    SEQ_LEN,
+    0,
+)
+STEP_TOKENS = 1 + 32
+
+
+def _trainable():
+    torch.manual_seed(0)
+    return make_trainable(build_tiny_model(VOCAB), LORA, NEW, False)
+
+
+def _decode(rows, ends_step: bool, step_tokens: int) -> Batch:
+    return decode_batch(batch(rows, ends_step, step_tokens)[5:], "BATCH", VOCAB)
+
+
+def _trainer(tmp_path) -> Trainer:
+    # No clipping: the optimizer must see the accumulated gradient itself.
+    config = parse_config(
+        {"base_model": "tiny", "out_dir": str(tmp_path), "max_seq_len": SEQ_LEN, "max_grad_norm": 0.0}
+    )
+    trainable = _trainable()
+    manifest = ModelManifest("tiny", True, VOCAB, VOCAB, True, False)
+    prepared = Prepared(config, CPU, None, trainable, manifest, NEW, {})
+    return Trainer(prepared, EventWriter(io.StringIO()), Checkpoints(tmp_path, 1000, 1, manifest))
+
+
+def _gradients(trainable) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in trainable.model.named_parameters() if p.requires_grad}
+
+
+def _gradient_of(loss_of_model) -> dict[str, torch.Tensor]:
+    trainable = _trainable()
+    loss_of_model(trainable.causal_lm).backward()
+    return _gradients(trainable)
+
+
+def _differing(a: dict, b: dict) -> list[str]:
+    """Names of the trainable parameters whose gradients differ."""
+    assert a.keys() == b.keys()
+    return [n for n in a if not torch.allclose(a[n], b[n], rtol=1e-4, atol=1e-7)]
+
+
+def test_the_micro_batches_differ_enough_to_tell_the_normalisations_apart():
+    """Guard for the test below: on these micro-batches the two normalisations really disagree."""
+    assert (SMALL.completion_tokens, BIG.completion_tokens) == (1, 32)
+
+    def token_mean(model):
+        small, n_small = completion_loss_sum(model, _decode(SMALL, False, STEP_TOKENS), CPU)
+        big, n_big = completion_loss_sum(model, _decode(BIG, True, STEP_TOKENS), CPU)
+        return (small + big) / (n_small + n_big)
+
+    def mean_of_micro_batch_means(model):
+        small, n_small = completion_loss_sum(model, _decode(SMALL, False, STEP_TOKENS), CPU)
+        big, n_big = completion_loss_sum(model, _decode(BIG, True, STEP_TOKENS), CPU)
+        return (small / n_small + big / n_big) / 2
+
+    assert len(_differing(_gradient_of(token_mean), _gradient_of(mean_of_micro_batch_means))) > 10
+
+
+def test_an_optimizer_step_applies_the_token_mean_gradient_of_its_micro_batches(tmp_path):
+    trainer = _trainer(tmp_path)
+    trainer.start_phase({"name": "phase1_linking", "total_steps": 1})
+    seen: list[dict] = []
+    trainer.phase.optimizer.register_step_pre_hook(lambda *_: seen.append(_gradients(trainer.prepared.trainable)))
+    trainer.train_batch(_decode(SMALL, False, STEP_TOKENS))
+    trainer.train_batch(_decode(BIG, True, STEP_TOKENS))
+    assert len(seen) == 1
+
+    # The same examples as one batch: its plain per-token mean is the step's loss.
+    small, big = _decode(SMALL, False, STEP_TOKENS), _decode(BIG, True, STEP_TOKENS)
+    together = Batch(
+        torch.cat([small.input_ids, big.input_ids]),
+        torch.cat([small.labels, big.labels]),
+        torch.cat([small.position_ids, big.position_ids]),
+        ends_step=True,
+        step_completion_tokens=STEP_TOKENS,
+    )
+
+    def one_batch_mean(model):
+        loss_sum, tokens = completion_loss_sum(model, together, CPU)
+        assert tokens == STEP_TOKENS
+        return loss_sum / tokens
+
+    assert _differing(seen[0], _gradient_of(one_batch_mean)) == []
+    # The step's reported loss is that same mean.
+    with torch.no_grad():
+        expected_loss = float(one_batch_mean(_trainable().causal_lm))
+    assert trainer.phase.losses[0] == pytest.approx(expected_loss, rel=1e-5)
