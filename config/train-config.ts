@@ -70,13 +70,13 @@ export const trainSchema = z.strictObject({
     semantic_vocab_path: z.string().min(1),
     add_special_tokens: z.boolean().default(true),
     warm_start: table({
-      enabled: z.boolean().default(false),
-      semantic_ids_path: z.string().default(''),
-      rqvae_checkpoint_path: z.string().default(''),
-      ridge_lambda: z.number().positive().default(0.001),
-      max_fit_samples: positive().default(50000),
+      enabled: z.boolean().optional(),
+      semantic_ids_path: z.string().optional(),
+      rqvae_checkpoint_path: z.string().optional(),
+      ridge_lambda: z.number().positive().optional(),
+      max_fit_samples: positive().optional(),
     }).superRefine((w, issues) => {
-      if (!w.enabled) return;
+      if (w.enabled !== true) return;
       for (const key of ['semantic_ids_path', 'rqvae_checkpoint_path'] as const)
         if (!w[key])
           issues.addIssue({ code: 'custom', path: [key], message: 'required when warm_start.enabled = true' });
@@ -119,6 +119,7 @@ export function loadTrainConfig(file: string): TrainConfig {
   const toml = readToml(file);
   const config = parseSection(toml, 'train', trainSchema);
   const resolve = resolveFrom(toml.dir);
+  const resolveSet = (value: string | undefined) => (value === undefined ? undefined : resolve(value));
   const { tokens, general_mix } = config;
   return {
     ...config,
@@ -131,8 +132,8 @@ export function loadTrainConfig(file: string): TrainConfig {
       semantic_vocab_path: resolve(tokens.semantic_vocab_path),
       warm_start: {
         ...tokens.warm_start,
-        semantic_ids_path: resolve(tokens.warm_start.semantic_ids_path),
-        rqvae_checkpoint_path: resolve(tokens.warm_start.rqvae_checkpoint_path),
+        semantic_ids_path: resolveSet(tokens.warm_start.semantic_ids_path),
+        rqvae_checkpoint_path: resolveSet(tokens.warm_start.rqvae_checkpoint_path),
       },
     },
     general_mix: { ...general_mix, cache_dir: resolve(general_mix.cache_dir) },

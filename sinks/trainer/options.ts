@@ -40,6 +40,17 @@ export const trainerOptions = z.strictObject({
   lora_target_modules: stringList(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj']),
   stop_grace_s: num().positive().default(10).describe('seconds between SIGTERM and SIGKILL when stopping the worker'),
   log_every_steps: int().positive().default(10).describe('a progress line every this many optimizer steps'),
+  warm_start_enabled: flag(false).describe('start the level-token rows from a ridge projection of the RQ-VAE codebook'),
+  warm_start_semantic_ids_path: z
+    .string()
+    .default('')
+    .describe('semantic_ids.jsonl whose anime (codes, title) fit the warm start, relative to the working directory'),
+  warm_start_rqvae_checkpoint_path: z
+    .string()
+    .default('')
+    .describe('RQ-VAE checkpoint with model_state_dict["quantizer.codebook"], relative to the working directory'),
+  warm_start_ridge_lambda: num().positive().default(0.001).describe("ridge penalty of the warm start's fit"),
+  warm_start_max_fit_samples: int().positive().default(50000).describe('at most this many anime fit the warm start'),
 });
 
 export type TrainerOptions = z.output<typeof trainerOptions>;
@@ -78,6 +89,14 @@ export function helloConfig(o: TrainerOptions, tokenizerDir: string, seed: numbe
       alpha: o.lora_alpha,
       dropout: o.lora_dropout,
       target_modules: o.lora_target_modules,
+    },
+    warm_start: {
+      enabled: o.warm_start_enabled,
+      // The worker runs in the repository root: give it absolute paths (empty stays unset).
+      semantic_ids_path: o.warm_start_semantic_ids_path && path.resolve(o.warm_start_semantic_ids_path),
+      rqvae_checkpoint_path: o.warm_start_rqvae_checkpoint_path && path.resolve(o.warm_start_rqvae_checkpoint_path),
+      ridge_lambda: o.warm_start_ridge_lambda,
+      max_fit_samples: o.warm_start_max_fit_samples,
     },
   };
 }

@@ -3,8 +3,12 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { loadPrepConfig } from '../../config/prep-config.ts';
+import { TRAIN_PARAMS } from '../../cli/run-train-phase.ts';
+import { paramOverrides, readToml } from '../../config/toml.ts';
 import { loadTrainConfig } from '../../config/train-config.ts';
 import { ConfigError, ValidationError } from '../../engine/errors.ts';
+import { readPipelineFile } from '../../engine/pipeline-file.ts';
+import { helloConfig, trainerOptions } from '../../sinks/trainer/options.ts';
 import { repoRoot } from '../helpers/cli.ts';
 import { tempDir } from '../sinks/prep-rows.ts';
 
@@ -205,5 +209,37 @@ describe('[train] config', () => {
         `${file}:9: unknown key 'rank' in [train.lora]; known keys: enabled, r, alpha, dropout, target_modules`,
       ],
     );
+  });
+
+  /** The HELLO config the trainer-sink would send for a config file: TOML -> train.yaml params -> node options. */
+  function helloFor(file: string): Record<string, unknown> {
+    const overrides = paramOverrides(readToml(file), 'train', TRAIN_PARAMS, loadTrainConfig(file));
+    const { spec, problems } = readPipelineFile(path.join(repoRoot, 'pipelines/train.yaml'), { overrides });
+    assert.deepEqual(problems, []);
+    const train = spec.nodes.find((node) => node.id === 'train')!;
+    return helloConfig(trainerOptions.parse(train.options), 'tokenizer', 42);
+  }
+
+  test('[train.tokens.warm_start] reaches the worker as HELLO config.warm_start, paths resolved', () => {
+    const file = configFile(
+      `[train]\nout_dir = "runs"\n[train.tokens]\nsemantic_vocab_path = "v.json"\n` +
+        `[train.tokens.warm_start]\nenabled = true\nsemantic_ids_path = "ids.jsonl"\n` +
+        `rqvae_checkpoint_path = "rqvae.pt"\nridge_lambda = 0.5\nmax_fit_samples = 1000\n`,
+    );
+    assert.deepEqual(helloFor(file).warm_start, {
+      enabled: true,
+      semantic_ids_path: path.join(path.dirname(file), 'ids.jsonl'),
+      rqvae_checkpoint_path: path.join(path.dirname(file), 'rqvae.pt'),
+      ridge_lambda: 0.5,
+      max_fit_samples: 1000,
+    });
+    const off = configFile(`[train]\nout_dir = "runs"\n[train.tokens]\nsemantic_vocab_path = "v.json"\n`);
+    assert.deepEqual(helloFor(off).warm_start, {
+      enabled: false,
+      semantic_ids_path: '',
+      rqvae_checkpoint_path: '',
+      ridge_lambda: 0.001,
+      max_fit_samples: 50000,
+    });
   });
 });

@@ -24,6 +24,17 @@ class LoraSettings:
 
 
 @dataclass(frozen=True)
+class WarmStartSettings:
+    """Ridge warm start of the level-token rows from the RQ-VAE codebook (warm_start.py)."""
+
+    enabled: bool
+    semantic_ids_path: str
+    rqvae_checkpoint_path: str
+    ridge_lambda: float
+    max_fit_samples: int
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     base_model: str
     out_dir: str  # where the run is published: the paths the summary and the `done` event name
@@ -46,6 +57,7 @@ class TrainConfig:
     hf_token: str
     hf_token_env: str
     lora: LoraSettings
+    warm_start: WarmStartSettings
 
 
 _MISSING = object()
@@ -85,6 +97,7 @@ def parse_config(table: dict) -> TrainConfig:
         dropout=_field(lora_table, "dropout", float, 0.05, "config.lora"),
         target_modules=tuple(targets),
     )
+    warm_start = _warm_start(table.get("warm_start") or {})
     schedule = _field(table, "lr_schedule", str, "linear")
     if schedule not in LR_SCHEDULES:
         raise WorkerError(f"config.lr_schedule must be one of {', '.join(LR_SCHEDULES)}, got {schedule!r}")
@@ -114,4 +127,25 @@ def parse_config(table: dict) -> TrainConfig:
         hf_token=_field(table, "hf_token", str, "") or "",
         hf_token_env=_field(table, "hf_token_env", str, "HF_TOKEN") or "HF_TOKEN",
         lora=lora,
+        warm_start=warm_start,
     )
+
+
+def _warm_start(table) -> WarmStartSettings:
+    """`warm_start` {enabled [false], semantic_ids_path, rqvae_checkpoint_path, ridge_lambda [1e-3],
+    max_fit_samples [50000]}: both paths are required when enabled."""
+    where = "config.warm_start"
+    if not isinstance(table, dict):
+        raise WorkerError(f"{where} must be an object")
+    settings = WarmStartSettings(
+        enabled=_field(table, "enabled", bool, False, where),
+        semantic_ids_path=_field(table, "semantic_ids_path", str, "", where),
+        rqvae_checkpoint_path=_field(table, "rqvae_checkpoint_path", str, "", where),
+        ridge_lambda=_positive("warm_start.ridge_lambda", _field(table, "ridge_lambda", float, 1e-3, where)),
+        max_fit_samples=_positive("warm_start.max_fit_samples", _field(table, "max_fit_samples", int, 50000, where)),
+    )
+    if settings.enabled:
+        for key in ("semantic_ids_path", "rqvae_checkpoint_path"):
+            if not getattr(settings, key):
+                raise WorkerError(f"{where}.{key} is required when warm_start.enabled is true")
+    return settings

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import PreTrainedTokenizerBase
 
-from .atomic import new_directory
+from .atomic import new_directory, write_json
 from .config import TrainConfig
 from .lora import TrainableModel, make_trainable
 from .model_loading import load_base_model
@@ -16,7 +17,8 @@ from .outputs import ModelManifest
 from .protocol import EventWriter
 from .redaction import resolve_hf_token
 from .runtime import Runtime, print_runtime_table, probe_gpu, resolve_runtime, runtime_fields
-from .tokens import extend_tokenizer, load_tokenizer, resize_embeddings, validate_added_tokens
+from .tokens import SPECIAL_COUNT, extend_tokenizer, load_tokenizer, resize_embeddings, validate_added_tokens
+from .warm_start import describe, warm_start
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Prepared:
     manifest: ModelManifest
     added_token_ids: list[int]
     runtime_fields: dict
+    warm_start: dict | None = None  # the warm start's report (fit rows, MSE); None when it is off
 
     @property
     def tokenizer_dir(self) -> Path:
@@ -55,9 +58,18 @@ def prepare(config: TrainConfig, added_tokens, events: EventWriter) -> Prepared:
     base_vocab_size = base.model.get_input_embeddings().weight.shape[0]
     ids = extend_tokenizer(tokenizer, tokens)
     vocab_size = resize_embeddings(base.model, tokenizer)
+    report = None
+    if config.warm_start.enabled:
+        # Before the new-row wrappers copy the rows: the copies start from the warm-started values.
+        report = warm_start(
+            base.model, tokenizer, tokens[SPECIAL_COUNT:], ids[SPECIAL_COUNT:], config.warm_start, config.seed
+        )
+        events.log("info", describe(report))
     # Re-seed so LoRA's initialisation does not depend on how loading consumed randomness.
     torch.manual_seed(config.seed)
-    trainable = make_trainable(base.model, config.lora, ids, config.gradient_checkpointing)
+    trainable = make_trainable(
+        base.model, config.lora, ids, config.gradient_checkpointing, dry_run=config.dry_run, events=events
+    )
     if not config.lora.enabled:
         events.log("info", "LoRA disabled: only the added tokens' embedding and head rows train")
     lora_params = sum(p.numel() for n, p in trainable.model.named_parameters() if "lora_" in n)
@@ -69,6 +81,10 @@ def prepare(config: TrainConfig, added_tokens, events: EventWriter) -> Prepared:
         tokenizer.save_pretrained(str(tmp))
     fields = runtime_fields(runtime, base.name, base.tiny, config.dry_run)
     print_runtime_table(fields)
+    if report is not None:
+        # The run summary holds the runtime fields; the snapshot records what the config produced.
+        fields["warm_start"] = report
+        _record_in_snapshot(Path(config.staging_dir) / "train_config_snapshot.json", report)
     manifest = ModelManifest(
         base_model=config.base_model,
         tiny_model=base.tiny,
@@ -77,4 +93,11 @@ def prepare(config: TrainConfig, added_tokens, events: EventWriter) -> Prepared:
         lora=config.lora.enabled,
         tied=trainable.tied,
     )
-    return Prepared(config, runtime, tokenizer, trainable, manifest, ids, fields)
+    return Prepared(config, runtime, tokenizer, trainable, manifest, ids, fields, report)
+
+
+def _record_in_snapshot(path: Path, report: dict) -> None:
+    """Adds the warm start's result beside the config in train_config_snapshot.json (written at HELLO)."""
+    if path.is_file():
+        snapshot = json.loads(path.read_text(encoding="utf-8"))
+        write_json(path, {**snapshot, "warm_start": report})
