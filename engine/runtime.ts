@@ -2,24 +2,15 @@ import { mkdirSync, renameSync, rmdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { z } from 'zod';
 import { AnimindError, attributeToNode, ConfigError, DataError, writeFailure } from './errors.ts';
-import type { Columns } from './columns.ts';
 import { isStreamOrBlank, pathOptionMeta } from './options.ts';
 import { lockFolder, type FolderLock } from './out-dir.ts';
-import type {
-  Batch,
-  Inputs,
-  NodeContext,
-  PipelineInfo,
-  Ports,
-  Stats,
-  StatsHandle,
-  StatsSchema,
-  WrittenOutput,
-} from './node.ts';
-import type { Progress, Reporter } from './progress.ts';
+import type { Batch, NodeContext, PipelineInfo, Stats, StatsHandle, StatsSchema, WrittenOutput } from './node.ts';
+import type { Reporter } from './progress.ts';
+import { countConsumers, collectInputs, fanOut } from './fan-out.ts';
 import { KeyedRandom, nodeGenerator } from './random.ts';
+import { trackStages, untilStopped } from './run-progress.ts';
 import { _, type Stream } from './stream.ts';
-import { planInputFiles, sidePorts, type Plan, type PlannedNode } from './validate.ts';
+import { planInputFiles, type Plan, type PlannedNode } from './validate.ts';
 
 export interface RunOptions {
   reporter: Reporter;
@@ -338,124 +329,6 @@ function statsHandle<S extends StatsSchema>(
         throw new DataError(`node '${id}': stat '${issue.path.join('.')}' is not what was expected: ${issue.message}`);
       }
       return parsed.data;
-    },
-  };
-}
-
-/**
- * A node's log lines until the run stops: after a failure or an interrupt, nodes that see their
- * input end early would report what they hold (an empty pool, a short count) as if it were the
- * result, beside the one error line that is.
- */
-function untilStopped(progress: Progress, signal: AbortSignal): Progress {
-  return {
-    log(message) {
-      if (!signal.aborted) progress.log(message);
-    },
-    warn(message) {
-      if (!signal.aborted) progress.warn(message);
-    },
-    counter: (label, options) => progress.counter(label, options),
-  };
-}
-
-interface ConsumerInfo {
-  count: number;
-  side: boolean;
-}
-
-function countConsumers(plan: Plan): Map<string, ConsumerInfo> {
-  const result = new Map<string, ConsumerInfo>();
-  for (const node of plan.nodes) {
-    const side = new Set(sidePorts(node.def));
-    for (const input of node.inputs) {
-      const info = result.get(input.node) ?? { count: 0, side: false };
-      info.count += 1;
-      info.side ||= side.has(input.port);
-      result.set(input.node, info);
-    }
-  }
-  return result;
-}
-
-/**
- * Hands each consumer its own view of a node's output. One consumer reads it directly; several
- * share it through highland forks (backpressure from the slowest). A side input is a small table:
- * it is collected once and replayed to every consumer, so a node can hold it while it waits on
- * another input without stalling the fork.
- */
-function fanOut(stream: Stream<Batch>, info: ConsumerInfo, all: Stream<unknown>[]): () => Stream<Batch> {
-  if (info.side) {
-    let collected: Promise<Batch[]> | undefined;
-    return () => {
-      collected ??= stream.collect().toPromise(Promise);
-      const table = collected;
-      // A failed run destroys the replay, possibly before the table arrives: nothing may be pushed then.
-      const replay: Stream<Batch> = _<Batch>((push) => {
-        table.then(
-          (batches) => {
-            if (isEnded(replay)) return;
-            for (const batch of batches) push(null, batch);
-            push(null, _.nil);
-          },
-          (error: Error) => {
-            if (isEnded(replay)) return;
-            push(error);
-            push(null, _.nil);
-          },
-        );
-      });
-      all.push(replay as Stream<unknown>);
-      return replay;
-    };
-  }
-  if (info.count <= 1) return () => stream;
-  return () => {
-    const fork = stream.fork();
-    all.push(fork as Stream<unknown>);
-    return fork;
-  };
-}
-
-/** highland sets `ended` once a stream has finished or been destroyed; its typings leave it out. */
-const isEnded = (stream: object) => (stream as { ended?: boolean }).ended === true;
-
-function collectInputs(planned: PlannedNode, outputsOf: Map<string, () => Stream<Batch>>, plan: Plan): Inputs<Ports> {
-  const ports: Record<string, Stream<Batch>> = {};
-  const columns: Record<string, Columns | undefined> = {};
-  const list: Stream<Batch>[] = [];
-  for (const input of planned.inputs) {
-    const stream = outputsOf.get(input.node)!();
-    list.push(stream);
-    ports[input.port] ??= stream;
-    const producer = plan.nodes.find((node) => node.spec.id === input.node)?.def;
-    if (producer && producer.kind !== 'sink') columns[input.port] ??= producer.columns;
-  }
-  return { ports, list, columns };
-}
-
-/** Shows the first stage that still has unfinished nodes, as `k/N name`. */
-function trackStages(plan: Plan, reporter: Reporter, signal: AbortSignal) {
-  const stages = plan.spec.stages;
-  const pending = new Map<string, Set<string>>(stages.map((s) => [s, new Set<string>()]));
-  const finished = new Set<string>();
-  for (const node of plan.nodes) if (node.spec.stage) pending.get(node.spec.stage)!.add(node.spec.id);
-  let shown = -1;
-  const refresh = () => {
-    let current = stages.findIndex((s) => pending.get(s)!.size > 0);
-    if (current === -1) current = stages.length - 1;
-    if (stages.length && current !== shown) {
-      for (let k = Math.max(shown + 1, 0); k <= current; k++) reporter.stage(k + 1, stages.length, stages[k]!);
-      shown = current;
-    }
-  };
-  refresh();
-  return {
-    done(id: string) {
-      if (finished.has(id) || signal.aborted) return;
-      finished.add(id);
-      for (const set of pending.values()) set.delete(id);
-      refresh();
     },
   };
 }
