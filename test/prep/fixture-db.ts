@@ -1,4 +1,5 @@
-import { writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { hash53 } from '../../engine/random.ts';
@@ -158,4 +159,18 @@ export function relaxUserAnime(database: string): void {
     INSERT INTO user_anime SELECT * FROM strict_user_anime;
     DROP TABLE strict_user_anime;`);
   db.close();
+}
+
+/** Runs `fn` on a fresh test fixture of `users` users, removed afterwards. */
+export async function withFixture(
+  name: string,
+  users: number,
+  fn: (fixture: Fixture) => Promise<void> | void,
+): Promise<void> {
+  const dir = mkdtempSync(path.join(tmpdir(), `animind-${name}-`));
+  try {
+    await fn(buildFixture(dir, { users }));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
