@@ -12,7 +12,8 @@ const python = requirePython(repoRoot, 'pytest');
 const result = spawnSync(python, ['-m', 'pytest', join('trainer', 'tests'), '-q', ...process.argv.slice(2)], {
   cwd: repoRoot,
   stdio: 'inherit',
-  env: { ...process.env, PYTHONPATH: join(repoRoot, 'trainer') },
+  // Nothing is downloaded in tests.
+  env: { ...process.env, PYTHONPATH: join(repoRoot, 'trainer'), HF_HUB_OFFLINE: '1', HF_DATASETS_OFFLINE: '1' },
 });
 if (result.error) {
   process.stderr.write(`pytest: cannot run ${python}: ${result.error.message}\n`);

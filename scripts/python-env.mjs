@@ -5,7 +5,7 @@
 //   ANIMIND_PYTHON_CACHE cache root (default $XDG_CACHE_HOME or ~/.cache)
 //   ANIMIND_BASE_PYTHON  interpreter that creates the venv (default python3; 3.11 expected)
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LOCK_FILE, READY_MARKER, lockHash, venvDir, venvPython } from './python-env-path.mjs';
@@ -34,19 +34,70 @@ function main() {
   const venv = venvDir(repoRoot);
   const python = venvPython(venv);
   const marker = join(venv, READY_MARKER);
-  if (!existsSync(marker)) {
-    // No marker means a previous install was interrupted: start clean rather than trust it.
-    rmSync(venv, { recursive: true, force: true });
-    mkdirSync(dirname(venv), { recursive: true });
-    process.stderr.write(`python-env: creating ${venv}\n`);
-    run(process.env.ANIMIND_BASE_PYTHON || 'python3', ['-m', 'venv', venv]);
-    run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '-r', lock]);
-    writeFileSync(
-      marker,
-      `${JSON.stringify({ lock_sha256: lockHash(repoRoot), created_at: new Date().toISOString() })}\n`,
-    );
-  }
+  if (!existsSync(marker)) withInstallLock(venv, () => install(venv, python, marker, lock));
   console.log(python);
+}
+
+const sleep = (ms) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
+/**
+ * One install at a time per venv: a second run (two test runs, a test and a build) waits for the
+ * first instead of deleting the venv it is filling. A lock whose holder died is taken over.
+ */
+function withInstallLock(venv, fn) {
+  const lockDir = `${venv}.installing`;
+  mkdirSync(dirname(venv), { recursive: true });
+  for (let announced = false; ;) {
+    try {
+      mkdirSync(lockDir);
+      writeFileSync(join(lockDir, 'pid'), String(process.pid));
+      break;
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error;
+      let holder = 0;
+      try {
+        holder = Number(readFileSync(join(lockDir, 'pid'), 'utf8'));
+      } catch {
+        // Just created, pid not written yet: wait for it.
+      }
+      if (holder && !alive(holder)) {
+        rmSync(lockDir, { recursive: true, force: true });
+        continue;
+      }
+      if (!announced) process.stderr.write(`python-env: waiting for another install of ${venv} (pid ${holder})\n`);
+      announced = true;
+      sleep(2000);
+    }
+  }
+  try {
+    fn();
+  } finally {
+    rmSync(lockDir, { recursive: true, force: true });
+  }
+}
+
+function install(venv, python, marker, lock) {
+  // The holder before us may have finished it.
+  if (existsSync(marker)) return;
+  // No marker means a previous install was interrupted: start clean rather than trust it.
+  rmSync(venv, { recursive: true, force: true });
+  mkdirSync(dirname(venv), { recursive: true });
+  process.stderr.write(`python-env: creating ${venv}\n`);
+  run(process.env.ANIMIND_BASE_PYTHON || 'python3', ['-m', 'venv', venv]);
+  run(python, ['-m', 'pip', 'install', '--disable-pip-version-check', '-r', lock]);
+  writeFileSync(
+    marker,
+    `${JSON.stringify({ lock_sha256: lockHash(repoRoot), created_at: new Date().toISOString() })}\n`,
+  );
 }
 
 main();

@@ -6,12 +6,16 @@ act on (data mixing, eval sources, ...) are kept only in the config snapshot.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import netrc
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlparse
 
 from .errors import WorkerError
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LR_SCHEDULES = ("linear", "cosine")
+WANDB_MODES = ("offline", "online")
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,23 @@ class WarmStartSettings:
 
 
 @dataclass(frozen=True)
+class WandbSettings:
+    """Weights & Biases tracking (tracking.py), resolved against the environment."""
+
+    enabled: bool = False
+    mode: str = "offline"
+    project: str = "animind"
+    entity: str = ""
+    run_name: str = ""
+    group: str = ""
+    tags: tuple[str, ...] = ()
+    # The key wandb gets (through the environment only), and every key string seen in the
+    # config or the environment: all are masked; none is ever written. Kept out of repr().
+    api_key: str = field(default="", repr=False)
+    secrets: tuple[str, ...] = field(default=(), repr=False)
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     base_model: str
     out_dir: str  # where the run is published: the paths the summary and the `done` event name
@@ -53,11 +74,13 @@ class TrainConfig:
     max_grad_norm: float
     checkpoint_every_steps: int
     save_total_limit: int
+    export_merged: bool  # also write merged/: LoRA merged and the rows baked in, for plain transformers or vLLM
     seed: int
     hf_token: str
     hf_token_env: str
     lora: LoraSettings
     warm_start: WarmStartSettings
+    wandb: WandbSettings = WandbSettings()
 
 
 _MISSING = object()
@@ -123,11 +146,13 @@ def parse_config(table: dict) -> TrainConfig:
         max_grad_norm=_field(table, "max_grad_norm", float, 1.0),
         checkpoint_every_steps=_positive("checkpoint_every_steps", _field(table, "checkpoint_every_steps", int, 500)),
         save_total_limit=_field(table, "save_total_limit", int, 3),
+        export_merged=_field(table, "export_merged", bool, False),
         seed=_field(table, "seed", int, 42),
         hf_token=_field(table, "hf_token", str, "") or "",
         hf_token_env=_field(table, "hf_token_env", str, "HF_TOKEN") or "HF_TOKEN",
         lora=lora,
         warm_start=warm_start,
+        wandb=_wandb(table.get("wandb") or {}),
     )
 
 
@@ -149,3 +174,59 @@ def _warm_start(table) -> WarmStartSettings:
             if not getattr(settings, key):
                 raise WorkerError(f"{where}.{key} is required when warm_start.enabled is true")
     return settings
+
+
+def _wandb(table) -> WandbSettings:
+    """`wandb` {enabled [false], mode [offline: offline|online], project, entity, api_key, run_name,
+    group, tags [list of strings], project_env [WANDB_PROJECT], entity_env [WANDB_ENTITY],
+    api_key_env [WANDB_API_KEY]}: each of project, entity and api_key comes from the config, else
+    from the environment variable named beside it (the supervisor has loaded env_file into it)."""
+    where = "config.wandb"
+    if not isinstance(table, dict):
+        raise WorkerError(f"{where} must be an object")
+    mode = _field(table, "mode", str, "offline", where)
+    if mode not in WANDB_MODES:
+        raise WorkerError(f"{where}.mode must be one of {', '.join(WANDB_MODES)}, got {mode!r}")
+    tags = _field(table, "tags", list, [], where)
+    if not all(isinstance(tag, str) and tag for tag in tags):
+        raise WorkerError(f"{where}.tags must be a list of non-empty strings, got {tags!r}")
+
+    def resolved(key: str, env_key: str, default: str) -> tuple[str, str]:
+        env_name = _field(table, env_key, str, default, where) or default
+        return _field(table, key, str, "", where) or os.environ.get(env_name, ""), env_name
+
+    project, _ = resolved("project", "project_env", "WANDB_PROJECT")
+    entity, _ = resolved("entity", "entity_env", "WANDB_ENTITY")
+    api_key, key_env = resolved("api_key", "api_key_env", "WANDB_API_KEY")
+    enabled = _field(table, "enabled", bool, False, where)
+    if enabled and mode == "online" and not api_key and not _wandb_netrc_login():
+        raise WorkerError(
+            f"{where}.mode is online but there is no W&B API key: set {where}.api_key, or {key_env} "
+            "in the environment or env_file (or log in once with `wandb login`)"
+        )
+    candidates = (_field(table, "api_key", str, "", where), os.environ.get(key_env, ""), api_key)
+    return WandbSettings(
+        enabled=enabled,
+        mode=mode,
+        project=project or "animind",
+        entity=entity,
+        run_name=_field(table, "run_name", str, "", where),
+        group=_field(table, "group", str, "", where),
+        tags=tuple(tags),
+        api_key=api_key,
+        secrets=tuple(dict.fromkeys(s for s in candidates if s)),
+    )
+
+
+def _wandb_netrc_login() -> bool:
+    """Whether `wandb login` has stored a key for the W&B host: wandb reads it from netrc
+    ($NETRC, else ~/.netrc or ~/_netrc) by the host's netloc."""
+    host = urlparse(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai").netloc
+    paths = [os.environ["NETRC"]] if os.environ.get("NETRC") else ["~/.netrc", "~/_netrc"]
+    for path in paths:
+        try:
+            entry = netrc.netrc(os.path.expanduser(path)).authenticators(host)
+        except (OSError, netrc.NetrcParseError):
+            continue
+        return bool(entry and entry[2])
+    return False

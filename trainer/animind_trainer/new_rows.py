@@ -6,7 +6,8 @@ rows whose gradient is zero, the optimizer would carry state for ~150k rows that
 must never change, and a 14B model's full embedding + head gradients cost gigabytes.
 Here the resized matrices stay frozen (old rows therefore bit-for-bit unchanged) and
 each wrapper substitutes a small fp32 parameter holding just the added tokens' rows.
-`bake_new_rows` writes those rows back into plain matrices for saving and reloading.
+outputs.py saves the rows as peft trainable tokens; `bake_new_rows` writes them into plain
+matrices for the merged export.
 """
 
 from __future__ import annotations

@@ -1,65 +1,121 @@
-"""Save a trained model directory and load it back with plain transformers + peft.
+"""Save a trained model directory as a standard peft adapter, and the optional merged model.
 
 A model directory (final_model/, best_model/, checkpoint-N/) holds:
-  adapter_config.json, adapter_model.safetensors   the LoRA adapter (peft format)
-  new_token_rows.safetensors   token_ids, embed_tokens[, lm_head] rows of added tokens
-  animind_model.json           which base to start from and how to size it
-The tokenizer lives once per run in <out_dir>/tokenizer/.
+  adapter_config.json, adapter_model.safetensors   a peft adapter naming its base model: a LoraConfig
+      (a TrainableTokensConfig when LoRA is off) whose `trainable_token_indices` restore the run's own
+      rows of the input embedding and, unless tied, of the lm_head
+  animind_model.json   tiny or not, vocabulary sizes (a tiny run's base is rebuilt, not downloaded)
+  trainer_state.json   in checkpoints and best models
+The tokenizer lives once per run in <out_dir>/tokenizer/. Plain transformers + peft load it:
+  model = AutoModelForCausalLM.from_pretrained(base)
+  model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
+  model = PeftModel.from_pretrained(model, model_dir)
+
+Training keeps its own row wrappers (new_rows.py: fp32 rows over a frozen half-precision matrix,
+no full-matrix copy per step); only the saved files use peft's layout.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from peft import PeftModel
-from safetensors.torch import load_file, save_file
-from transformers import AutoModelForCausalLM, AutoTokenizer
+from peft import PeftModel, TrainableTokensConfig
+from peft.utils import get_peft_model_state_dict
+from safetensors.torch import save_file
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from .atomic import new_directory, write_json
 from .lora import TrainableModel
 from .model_loading import build_tiny_model
-from .new_rows import bake_new_rows
+from .new_rows import NewRowsEmbedding, NewRowsHead, bake_new_rows
+from .tokens import VOCAB_MULTIPLE
 
 MANIFEST = "animind_model.json"
-ROWS_FILE = "new_token_rows.safetensors"
 STATE_FILE = "trainer_state.json"
+ADAPTER_WEIGHTS = "adapter_model.safetensors"
 
 
 @dataclass(frozen=True)
 class ModelManifest:
-    base_model: str
+    base_model: str  # what the adapter names: the hub id or absolute local path loaded, or the tiny model
     tiny_model: bool
-    base_vocab_size: int  # before the added tokens: rebuilds the tiny model exactly
-    vocab_size: int
+    base_vocab_size: int  # the checkpoint's rows: rebuilds the tiny model exactly
+    base_tokens: int  # the tokenizer's length before the added tokens
+    vocab_size: int  # rows after the resize: a multiple of VOCAB_MULTIPLE
     lora: bool
     tied: bool
 
     def to_json(self) -> dict:
-        return {"format": 1, **self.__dict__}
+        return {"format": 2, **self.__dict__}
+
+    def restored_ids(self, token_ids: list[int]) -> list[int]:
+        """The rows the adapter restores: the added tokens' and every row from the tokenizer's old end
+        on. Those are the checkpoint's padding rows (reset at load) and the resize's (randomly
+        initialised), so a user's own resize gets different values there; restoring them all makes
+        the reloaded model equal the trained one in every logit column."""
+        return sorted(set(token_ids) | set(range(min(self.base_tokens, self.base_vocab_size), self.vocab_size)))
+
+
+def _module_name(root: torch.nn.Module, module: torch.nn.Module) -> str:
+    return next(name for name, m in root.named_modules() if m is module)
+
+
+def _rows(wrapper: NewRowsEmbedding | NewRowsHead, index: torch.Tensor, slots: torch.Tensor) -> torch.Tensor:
+    """fp32 rows `index` of the wrapped (frozen) matrix, with the trained rows where `slots` >= 0."""
+    rows = wrapper.base.weight.detach()[index].float()
+    mask = slots >= 0
+    rows[mask] = wrapper.new_rows.detach()[slots[mask]].float()
+    return rows.cpu().contiguous()
 
 
 def save_model_dir(path: Path, trainable: TrainableModel, manifest: ModelManifest, state: dict | None = None) -> None:
     """Written beside the target and renamed into place, so a crash never leaves half a model;
     `state` (a checkpoint's trainer_state.json) goes in the same directory before the rename."""
+    ids = manifest.restored_ids(trainable.token_ids.tolist())
+    index = torch.tensor(ids, dtype=torch.long, device=trainable.embedding.slot_of_id.device)
+    slots = trainable.embedding.slot_of_id[index]
+    embed, head = (_module_name(trainable.causal_lm, w) for w in (trainable.embedding, trainable.head))
+    # A tied head is no target: peft ties it to the embedding's rows when it loads the adapter.
+    rows = {embed: _rows(trainable.embedding, index, slots)}
+    if not trainable.tied:
+        rows[head] = _rows(trainable.head, index, slots)
+    if isinstance(trainable.model, PeftModel):
+        config = copy.deepcopy(trainable.model.peft_config["default"])
+        config.trainable_token_indices = dict.fromkeys(rows, ids)
+        tensors = get_peft_model_state_dict(trainable.model, save_embedding_layers=False)
+        tensors.update({f"base_model.model.{n}.token_adapter.trainable_tokens_delta": r for n, r in rows.items()})
+    else:
+        config = TrainableTokensConfig(target_modules=list(rows), token_indices=ids, task_type="CAUSAL_LM")
+        tensors = {f"base_model.model.{n}.trainable_tokens_delta": r for n, r in rows.items()}
+        if trainable.tied:  # as peft saves it: its loader expects the tied head's copy too
+            tensors[f"base_model.model.{head}.trainable_tokens_delta"] = rows[embed].clone()
+    config.base_model_name_or_path = manifest.base_model
+    config.inference_mode = True
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     with new_directory(path) as tmp:
-        if isinstance(trainable.model, PeftModel):
-            # save_embedding_layers=False: the added rows are saved below, and "auto" would
-            # try to fetch the base config from the hub to compare vocabulary sizes.
-            trainable.model.save_pretrained(str(tmp), save_embedding_layers=False)
-        rows = {
-            "token_ids": trainable.token_ids.cpu(),
-            "embed_tokens": trainable.embedding.new_rows.detach().cpu().contiguous(),
-        }
-        if not trainable.tied:
-            rows["lm_head"] = trainable.head.new_rows.detach().cpu().contiguous()
-        save_file(rows, str(tmp / ROWS_FILE))
+        config.save_pretrained(str(tmp))
+        save_file(tensors, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
         write_json(tmp / MANIFEST, manifest.to_json())
         if state is not None:
             write_json(tmp / STATE_FILE, state)
+
+
+def save_merged(path: Path, trainable: TrainableModel, tokenizer: PreTrainedTokenizerBase) -> None:
+    """A plain transformers model (LoRA merged, the added rows baked in) plus the tokenizer, in the
+    training dtype. The merge is in place, as a 14B model has no room for a copy: the trainable model
+    is spent afterwards, so this comes after the last save_model_dir."""
+    model = trainable.model.merge_and_unload() if isinstance(trainable.model, PeftModel) else trainable.model
+    model.set_input_embeddings(trainable.embedding.base)
+    model.set_output_embeddings(trainable.head.base)
+    bake_new_rows(model, trainable.token_ids, trainable.embedding.new_rows, trainable.head.new_rows)
+    with new_directory(path) as tmp:
+        model.save_pretrained(str(tmp))
+        tokenizer.save_pretrained(str(tmp))
 
 
 def load_trained(
@@ -70,7 +126,8 @@ def load_trained(
     dtype: torch.dtype = torch.float32,
     token: str | None = None,
 ):
-    """(model, tokenizer) for a run's final model, or any checkpoint under it."""
+    """(model, tokenizer) for a run's final model, or any checkpoint under it: the standard loading
+    above, with the tiny model rebuilt locally."""
     out = Path(out_dir)
     path = out / model_dir
     manifest = json.loads((path / MANIFEST).read_text(encoding="utf-8"))
@@ -79,10 +136,6 @@ def load_trained(
         model = build_tiny_model(manifest["base_vocab_size"]).to(dtype)
     else:
         model = AutoModelForCausalLM.from_pretrained(manifest["base_model"], token=token, dtype=dtype)
-    if model.get_input_embeddings().weight.shape[0] != manifest["vocab_size"]:
-        model.resize_token_embeddings(manifest["vocab_size"])
-    rows = load_file(str(path / ROWS_FILE))
-    bake_new_rows(model, rows["token_ids"], rows["embed_tokens"], rows.get("lm_head", rows["embed_tokens"]))
-    if manifest["lora"]:
-        model = PeftModel.from_pretrained(model, str(path))
+    model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=VOCAB_MULTIPLE)
+    model = PeftModel.from_pretrained(model, str(path))
     return model.to(device).eval(), tokenizer

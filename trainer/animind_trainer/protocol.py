@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
@@ -98,8 +98,13 @@ class EventWriter:
     def __init__(self, stream: TextIO, secrets: Iterable[str] = ()):
         self._stream = stream
         self._secrets: set[str] = set()
+        self._listeners: list[Callable[[str, dict], None]] = []
         for secret in secrets:
             self.add_secret(secret)
+
+    def add_listener(self, callback: Callable[[str, dict], None]) -> None:
+        """Call `callback(event, fields)` after each event is written (W&B tracking reads steps and evals)."""
+        self._listeners.append(callback)
 
     def add_secret(self, value: str | None) -> None:
         # Very short strings would scrub ordinary text, and no real token is that short.
@@ -112,9 +117,12 @@ class EventWriter:
         return text
 
     def emit(self, event: str, **fields) -> None:
-        line = json.dumps({"event": event, **_finite(fields)}, ensure_ascii=False)
+        fields = _finite(fields)
+        line = json.dumps({"event": event, **fields}, ensure_ascii=False)
         self._stream.write(self.scrub(line) + "\n")
         self._stream.flush()
+        for listener in self._listeners:
+            listener(event, fields)
 
     def log(self, level: str, message: str) -> None:
         self.emit("log", level=level, message=message)

@@ -12,7 +12,7 @@ from transformers import PreTrainedTokenizerBase
 from .atomic import new_directory, write_json
 from .config import TrainConfig
 from .lora import TrainableModel, make_trainable
-from .model_loading import load_base_model
+from .model_loading import BaseModel, load_base_model
 from .outputs import ModelManifest
 from .protocol import EventWriter
 from .redaction import resolve_hf_token
@@ -55,7 +55,7 @@ def prepare(config: TrainConfig, added_tokens, events: EventWriter) -> Prepared:
         tiny_requested=config.tiny_model,
         events=events,
     )
-    base_vocab_size = base.model.get_input_embeddings().weight.shape[0]
+    base_vocab_size, base_tokens = base.model.get_input_embeddings().weight.shape[0], len(tokenizer)
     ids = extend_tokenizer(tokenizer, tokens)
     vocab_size = resize_embeddings(base.model, tokenizer)
     report = None
@@ -86,14 +86,21 @@ def prepare(config: TrainConfig, added_tokens, events: EventWriter) -> Prepared:
         fields["warm_start"] = report
         _record_in_snapshot(Path(config.staging_dir) / "train_config_snapshot.json", report)
     manifest = ModelManifest(
-        base_model=config.base_model,
+        base_model=_loadable_name(base),
         tiny_model=base.tiny,
         base_vocab_size=base_vocab_size,
+        base_tokens=base_tokens,
         vocab_size=vocab_size,
         lora=config.lora.enabled,
         tied=trainable.tied,
     )
     return Prepared(config, runtime, tokenizer, trainable, manifest, ids, fields, report)
+
+
+def _loadable_name(base: BaseModel) -> str:
+    """The base the saved adapters name: a local directory as an absolute path, so they load from anywhere."""
+    local = Path(base.name).expanduser()
+    return str(local.resolve()) if not base.tiny and local.is_dir() else base.name
 
 
 def _record_in_snapshot(path: Path, report: dict) -> None:

@@ -12,6 +12,8 @@ from .errors import WorkerError
 
 SPECIAL_COUNT = 6
 LEVEL_COUNT = 8 * 2048
+# Embedding rows a multiple of 64: aligned matmuls, and the shape vLLM and most checkpoints use.
+VOCAB_MULTIPLE = 64
 _LEVEL_TOKEN = re.compile(r"<L[1-8]_\d+>")
 
 
@@ -55,8 +57,9 @@ def extend_tokenizer(tokenizer: PreTrainedTokenizerBase, tokens: list[str]) -> l
 
 
 def resize_embeddings(model: torch.nn.Module, tokenizer: PreTrainedTokenizerBase) -> int:
-    """Grow (never shrink) the embedding and head so every tokenizer id has a row."""
-    current = model.get_input_embeddings().weight.shape[0]
-    if len(tokenizer) > current:
-        model.resize_token_embeddings(len(tokenizer))
+    """Size the embedding and head to the tokenizer, rounded up to a multiple of VOCAB_MULTIPLE.
+
+    Exactly the call a user makes before loading the adapter (outputs.py), so the reloaded
+    model has the trained one's shape."""
+    model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=VOCAB_MULTIPLE)
     return model.get_input_embeddings().weight.shape[0]

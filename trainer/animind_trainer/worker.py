@@ -17,6 +17,7 @@ from .config import TrainConfig, parse_config
 from .errors import WorkerError
 from .protocol import BATCH, END, EVAL, HELLO, PHASE, PROTOCOL_VERSION, EventWriter, read_frame
 from .redaction import redact, resolve_hf_token
+from .tracking import Tracker
 
 FRAMES_FD, EVENTS_FD = 3, 4
 REQUIRED_OUTPUTS = ("final_model", "tokenizer", "train_run_summary.json", "train_config_snapshot.json")
@@ -43,14 +44,17 @@ def serve(frames: BinaryIO, events: EventWriter) -> None:
     started = time.perf_counter()
     hello = _handshake(frames)
     config = parse_config(hello["config"])
-    secrets = frozenset(s for s in (config.hf_token, resolve_hf_token(config)) if s)
+    secrets = frozenset(s for s in (config.hf_token, resolve_hf_token(config), *config.wandb.secrets) if s)
     for secret in secrets:
         events.add_secret(secret)
+    tracker = Tracker(config.wandb, events, Path(config.staging_dir), Path(config.out_dir))
     try:
-        _train(frames, events, hello, config, secrets, started)
+        _train(frames, events, hello, config, secrets, started, tracker)
     except OutputError as exc:
         # The user asked for out_dir: name the output there, not in the staging folder.
         raise exc.moved(Path(config.staging_dir), Path(config.out_dir)) from None
+    finally:
+        tracker.close()  # a run that failed is marked failed; after finish() this does nothing
 
 
 def _snapshot(hello: dict, secrets: frozenset[str]) -> dict:
@@ -60,17 +64,25 @@ def _snapshot(hello: dict, secrets: frozenset[str]) -> dict:
 
 
 def _train(
-    frames: BinaryIO, events: EventWriter, hello: dict, config: TrainConfig, secrets: frozenset[str], started: float
+    frames: BinaryIO,
+    events: EventWriter,
+    hello: dict,
+    config: TrainConfig,
+    secrets: frozenset[str],
+    started: float,
+    tracker: Tracker,
 ) -> None:
     """Everything is written under staging_dir; the summary and `done` name it under out_dir."""
     out_dir, staging_dir = Path(config.out_dir), Path(config.staging_dir)
-    write_json(staging_dir / "train_config_snapshot.json", _snapshot(hello, secrets))
+    snapshot = _snapshot(hello, secrets)
+    write_json(staging_dir / "train_config_snapshot.json", snapshot)
+    tracker.start(snapshot["config"])  # W&B, when enabled: fed from the step and eval events
 
     # Imported only now so a malformed HELLO is answered before torch and transformers load.
     from .batch import decode_batch
     from .checkpoints import Checkpoints
     from .loop import Trainer
-    from .outputs import save_model_dir
+    from .outputs import save_merged, save_model_dir
     from .startup import prepare
 
     prepared = prepare(config, hello.get("added_tokens"), events)
@@ -108,6 +120,9 @@ def _train(
 
     phases = trainer.finish()
     save_model_dir(staging_dir / "final_model", prepared.trainable, manifest)
+    if config.export_merged:
+        # After final_model: the merge is in place and spends the trainable model.
+        save_merged(staging_dir / "merged", prepared.trainable, prepared.tokenizer)
     summary = {
         "protocol_version": PROTOCOL_VERSION,
         "base_model": config.base_model,
@@ -116,11 +131,15 @@ def _train(
         "added_tokens": len(prepared.added_token_ids),
         "phases": phases,
         "final_model": str(out_dir / "final_model"),
+        "merged_model": str(out_dir / "merged") if config.export_merged else None,
         "tokenizer_dir": str(out_dir / "tokenizer"),
         "wall_time_s": time.perf_counter() - started,
+        "wandb": tracker.summary(),
     }
     write_json(staging_dir / "train_run_summary.json", redact(summary, secrets))
-    missing = [name for name in REQUIRED_OUTPUTS if not (staging_dir / name).exists()]
+    tracker.finish()
+    required = REQUIRED_OUTPUTS + (("merged",) if config.export_merged else ())
+    missing = [name for name in required if not (staging_dir / name).exists()]
     if missing:
         raise WorkerError(f"outputs missing after training: {', '.join(missing)}")
     events.emit("done", out_dir=str(out_dir), final_model=str(out_dir / "final_model"))

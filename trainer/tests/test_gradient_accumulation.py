@@ -55,7 +55,7 @@ def _trainer(tmp_path) -> Trainer:
         {"base_model": "tiny", "out_dir": str(tmp_path), "max_seq_len": SEQ_LEN, "max_grad_norm": 0.0}
     )
     trainable = _trainable()
-    manifest = ModelManifest("tiny", True, VOCAB, VOCAB, True, False)
+    manifest = ModelManifest("tiny", True, VOCAB, VOCAB, VOCAB, True, False)
     prepared = Prepared(config, CPU, None, trainable, manifest, NEW, {})
     return Trainer(prepared, EventWriter(io.StringIO()), Checkpoints(tmp_path, 1000, 1, manifest))
 
