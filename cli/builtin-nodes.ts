@@ -25,6 +25,10 @@ import dryRunSample from '../transforms/train/dry-run-sample.ts';
 import chatFormat from '../transforms/train/chat-format.ts';
 import tokenize from '../transforms/train/tokenize.ts';
 import packSteps from '../transforms/train/pack-steps.ts';
+import phaseMix from '../transforms/train/phase-mix.ts';
+import englishEval from '../transforms/train/english-eval.ts';
+import generalInstructions from '../sources/train/general-instructions-source.ts';
+import englishTexts from '../sources/train/english-texts-source.ts';
 import trainerSink from '../sinks/trainer/trainer-sink.ts';
 
 /** Every built-in node type; they use the same interface a user's own node module does. */
@@ -53,9 +57,13 @@ export const builtinNodes: NodeDefinition[] = [
   prepSummarySink,
   // The train phase (docs/train.md), in pipeline order.
   dryRunSample,
+  generalInstructions,
+  englishTexts,
   chatFormat,
   tokenize,
+  phaseMix,
   packSteps,
+  englishEval,
   trainerSink,
 ];
 

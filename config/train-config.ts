@@ -8,18 +8,15 @@ const table = <T extends z.core.$ZodLooseShape>(shape: T) =>
 const positive = () => z.int().min(1);
 const nonNegative = () => z.number().min(0);
 
-/** `epochs` has no default here: phase 1's sets train.yaml's `epochs`, whose default applies. */
-const phase = (epochs: number | undefined, a: number, b: number, c: number) =>
+/** A phase's keys; each sets a parameter of train.yaml, whose default applies when it is left out. */
+const phase = () =>
   table({
-    epochs: epochs === undefined ? positive().optional() : positive().default(epochs),
-    weight_task_a: nonNegative().default(a),
-    weight_task_b: nonNegative().default(b),
-    weight_task_c: nonNegative().default(c),
+    epochs: positive().optional(),
+    weight_task_a: nonNegative().optional(),
+    weight_task_b: nonNegative().optional(),
+    weight_task_c: nonNegative().optional(),
     /** 0 = no cap. */
-    max_domain_rows: z.int().min(0).default(0),
-  }).refine((p) => p.weight_task_a + p.weight_task_b + p.weight_task_c > 0, {
-    message: 'weight_task_a + weight_task_b + weight_task_c must be above 0',
-    path: ['weight_task_a'],
+    max_domain_rows: z.int().min(0).optional(),
   });
 
 /**
@@ -82,33 +79,34 @@ export const trainSchema = z.strictObject({
           issues.addIssue({ code: 'custom', path: [key], message: 'required when warm_start.enabled = true' });
     }),
   }),
-  phase1: phase(undefined, 0.85, 0.1, 0.05),
-  phase2: phase(3, 0.1, 0.45, 0.45),
+  phase1: phase(),
+  phase2: phase(),
   general_mix: table({
-    ratio: z.number().min(0).lt(1).default(0.15),
-    sources: z.array(z.string().min(1)).default(['SlimOrca', 'OpenHermes']),
-    max_rows_per_source: positive().default(60000),
-    cache_dir: z.string().default(''),
-    seed: z.int().default(42),
+    ratio: z.number().min(0).lt(1).optional(),
+    sources: z.array(z.string().min(1)).optional(),
+    max_rows_per_source: positive().optional(),
+    cache_dir: z.string().optional(),
+    seed: z.int().optional(),
   }),
   eval: table({
-    english_eval_dataset: z.string().min(1).default('wikitext2'),
+    english_eval_dataset: z.string().min(1).optional(),
     eval_every_steps: positive().optional(),
-    eval_max_samples: positive().default(512),
-    eval_batch_size: positive().default(2),
+    eval_max_samples: positive().optional(),
+    eval_batch_size: positive().optional(),
   }),
+  export_merged: z.boolean().optional(),
   wandb: table({
-    enabled: z.boolean().default(false),
-    mode: z.enum(['offline', 'online']).default('offline'),
-    project: z.string().default(''),
-    entity: z.string().default(''),
-    api_key: z.string().default(''),
-    run_name: z.string().default(''),
-    group: z.string().default(''),
-    tags: z.array(z.string()).default([]),
-    project_env: z.string().default('WANDB_PROJECT'),
-    entity_env: z.string().default('WANDB_ENTITY'),
-    api_key_env: z.string().default('WANDB_API_KEY'),
+    enabled: z.boolean().optional(),
+    mode: z.enum(['offline', 'online']).optional(),
+    project: z.string().optional(),
+    entity: z.string().optional(),
+    api_key: z.string().optional(),
+    run_name: z.string().optional(),
+    group: z.string().optional(),
+    tags: z.array(z.string()).optional(),
+    project_env: z.string().optional(),
+    entity_env: z.string().optional(),
+    api_key_env: z.string().optional(),
   }),
 });
 
@@ -136,6 +134,7 @@ export function loadTrainConfig(file: string): TrainConfig {
         rqvae_checkpoint_path: resolveSet(tokens.warm_start.rqvae_checkpoint_path),
       },
     },
-    general_mix: { ...general_mix, cache_dir: resolve(general_mix.cache_dir) },
+    general_mix:
+      general_mix.cache_dir === undefined ? general_mix : { ...general_mix, cache_dir: resolve(general_mix.cache_dir) },
   };
 }

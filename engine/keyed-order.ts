@@ -47,3 +47,41 @@ export function keyedOrder(items: readonly { key: string }[], priority: (key: st
     (i) => items[i]!.key,
   );
 }
+
+/**
+ * A pool filled to a quota: a quota within the pool takes the items of smallest (priority(key, 0),
+ * key); a larger one repeats the pool in passes, each visiting the whole pool, until the quota is
+ * met, the last pass (cut short) in the keyed order of its pass number. `repeat(item, pass)` makes
+ * the item of a later pass, which must have a key of its own (conventionally `<key>#<pass>`) so
+ * every item keeps a unique key for a shuffle after. Items of pass 0 are the pool's own. Only the
+ * cut pass is put in order: a shuffle gives every item its final place, so the order of a pass
+ * taken whole is never seen.
+ */
+export function fillByPasses<T extends { key: string }>(
+  pool: readonly T[],
+  quota: number,
+  priority: (key: string, pass: number) => number,
+  repeat: (item: T, pass: number) => T,
+): T[] {
+  const out: T[] = [];
+  if (quota <= 0 || pool.length === 0) return out;
+  const whole = Math.floor(quota / pool.length);
+  for (let pass = 0; pass < whole; pass++) for (const item of pool) out.push(pass === 0 ? item : repeat(item, pass));
+  if (out.length < quota) {
+    const order = keyedOrder(pool, (key) => priority(key, whole));
+    for (let i = 0; out.length < quota; i++) {
+      const item = pool[order[i]!]!;
+      out.push(whole === 0 ? item : repeat(item, whole));
+    }
+  }
+  return out;
+}
+
+/** Python's round(): halves go to the even neighbour. */
+export function roundHalfEven(x: number): number {
+  const floor = Math.floor(x);
+  const diff = x - floor;
+  if (diff < 0.5) return floor;
+  if (diff > 0.5) return floor + 1;
+  return floor % 2 === 0 ? floor : floor + 1;
+}

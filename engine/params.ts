@@ -121,7 +121,8 @@ export function parseParam(
             .map((part) => part.trim())
             .filter((part) => part !== '')
         : value;
-    if (Array.isArray(items) && items.length > 0) {
+    // An empty list is a value (no tags); a node that needs entries says so in its own options.
+    if (Array.isArray(items)) {
       const values = items.map((item) => baseValue(element, item, fromText));
       if (values.every((v) => v !== undefined)) parsed = values as (string | number)[];
     }

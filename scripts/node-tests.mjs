@@ -16,6 +16,8 @@ const result = spawnSync(
   {
     cwd: root,
     stdio: 'inherit',
+    // Nothing is downloaded in tests: a dataset or model not on disk fails at once (and a dry run falls back).
+    env: { ...process.env, HF_HUB_OFFLINE: '1', HF_DATASETS_OFFLINE: '1', WANDB_MODE: 'offline' },
   },
 );
 process.exit(result.status ?? 1);

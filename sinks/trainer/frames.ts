@@ -6,6 +6,7 @@ export const FRAME = { HELLO: 1, PHASE: 2, BATCH: 3, EVAL: 4, END: 5 } as const;
 export const PROTOCOL_VERSION = 1;
 
 const FLAG_ENDS_STEP = 1;
+const FLAG_ENGLISH = 2;
 const FRAME_HEADER = 5;
 const BATCH_HEADER = 20;
 
@@ -30,13 +31,20 @@ export const endFrame = (): Buffer => frame(FRAME.END, 0);
 
 /**
  * BATCH or EVAL: 5 × u32 header (rows, seq_len, flags,
- * step_completion_tokens, 0), then input_ids, labels, position_ids as int32.
+ * step_completion_tokens, 0), then input_ids, labels, position_ids as int32. `english` marks an
+ * EVAL of English-retention texts (flags bit 1).
  */
-export function batchFrame(type: typeof FRAME.BATCH | typeof FRAME.EVAL, batch: MicroBatch): Buffer {
+export function batchFrame(type: typeof FRAME.BATCH | typeof FRAME.EVAL, batch: MicroBatch, english = false): Buffer {
   const cells = batch.rows * batch.seqLen;
   const buffer = frame(type, BATCH_HEADER + 3 * 4 * cells);
   let at = FRAME_HEADER;
-  for (const value of [batch.rows, batch.seqLen, batch.endsStep ? FLAG_ENDS_STEP : 0, batch.stepCompletionTokens, 0])
+  for (const value of [
+    batch.rows,
+    batch.seqLen,
+    (batch.endsStep ? FLAG_ENDS_STEP : 0) | (english ? FLAG_ENGLISH : 0),
+    batch.stepCompletionTokens,
+    0,
+  ])
     at = buffer.writeUInt32LE(value, at);
   for (const array of [batch.inputIds, batch.labels, batch.positionIds]) {
     buffer.set(new Uint8Array(array.buffer, array.byteOffset, cells * 4), at);

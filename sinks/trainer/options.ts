@@ -51,6 +51,18 @@ export const trainerOptions = z.strictObject({
     .describe('RQ-VAE checkpoint with model_state_dict["quantizer.codebook"], relative to the working directory'),
   warm_start_ridge_lambda: num().positive().default(0.001).describe("ridge penalty of the warm start's fit"),
   warm_start_max_fit_samples: int().positive().default(50000).describe('at most this many anime fit the warm start'),
+  export_merged: flag(false).describe('also write merged/: LoRA and new rows merged into the base, for vLLM'),
+  wandb_enabled: flag(false).describe('log metrics to Weights & Biases'),
+  wandb_mode: z.enum(['offline', 'online']).default('offline').describe('offline: files under the run folder'),
+  wandb_project: z.string().default('').describe('W&B project; empty: the wandb_project_env variable, then animind'),
+  wandb_entity: z.string().default('').describe('W&B entity; empty: the wandb_entity_env variable'),
+  wandb_api_key: z.string().default('').describe('W&B key; prefer wandb_api_key_env'),
+  wandb_run_name: z.string().default('').describe("W&B run name; empty: W&B's own"),
+  wandb_group: z.string().default('').describe('W&B group'),
+  wandb_tags: z.array(z.string().min(1)).default([]).describe('W&B tags'),
+  wandb_project_env: z.string().default('WANDB_PROJECT'),
+  wandb_entity_env: z.string().default('WANDB_ENTITY'),
+  wandb_api_key_env: z.string().default('WANDB_API_KEY'),
 });
 
 export type TrainerOptions = z.output<typeof trainerOptions>;
@@ -97,6 +109,20 @@ export function helloConfig(o: TrainerOptions, tokenizerDir: string, seed: numbe
       rqvae_checkpoint_path: o.warm_start_rqvae_checkpoint_path && path.resolve(o.warm_start_rqvae_checkpoint_path),
       ridge_lambda: o.warm_start_ridge_lambda,
       max_fit_samples: o.warm_start_max_fit_samples,
+    },
+    export_merged: o.export_merged,
+    wandb: {
+      enabled: o.wandb_enabled,
+      mode: o.wandb_mode,
+      project: o.wandb_project,
+      entity: o.wandb_entity,
+      api_key: o.wandb_api_key,
+      run_name: o.wandb_run_name,
+      group: o.wandb_group,
+      tags: o.wandb_tags,
+      project_env: o.wandb_project_env,
+      entity_env: o.wandb_entity_env,
+      api_key_env: o.wandb_api_key_env,
     },
   };
 }

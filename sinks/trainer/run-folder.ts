@@ -2,8 +2,18 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmdirSync
 import path from 'node:path';
 import { DataError } from '../../engine/errors.ts';
 
-/** What a finished run holds besides its phase folders (trainer/PROTOCOL.md, "Outputs"). */
-export const RUN_ARTIFACTS = ['final_model', 'tokenizer', 'train_run_summary.json', 'train_config_snapshot.json'];
+/**
+ * What a finished run holds besides its phase folders (trainer/PROTOCOL.md, "Outputs"). merged/ and
+ * wandb/ are optional: a re-run without them must not leave the previous run's beside the new model.
+ */
+export const RUN_ARTIFACTS = [
+  'final_model',
+  'tokenizer',
+  'train_run_summary.json',
+  'train_config_snapshot.json',
+  'merged',
+  'wandb',
+];
 
 /** A checkpoint folder inside a phase folder: what an unfinished run keeps for a future resume. */
 const CHECKPOINT = /^(checkpoint-\d+|best_model)$/;

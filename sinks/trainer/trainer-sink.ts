@@ -23,10 +23,17 @@ const pull = <T>(input: Stream<Batch<T>>) =>
   );
 
 /** The first frame: the protocol version, the worker's config and the added tokens it must give ids to. */
-const helloFrame = (o: TrainerOptions, dir: string, seed: number, staging: string, added: AddedTokens['tokens']) =>
+const helloFrame = (
+  o: TrainerOptions,
+  dir: string,
+  pipeline: { seed: number; params: Readonly<Record<string, unknown>> },
+  staging: string,
+  added: AddedTokens['tokens'],
+) =>
   jsonFrame(FRAME.HELLO, {
     protocol_version: PROTOCOL_VERSION,
-    config: { ...helloConfig(o, dir, seed), staging_dir: staging },
+    // `params`: the whole run's settings (mix, eval, …) for the config snapshot; the worker acts on the rest.
+    config: { ...helloConfig(o, dir, pipeline.seed), params: pipeline.params, staging_dir: staging },
     added_tokens: added,
   });
 
@@ -38,7 +45,12 @@ function startWorker(python: string, o: TrainerOptions, display: TrainingDisplay
     PYTHONUNBUFFERED: '1',
   };
   // Shorter strings would mask ordinary text; no real token is that short.
-  const secrets = [o.hf_token, process.env[o.hf_token_env] ?? ''].filter((s) => s.length >= 6);
+  const secrets = [
+    o.hf_token,
+    process.env[o.hf_token_env] ?? '',
+    o.wandb_api_key,
+    process.env[o.wandb_api_key_env] ?? '',
+  ].filter((s) => s.length >= 6);
   return new WorkerProcess(
     python,
     repoRoot,
@@ -57,7 +69,8 @@ const trainerStats = z.object({
   steps: z.number(),
   last_loss: z.number(),
   tokens_per_s: z.number(),
-  evals: z.array(z.object({ step: z.unknown(), eval_loss: z.unknown() })),
+  evals: z.array(z.object({ phase: z.unknown(), step: z.unknown(), eval_loss: z.unknown() })),
+  english_perplexity: z.unknown(),
   runtime: z.record(z.string(), z.unknown()),
   frames: z.number(),
   out_dir: z.string(),
@@ -112,7 +125,7 @@ export default defineSink({
     const ready = worker.waitFor('ready');
     const first = pull(input);
     first.catch(() => {});
-    await worker.send(helloFrame(o, dir, ctx.pipeline.seed, folder.staging, added.tokens));
+    await worker.send(helloFrame(o, dir, ctx.pipeline, folder.staging, added.tokens));
     await checkHandshake(await ready, tokenizer, added.tokens);
 
     let phases = 0;
@@ -123,12 +136,23 @@ export default defineSink({
           if (phases++) display.finishPhase();
           display.startPhase(item.name, item.totalSteps);
           await worker.send(
-            jsonFrame(FRAME.PHASE, { name: item.name, total_steps: item.totalSteps, epochs: item.epochs }),
+            jsonFrame(FRAME.PHASE, {
+              name: item.name,
+              total_steps: item.totalSteps,
+              epochs: item.epochs,
+              examples: { train: item.trainExamples, eval: item.evalExamples },
+              sequences: { train: item.trainSequences, eval: item.evalSequences },
+              rows: item.rows,
+            }),
           );
         } else {
           if (!phases)
             throw new DataError("the trainer's input must start with a phase plan: feed it from a pack-steps node");
-          await worker.send(batchFrame(item.kind === 'batch' ? FRAME.BATCH : FRAME.EVAL, item.batch));
+          await worker.send(
+            item.kind === 'batch'
+              ? batchFrame(FRAME.BATCH, item.batch)
+              : batchFrame(FRAME.EVAL, item.batch, item.english === true),
+          );
         }
         frames++;
       }

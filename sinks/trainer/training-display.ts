@@ -10,12 +10,14 @@ const sci = (x: unknown) => (typeof x === 'number' ? x.toExponential(2) : '?');
 
 /**
  * Turns worker events into the run's progress: a steps counter (a bar on a terminal), a log line
- * every few steps with loss, learning rate and throughput, and eval and checkpoint lines. The
- * stats keep what a summary wants: first and last loss, eval losses, throughput.
+ * every few steps with loss, learning rate and throughput, held-out eval, English perplexity (beside
+ * the base model's) and checkpoint lines. The stats keep what a summary wants: first and last loss,
+ * eval losses, the latest English perplexity, throughput.
  */
 export class TrainingDisplay {
   private counter: Counter | undefined;
-  private readonly evals: { step: unknown; eval_loss: unknown }[] = [];
+  private readonly evals: { phase: unknown; step: unknown; eval_loss: unknown }[] = [];
+  private englishBefore: unknown;
 
   constructor(
     private readonly progress: Progress,
@@ -38,12 +40,7 @@ export class TrainingDisplay {
       case 'step':
         return this.step(event);
       case 'eval':
-        this.evals.push({ step: event.step, eval_loss: event.eval_loss });
-        this.stats.evals = this.evals;
-        return this.progress.log(
-          `${event.phase} eval at step ${event.step}: loss ${n(event.eval_loss, 4)}, ` +
-            `perplexity ${n(event.perplexity, 2)} over ${n(event.tokens)} tokens`,
-        );
+        return this.evalLine(event);
       case 'checkpoint':
         return this.progress.log(`checkpoint ${event.path}`);
       case 'runtime':
@@ -57,6 +54,23 @@ export class TrainingDisplay {
       default:
         return;
     }
+  }
+
+  private evalLine(event: WorkerEvent): void {
+    if (event.set === 'english') {
+      this.englishBefore ??= event.perplexity;
+      this.stats.english_perplexity = event.perplexity;
+      return this.progress.log(
+        `${event.phase} English perplexity at step ${event.step}: ${n(event.perplexity, 2)} ` +
+          `(before training ${n(this.englishBefore, 2)}; loss ${n(event.eval_loss, 4)} over ${n(event.tokens)} tokens)`,
+      );
+    }
+    this.evals.push({ phase: event.phase, step: event.step, eval_loss: event.eval_loss });
+    this.stats.evals = this.evals;
+    this.progress.log(
+      `${event.phase} eval at step ${event.step}: held-out loss ${n(event.eval_loss, 4)}, ` +
+        `perplexity ${n(event.perplexity, 2)} over ${n(event.tokens)} tokens`,
+    );
   }
 
   private step(event: WorkerEvent): void {

@@ -177,19 +177,9 @@ describe('[train] config', () => {
       const file = configFile(`[train]\nout_dir = "runs"\n[train.tokens]\nsemantic_vocab_path = "vocab.json"\n`);
       const config = loadTrainConfig(file);
       assert.equal(config.out_dir, path.join(path.dirname(file), 'runs'));
-      assert.deepEqual(config.phase2, {
-        epochs: 3,
-        weight_task_a: 0.1,
-        weight_task_b: 0.45,
-        weight_task_c: 0.45,
-        max_domain_rows: 0,
-      });
-      assert.deepEqual(config.phase1, {
-        weight_task_a: 0.85,
-        weight_task_b: 0.1,
-        weight_task_c: 0.05,
-        max_domain_rows: 0,
-      });
+      assert.deepEqual(config.phase1, {});
+      assert.deepEqual(config.phase2, {});
+      assert.deepEqual(config.general_mix, {});
       for (const unset of [config.train_jsonl, config.eval.eval_every_steps, config.precision, config.seed])
         assert.equal(unset, undefined);
     },

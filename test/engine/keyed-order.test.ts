@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { hash53 } from '../../engine/random.ts';
-import { priorityOrder } from '../../transforms/prep/priority-order.ts';
+import { priorityOrder } from '../../engine/keyed-order.ts';
 
 /** The order priorityOrder must give, by a plain comparator. */
 const reference = (priorities: number[], keys: string[]) =>

@@ -19,6 +19,7 @@ test('a --set value is parsed into the declared type', () => {
   assert.equal(fromText('string', ''), '');
   assert.deepEqual(fromText('integer[]', '1, 2,6'), [1, 2, 6]);
   assert.deepEqual(fromText('string[]', 'last,random'), ['last', 'random']);
+  assert.deepEqual(fromText('string[]', ''), []);
   assert.equal(fromText('integer | auto', 'auto'), 'auto');
   assert.equal(fromText('integer | auto', '4'), 4);
 });

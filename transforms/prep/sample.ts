@@ -6,7 +6,7 @@ import { defineTransform, port } from '../../engine/node.ts';
 import { _ } from '../../engine/stream.ts';
 import { BottomK } from './bottom-k.ts';
 import { numberOption } from './options.ts';
-import { keyedOrder } from './priority-order.ts';
+import { fillByPasses } from '../../engine/keyed-order.ts';
 import { quotas, splitsProblem, targetMemoryProblem } from './quotas.ts';
 import type { PoolItem } from './types.ts';
 import type { Task } from './prep-row.ts';
@@ -39,28 +39,7 @@ class Repeat implements PoolItem {
   }
 }
 
-/**
- * A pool smaller than its quota, repeated: each pass visits the whole pool in a fresh keyed
- * order (priority by key and pass) until the quota is filled. Repeats get `#<pass>` keys so
- * every sampled row keeps a unique key for the shuffle. Only the last pass, which is cut short,
- * is put in its order: the shuffle gives every sampled row its final place, so the order of a
- * pass taken whole is never seen.
- */
-export function fillByPasses(
-  pool: readonly PoolItem[],
-  quota: number,
-  priority: (key: string, pass: number) => number,
-): PoolItem[] {
-  const out: PoolItem[] = [];
-  const repeat = (item: PoolItem, pass: number): PoolItem => (pass === 0 ? item : new Repeat(item, pass));
-  const whole = Math.floor(quota / pool.length);
-  for (let pass = 0; pass < whole; pass++) for (const item of pool) out.push(repeat(item, pass));
-  if (out.length < quota) {
-    const order = keyedOrder(pool, (key) => priority(key, whole));
-    for (let i = 0; out.length < quota; i++) out.push(repeat(pool[order[i]!]!, whole));
-  }
-  return out;
-}
+const repeated = (item: PoolItem, pass: number): PoolItem => new Repeat(item, pass);
 
 const perTask = z.record(z.string(), z.number());
 
@@ -130,7 +109,8 @@ export default defineTransform({
         if (q > 0 && pool === 0)
           throw new DataError(`Task ${task} pool is empty but its quota is ${q}: ${WHY_EMPTY[task]}`);
         const kept = samplers[task].take();
-        const sample = pool >= q ? kept : fillByPasses(kept, q, (key, pass) => ctx.keyed.hash(key, String(pass)));
+        const sample =
+          pool >= q ? kept : fillByPasses(kept, q, (key, pass) => ctx.keyed.hash(key, String(pass)), repeated);
         oversampling[task] = pool >= q ? 1 : Number((q / pool).toFixed(6));
         passes[task] = pool === 0 ? 0 : Math.ceil(q / pool);
         for (let i = 0; i < sample.length; i += size) batches.push(sample.slice(i, i + size));

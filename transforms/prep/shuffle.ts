@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { encodedBatch, jsonString } from '../../engine/encoded-batch.ts';
 import { defineTransform, port, rowStats } from '../../engine/node.ts';
 import { collectOnce, fromGenerator } from '../../engine/stream.ts';
-import { keyedOrder } from './priority-order.ts';
+import { keyedOrder } from '../../engine/keyed-order.ts';
 import { RowLines } from './row-lines.ts';
 import { madeRow, type PoolItem } from './types.ts';
 import { PREP_ROW_COLUMNS, type PrepRow, type TaskRow } from './prep-row.ts';

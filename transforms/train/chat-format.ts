@@ -24,6 +24,16 @@ export default defineTransform({
       .min(1)
       .default('example_id')
       .describe('field identifying the row (eval hold-out and sampling key on it)'),
+    system_field: z
+      .string()
+      .min(1)
+      .default('system')
+      .describe("field holding a system message, used where a row's is a non-empty string"),
+    group_field: z
+      .string()
+      .min(1)
+      .default('task')
+      .describe("field naming the row's group (task or source) for the per-phase counts"),
   }),
   inputs: { in: port<Row>() },
   stats: rowStats,
@@ -36,7 +46,7 @@ export default defineTransform({
     }
   },
   create(ctx, inputs) {
-    const { input_field, output_field, key_field } = ctx.options;
+    const { input_field, output_field, key_field, system_field, group_field } = ctx.options;
     const formatter = new ChatFormatter(readTokenizerSettings(tokenizerDir(ctx.options)));
     if (!formatter.hasTemplate)
       ctx.progress.warn('the tokenizer has no chat template: prompts are the plain input followed by a newline');
@@ -51,7 +61,13 @@ export default defineTransform({
           throw new DataError(`${key_field} ${key}: expected string fields '${input_field}' and '${output_field}'`);
         ctx.stats.rows = seen;
         try {
-          return { key, ...formatter.format(input, output) };
+          const system = typeof row[system_field] === 'string' ? row[system_field] : undefined;
+          const group = row[group_field];
+          return {
+            key,
+            ...formatter.format(input, output, system || undefined),
+            ...(typeof group === 'string' ? { group } : {}),
+          };
         } catch (error) {
           throw new DataError(`${key_field} ${key}: ${(error as Error).message}`);
         }

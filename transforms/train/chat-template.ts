@@ -46,13 +46,16 @@ export class ChatFormatter {
     });
   }
 
-  format(input: string, output: string): ChatParts {
+  /** `system`, when given, is the conversation's system message (general-mix rows carry one). */
+  format(input: string, output: string, system?: string): ChatParts {
     const { eosToken, bosToken } = this.settings;
-    if (!this.template) return { prompt: `${bosToken}${input}\n`, completion: output + eosToken };
+    if (!this.template)
+      return { prompt: `${bosToken}${system ? `${system}\n` : ''}${input}\n`, completion: output + eosToken };
+    const before = system ? [{ role: 'system', content: system }] : [];
     const user = { role: 'user', content: input };
-    const prompt = this.render([user], true);
-    const full = this.render([user, { role: 'assistant', content: output }], false);
-    const start = full.startsWith(prompt) ? prompt.length : this.assistantTextStart(user, prompt, full);
+    const prompt = this.render([...before, user], true);
+    const full = this.render([...before, user, { role: 'assistant', content: output }], false);
+    const start = full.startsWith(prompt) ? prompt.length : this.assistantTextStart([...before, user], prompt, full);
     const end = full.lastIndexOf(eosToken);
     if (end < start) throw new DataError(`the chat template does not end the assistant's turn with ${eosToken}`);
     return { prompt, completion: full.slice(start, end + eosToken.length) };
@@ -63,8 +66,8 @@ export class ChatFormatter {
    * generation prompt: after the longest common start of the two, but never past the point
    * where the template puts the assistant's text.
    */
-  private assistantTextStart(user: { role: string; content: string }, prompt: string, full: string): number {
-    const marked = this.render([user, { role: 'assistant', content: PLACEHOLDER }], false);
+  private assistantTextStart(turns: { role: string; content: string }[], prompt: string, full: string): number {
+    const marked = this.render([...turns, { role: 'assistant', content: PLACEHOLDER }], false);
     const textAt = marked.indexOf(PLACEHOLDER);
     if (textAt < 0 || !full.startsWith(marked.slice(0, textAt)))
       throw new DataError("the chat template renders the conversation so that the assistant's turn cannot be located");

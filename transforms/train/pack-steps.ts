@@ -1,11 +1,11 @@
 import { z } from 'zod';
 import { DataError } from '../../engine/errors.ts';
 import { defineTransform, port, type NodeContext } from '../../engine/node.ts';
-import { _, fromGenerator, type Stream } from '../../engine/stream.ts';
+import { fromAsync, type Stream } from '../../engine/stream.ts';
 import { ExampleStore } from './example-store.ts';
 import { flag, int, num } from './option-types.ts';
 import { layOutRows, packSequences, sequenceCompletionTokens, sequenceLength, type Sequence } from './packing.ts';
-import { optimizerSteps, totalSteps } from './schedule.ts';
+import { evalDue, optimizerSteps, totalSteps } from './schedule.ts';
 import { loadTrainTokenizer } from './tokenizer.ts';
 import { readAddedTokens, readTokenizerSettings } from './tokenizer-files.ts';
 import { extendedTokenizerOptions, tokenizerDir } from './tokenizer-options.ts';
@@ -22,7 +22,7 @@ const options = z.strictObject({
   per_device_train_batch_size: int().positive().default(1).describe('packed sequences per training micro-batch'),
   per_device_eval_batch_size: int().positive().default(1).describe('packed sequences per eval micro-batch'),
   gradient_accumulation_steps: int().positive().default(16).describe('micro-batches per optimizer step'),
-  epochs: int().positive().default(2).describe('passes over the training examples'),
+  epochs: int().positive().describe("passes over the phase's training examples"),
   eval_fraction: num()
     .min(0)
     .max(0.5)
@@ -73,9 +73,12 @@ export default defineTransform({
       const tokenizer = await loadTrainTokenizer(dir, readAddedTokens(ctx.options.semantic_vocab));
       return tokenizer.singleId(readTokenizerSettings(dir).padToken);
     })();
-    return _(Promise.all([cached, padId])).flatMap(([stores, pad]) =>
-      fromGenerator(() => phaseItems(ctx, stores, pad)),
-    );
+    // fromAsync, not _(promise).flatMap: a failed run stops it cleanly even while the cache is filling.
+    async function* items() {
+      const [stores, pad] = await Promise.all([cached, padId]);
+      yield* phaseItems(ctx, stores, pad);
+    }
+    return fromAsync(items(), (fn) => ctx.onClose(fn));
   },
 });
 
@@ -83,6 +86,7 @@ interface Stores {
   train: ExampleStore;
   held: ExampleStore;
   counts: { truncated: number; dropped_without_completion: number };
+  groups: PhasePlan['rows'];
 }
 
 /** Reads every example, truncated to max_seq_len, into the train or the held-out store by its keyed draw. */
@@ -92,6 +96,7 @@ function cacheExamples(ctx: Context, input: Stream<TokenizedExample[]>): Promise
     train: new ExampleStore(),
     held: new ExampleStore(),
     counts: { truncated: 0, dropped_without_completion: 0 },
+    groups: { train: {}, eval: {} },
   };
   const add = (example: TokenizedExample) => {
     let { ids, promptLen } = example;
@@ -101,8 +106,11 @@ function cacheExamples(ctx: Context, input: Stream<TokenizedExample[]>): Promise
       promptLen = Math.min(promptLen, o.max_seq_len);
     }
     if (promptLen >= ids.length) return void stores.counts.dropped_without_completion++;
-    const store = ctx.keyed.uniform(example.key, 'eval') < o.eval_fraction ? stores.held : stores.train;
-    store.add(ids, promptLen);
+    const held = ctx.keyed.uniform(example.key, 'eval') < o.eval_fraction;
+    (held ? stores.held : stores.train).add(ids, promptLen);
+    const counts = held ? stores.groups.eval : stores.groups.train;
+    const group = example.group ?? 'rows';
+    counts[group] = (counts[group] ?? 0) + 1;
   };
   return new Promise<Stores>((resolve, reject) => {
     input
@@ -113,7 +121,7 @@ function cacheExamples(ctx: Context, input: Stream<TokenizedExample[]>): Promise
 }
 
 /** The phase plan, then each optimizer step's micro-batches, with the eval batches after the steps they are due at. */
-function* phaseItems(ctx: Context, { train, held, counts }: Stores, pad: number): Generator<TrainItem[]> {
+function* phaseItems(ctx: Context, { train, held, counts, groups }: Stores, pad: number): Generator<TrainItem[]> {
   const o = ctx.options;
   if (train.count === 0 && held.count === 0 && counts.dropped_without_completion === 0)
     throw new DataError('no rows to train on: the input had none');
@@ -138,6 +146,7 @@ function* phaseItems(ctx: Context, { train, held, counts }: Stores, pad: number)
     evalExamples: held.count,
     trainSequences: trainSeqs.length,
     evalSequences: evalSeqs.length,
+    rows: { train: sortedCounts(groups.train), eval: sortedCounts(groups.eval) },
   };
   report(ctx, plan, counts, fill(train, trainSeqs, o.max_seq_len));
   yield [plan];
@@ -154,8 +163,7 @@ function* phaseItems(ctx: Context, { train, held, counts }: Stores, pad: number)
     const stepTokens = seqs.flat().reduce((n, s) => n + sequenceCompletionTokens(train, s), 0);
     for (const [k, group] of seqs.entries())
       yield [{ kind: 'batch', step, batch: microBatch(train, group, k === seqs.length - 1, stepTokens) }];
-    const due = step === plan.totalSteps || (o.eval_every_steps > 0 && step % o.eval_every_steps === 0);
-    if (due)
+    if (evalDue(step, plan.totalSteps, o.eval_every_steps))
       for (let at = 0; at < evalSeqs.length; at += o.per_device_eval_batch_size) {
         const group = evalSeqs.slice(at, at + o.per_device_eval_batch_size);
         const tokens = group.reduce((n, s) => n + sequenceCompletionTokens(held, s), 0);
@@ -163,6 +171,10 @@ function* phaseItems(ctx: Context, { train, held, counts }: Stores, pad: number)
       }
   }
 }
+
+/** Counts in key order, so the plan's JSON does not depend on arrival order. */
+const sortedCounts = (counts: Record<string, number>) =>
+  Object.fromEntries(Object.entries(counts).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 
 const fill = (store: ExampleStore, seqs: Sequence[], maxSeqLen: number) =>
   seqs.reduce((n, s) => n + sequenceLength(store, s), 0) / (seqs.length * maxSeqLen);

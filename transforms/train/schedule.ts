@@ -59,3 +59,7 @@ export function* optimizerSteps(o: ScheduleOptions): Generator<number[][]> {
     yield micro;
   }
 }
+
+/** Whether an eval is due after optimizer step `step` (1-based) of a phase: every `every` steps and at its end. */
+export const evalDue = (step: number, totalSteps: number, every: number) =>
+  step === totalSteps || (every > 0 && step % every === 0);

@@ -43,7 +43,7 @@ export default defineTransform({
         ids.set(prompt);
         ids.set(completion, prompt.length);
         tokens += ids.length;
-        return { key: example.key, ids, promptLen: prompt.length };
+        return { key: example.key, ids, promptLen: prompt.length, ...(example.group ? { group: example.group } : {}) };
       });
     };
     return inputs.ports.in

@@ -7,6 +7,8 @@ export interface FormattedExample {
   prompt: string;
   /** The assistant's content followed by the end-of-turn token. */
   completion: string;
+  /** What the row is, for the per-phase counts: a prep task (A, B, C) or a general-mix source. */
+  group?: string;
 }
 
 /** A formatted example as token ids; ids[0, promptLen) are the prompt. */
@@ -14,6 +16,7 @@ export interface TokenizedExample {
   key: string;
   ids: Int32Array;
   promptLen: number;
+  group?: string;
 }
 
 export const IGNORE_INDEX = -100;
@@ -40,8 +43,13 @@ export interface PhasePlan {
   evalExamples: number;
   trainSequences: number;
   evalSequences: number;
+  /** Examples by group (task or general-mix source), trained and held out. */
+  rows: { train: Record<string, number>; eval: Record<string, number> };
 }
 
 /** What pack-steps hands the trainer sink: the phase plan first, then train and eval micro-batches. */
 export type TrainItem =
-  PhasePlan | { kind: 'batch'; step: number; batch: MicroBatch } | { kind: 'eval'; batch: MicroBatch };
+  | PhasePlan
+  | { kind: 'batch'; step: number; batch: MicroBatch }
+  /** Held-out rows of the phase, or (english) the English-retention texts. */
+  | { kind: 'eval'; batch: MicroBatch; english?: boolean };
