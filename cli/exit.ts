@@ -2,7 +2,7 @@ import { AnimindError, ValidationError } from '../engine/errors.ts';
 import { userModuleFailure } from '../engine/user-modules.ts';
 
 /** Exit codes, also listed in the README. */
-export const EXIT = { ok: 0, data: 1, usage: 2, interrupted: 130 } as const;
+export const EXIT = { ok: 0, data: 1, usage: 2, preempted: 75, interrupted: 130 } as const;
 
 /** Prints a user-facing error on stderr (one line per problem, no stack) and returns the exit code. */
 export function reportError(error: unknown): number {

@@ -121,7 +121,7 @@ function pipelineCommands<T>(y: Argv<T>, act: Act) {
 /** `animind run --phase prep|train`: the original tool's entry point. */
 function phaseOptions<T>(y: Argv<T>) {
   return displayOptions(
-    y
+    setOption(y)
       .option('phase', { choices: ['prep', 'train'] as const, demandOption: true, describe: 'which phase to run' })
       .option('config', {
         type: 'string',
@@ -152,7 +152,7 @@ async function main(): Promise<number> {
       'run',
       "run a phase from a TOML config, as the original tool did (same graph as 'pipeline run')",
       phaseOptions,
-      (argv) => act(async () => runPhase(argv.phase, argv.config, display(argv)))(),
+      (argv) => act(async () => runPhase(argv.phase, argv.config, display(argv), parseOverrides(argv.set)))(),
     )
     .demandCommand(1, 'name a command')
     .strict()

@@ -1,5 +1,6 @@
 import { loadPrepConfig, PREP_PARAMS, PREP_PIPELINE } from '../config/prep-config.ts';
 import { paramOverrides, readToml } from '../config/toml.ts';
+import type { ParamOverride } from '../engine/params.ts';
 import { staleReason } from './prep-up-to-date.ts';
 import { loadBuiltinPlan, runWithSignals, type DisplayOptions } from './run-pipeline.ts';
 import { runTrainPhase } from './run-train-phase.ts';
@@ -11,14 +12,24 @@ import { runTrainPhase } from './run-train-phase.ts';
 const SPEED_ONLY_PARAMS = new Set(['scan_workers']);
 
 /** `animind run --phase …`: the original tool's entry point, mapped onto the YAML pipelines. */
-export async function runPhase(phase: 'prep' | 'train', configFile: string, display: DisplayOptions): Promise<number> {
-  if (phase === 'train') return runTrainPhase(configFile, display);
-  return runPrepPhase(configFile, display);
+export async function runPhase(
+  phase: 'prep' | 'train',
+  configFile: string,
+  display: DisplayOptions,
+  sets: Readonly<Record<string, ParamOverride>> = {},
+): Promise<number> {
+  if (phase === 'train') return runTrainPhase(configFile, display, sets);
+  return runPrepPhase(configFile, display, sets);
 }
 
-async function runPrepPhase(configFile: string, display: DisplayOptions): Promise<number> {
+async function runPrepPhase(
+  configFile: string,
+  display: DisplayOptions,
+  sets: Readonly<Record<string, ParamOverride>>,
+): Promise<number> {
   const config = loadPrepConfig(configFile);
-  const overrides = paramOverrides(readToml(configFile), 'prep', PREP_PARAMS, config);
+  // --set on the command line wins over the TOML section (one machine's node_rank, say).
+  const overrides = { ...paramOverrides(readToml(configFile), 'prep', PREP_PARAMS, config), ...sets };
   const plan = await loadBuiltinPlan(PREP_PIPELINE, { overrides });
   const say = (line: string) => display.quiet || process.stderr.write(`${line}\n`);
 

@@ -22,7 +22,7 @@ export interface PlanInputs {
 export const loadBuiltinPlan = (file: string, inputs: PlanInputs = {}): Promise<Plan> =>
   loadPlan(file, { registry: builtins, ...inputs });
 
-/** Runs a plan with progress on stderr, stopping cleanly on Ctrl-C or SIGTERM. */
+/** Runs a plan with progress on stderr, stopping cleanly on Ctrl-C, SIGTERM or SIGUSR1. */
 export async function runWithSignals(
   plan: Plan,
   display: DisplayOptions,
@@ -36,14 +36,26 @@ export async function runWithSignals(
     format: display.logFormat ?? 'text',
   });
   const controller = new AbortController();
-  const onSignal = (signal: NodeJS.Signals) => controller.abort(new InterruptedError(signal));
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  const stop = new AbortController();
+  const onInterrupt = (signal: NodeJS.Signals) => controller.abort(new InterruptedError(signal));
+  // SIGTERM and SIGUSR1 are what schedulers send before a kill: a graceful stop first (a train run
+  // checkpoints and exits 75); a second SIGTERM stops at once.
+  const onStop = (signal: NodeJS.Signals) =>
+    stop.signal.aborted ? onInterrupt(signal) : stop.abort(new InterruptedError(signal));
+  process.on('SIGINT', onInterrupt);
+  process.on('SIGTERM', onStop);
+  process.on('SIGUSR1', onStop);
   try {
-    return await runPlan(plan, { reporter, signal: controller.signal, ...(config ? { config } : {}) });
+    return await runPlan(plan, {
+      reporter,
+      signal: controller.signal,
+      stopSignal: stop.signal,
+      ...(config ? { config } : {}),
+    });
   } finally {
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
+    process.off('SIGINT', onInterrupt);
+    process.off('SIGTERM', onStop);
+    process.off('SIGUSR1', onStop);
   }
 }
 

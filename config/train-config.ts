@@ -49,7 +49,13 @@ export const trainSchema = z.strictObject({
   max_grad_norm: nonNegative().optional(),
   checkpoint_every_steps: positive().optional(),
   save_total_limit: positive().optional(),
-  resume_from: z.string().default(''),
+  resume_from: z.string().optional(),
+  // Not the original tool's: several GPUs and machines (torchrun's names).
+  nproc_per_node: z.union([positive(), z.literal('auto')]).optional(),
+  nnodes: positive().optional(),
+  node_rank: z.int().min(0).optional(),
+  master_addr: z.string().min(1).optional(),
+  master_port: z.int().min(1).max(65535).optional(),
   hf_token: z.string().optional(),
   hf_token_env: z.string().optional(),
   dry_run: z.boolean().optional(),
@@ -124,7 +130,11 @@ export function loadTrainConfig(file: string): TrainConfig {
     train_jsonl: config.train_jsonl === undefined ? undefined : resolve(config.train_jsonl),
     out_dir: resolve(config.out_dir),
     env_file: resolve(config.env_file),
-    resume_from: resolve(config.resume_from),
+    // `latest` is a word, not a path.
+    resume_from:
+      config.resume_from === undefined || config.resume_from === 'latest'
+        ? config.resume_from
+        : resolve(config.resume_from),
     tokens: {
       ...tokens,
       semantic_vocab_path: resolve(tokens.semantic_vocab_path),

@@ -56,6 +56,16 @@ export class InterruptedError extends AnimindError {
   }
 }
 
+/**
+ * A graceful stop (SIGTERM, SIGUSR1) was honoured: the work in hand was finished and saved so a
+ * later run can resume from it (exit 75, EX_TEMPFAIL: a job script requeues on it).
+ */
+export class PreemptedError extends AnimindError {
+  constructor(message: string) {
+    super(message, 75);
+  }
+}
+
 /** Wraps anything thrown inside a node so the message names the node. */
 export function attributeToNode(error: unknown, node: string): AnimindError {
   if (error instanceof AnimindError) {

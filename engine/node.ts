@@ -101,6 +101,12 @@ export interface NodeContext<O, St extends StatsSchema = StatsSchema> {
   readonly keyed: KeyedRandom;
   readonly progress: Progress;
   readonly signal: AbortSignal;
+  /**
+   * Fires when a graceful stop is asked (SIGTERM, SIGUSR1: what cluster schedulers send before a
+   * kill), only for a node declared `stoppable`: it finishes the unit of work in hand, saves what a
+   * later run resumes from, and ends the run with a PreemptedError. `signal` still aborts at once.
+   */
+  readonly stopRequested: AbortSignal;
   /** Runs on success, failure and interruption alike; the place to close statements, files and processes. */
   onClose(fn: () => void | Promise<void>): void;
   /** This node's counters, as declared in its `stats` schema. */
@@ -139,6 +145,11 @@ interface BaseNode<S extends z.ZodType, St extends StatsSchema> {
    * problem names the option it concerns so validation can point at its YAML line.
    */
   check?(options: z.output<S>): Promise<OptionProblem[]> | OptionProblem[];
+  /**
+   * The node reacts to `ctx.stopRequested` (see there). A run with no such node stops at once on
+   * a graceful stop request, as on Ctrl-C.
+   */
+  readonly stoppable?: boolean;
 }
 
 /** `R` is the row type the node emits; `columns`, optionally, its layout for columnar sinks. */

@@ -16,6 +16,11 @@ export interface RunOptions {
   reporter: Reporter;
   /** Aborting it stops the run (Ctrl-C, SIGTERM, a closed stdout); its reason becomes the error. */
   signal?: AbortSignal;
+  /**
+   * Aborting it asks for a graceful stop: `stoppable` nodes see `ctx.stopRequested` and end the run
+   * themselves; in a run without one it stops the run like `signal`, its reason the error.
+   */
+  stopSignal?: AbortSignal;
   /** Settings the run was started with beyond the params (`animind run`'s TOML section), for the manifest. */
   config?: Readonly<Record<string, unknown>>;
 }
@@ -59,12 +64,19 @@ class Run {
   private readonly outputsOf = new Map<string, () => Stream<Batch>>();
   private readonly stages: ReturnType<typeof trackStages>;
   private readonly pipeline: PipelineInfo;
-  private readonly onOuterAbort = () => {
+  private readonly stopController = new AbortController();
+  private readonly onStopRequest = () => {
+    const reason = this.options.stopSignal!.reason;
+    if (this.plan.nodes.some((node) => node.def.stoppable)) this.stopController.abort(reason);
+    else this.abortWith(reason);
+  };
+  private readonly onOuterAbort = () => this.abortWith(this.options.signal!.reason);
+
+  private abortWith(reason: unknown): void {
     if (this.failure) return;
-    const reason = this.options.signal!.reason;
     this.failure = reason instanceof AnimindError ? reason : attributeToNode(reason, 'pipeline');
     this.controller.abort(this.failure);
-  };
+  }
 
   constructor(
     private readonly plan: Plan,
@@ -72,6 +84,8 @@ class Run {
   ) {
     options.signal?.addEventListener('abort', this.onOuterAbort, { once: true });
     if (options.signal?.aborted) this.onOuterAbort();
+    options.stopSignal?.addEventListener('abort', this.onStopRequest, { once: true });
+    if (options.stopSignal?.aborted) this.onStopRequest();
     for (const node of plan.nodes) {
       this.stats[node.spec.id] = {};
       if (node.def.kind !== 'sink') continue;
@@ -165,6 +179,7 @@ class Run {
     );
     await Promise.race([Promise.all(this.sinkPromises), aborted]);
     this.options.signal?.removeEventListener('abort', this.onOuterAbort);
+    this.options.stopSignal?.removeEventListener('abort', this.onStopRequest);
   }
 
   /** Stops what still runs after a failure, then runs every node's close hooks, last registered first. */
@@ -231,6 +246,7 @@ class Run {
       keyed: new KeyedRandom(seed, id),
       progress: untilStopped(this.options.reporter.forNode(id), signal),
       signal,
+      stopRequested: this.stopController.signal,
       onClose: (fn) => this.closers.push({ node: id, fn }),
       stats: this.stats[id]!,
       statsOf: (other, schema) => statsHandle(this.stats, other, schema),

@@ -7,6 +7,7 @@ export const PROTOCOL_VERSION = 1;
 
 const FLAG_ENDS_STEP = 1;
 const FLAG_ENGLISH = 2;
+const FLAG_PADDING = 4;
 const FRAME_HEADER = 5;
 const BATCH_HEADER = 20;
 
@@ -29,23 +30,38 @@ export function jsonFrame(type: typeof FRAME.HELLO | typeof FRAME.PHASE, value: 
 
 export const endFrame = (): Buffer => frame(FRAME.END, 0);
 
+/** What a frame says about its micro-batch beyond the arrays (trainer/PROTOCOL.md, BATCH and EVAL). */
+export interface BatchMeta {
+  /** EVAL of English-retention texts (flags bit 1). */
+  english?: boolean;
+  /** BATCH: completion tokens in this rank's micro-batches of the step; the step's own count by default. */
+  rankTokens?: number;
+  /** BATCH with no rows that keeps a rank in step with the others (flags bit 2). */
+  padding?: boolean;
+}
+
 /**
- * BATCH or EVAL: 5 × u32 header (rows, seq_len, flags,
- * step_completion_tokens, 0), then input_ids, labels, position_ids as int32. `english` marks an
- * EVAL of English-retention texts (flags bit 1).
+ * BATCH or EVAL: 5 × u32 header (rows, seq_len, flags, step_completion_tokens,
+ * rank_completion_tokens), then input_ids, labels, position_ids as int32.
  */
-export function batchFrame(type: typeof FRAME.BATCH | typeof FRAME.EVAL, batch: MicroBatch, english = false): Buffer {
+export function batchFrame(
+  type: typeof FRAME.BATCH | typeof FRAME.EVAL,
+  batch: MicroBatch,
+  meta: BatchMeta = {},
+): Buffer {
   const cells = batch.rows * batch.seqLen;
   const buffer = frame(type, BATCH_HEADER + 3 * 4 * cells);
-  let at = FRAME_HEADER;
-  for (const value of [
+  const flags =
+    (batch.endsStep ? FLAG_ENDS_STEP : 0) | (meta.english ? FLAG_ENGLISH : 0) | (meta.padding ? FLAG_PADDING : 0);
+  const header = [
     batch.rows,
     batch.seqLen,
-    (batch.endsStep ? FLAG_ENDS_STEP : 0) | (english ? FLAG_ENGLISH : 0),
+    flags,
     batch.stepCompletionTokens,
-    0,
-  ])
-    at = buffer.writeUInt32LE(value, at);
+    meta.rankTokens ?? batch.stepCompletionTokens,
+  ];
+  let at = FRAME_HEADER;
+  for (const value of header) at = buffer.writeUInt32LE(value, at);
   for (const array of [batch.inputIds, batch.labels, batch.positionIds]) {
     buffer.set(new Uint8Array(array.buffer, array.byteOffset, cells * 4), at);
     at += cells * 4;

@@ -51,6 +51,20 @@ export const trainerOptions = z.strictObject({
     .describe('RQ-VAE checkpoint with model_state_dict["quantizer.codebook"], relative to the working directory'),
   warm_start_ridge_lambda: num().positive().default(0.001).describe("ridge penalty of the warm start's fit"),
   warm_start_max_fit_samples: int().positive().default(50000).describe('at most this many anime fit the warm start'),
+  nproc_per_node: z
+    .union([int().positive(), z.literal('auto')])
+    .default('auto')
+    .describe('workers (GPUs) on this machine; auto: every visible GPU, 1 on the CPU'),
+  nnodes: int().positive().default(1).describe('machines in the run'),
+  node_rank: int().nonnegative().default(0).describe("this machine's rank among nnodes"),
+  master_addr: z.string().min(1).default('127.0.0.1').describe("rank 0's machine (torch.distributed's MASTER_ADDR)"),
+  master_port: int().min(1).max(65535).default(29500).describe("rank 0's port (MASTER_PORT)"),
+  resume_from: z
+    .string()
+    .default('')
+    .describe(
+      'a checkpoint folder, or latest: the furthest checkpoint of this run folder or of an interrupted run beside it',
+    ),
   export_merged: flag(false).describe('also write merged/: LoRA and new rows merged into the base, for vLLM'),
   wandb_enabled: flag(false).describe('log metrics to Weights & Biases'),
   wandb_mode: z.enum(['offline', 'online']).default('offline').describe('offline: files under the run folder'),

@@ -19,11 +19,22 @@ export class TrainingDisplay {
   private readonly evals: { phase: unknown; step: unknown; eval_loss: unknown }[] = [];
   private englishBefore: unknown;
 
+  /** Each rank's latest tokens/s; rank 0's comes with its step events. */
+  private readonly rankRates = new Map<number, number>();
+
   constructor(
     private readonly progress: Progress,
     private readonly stats: Stats,
     private readonly logEverySteps: number,
+    private readonly world = 1,
   ) {}
+
+  /** An event of a rank other than 0: its throughput counts in the total, its warnings are shown. */
+  onRankEvent(rank: number, event: WorkerEvent): void {
+    if (event.event === 'step' && typeof event.tokens_per_s === 'number') this.rankRates.set(rank, event.tokens_per_s);
+    else if (event.event === 'log' && event.level === 'warning')
+      this.progress.warn(`rank ${rank}: ${String(event.message)}`);
+  }
 
   startPhase(name: string, totalSteps: number): void {
     this.counter = this.progress.counter('steps', { unit: 'steps', total: totalSteps });
@@ -79,12 +90,18 @@ export class TrainingDisplay {
     this.stats.steps = step;
     this.stats.first_loss ??= event.loss;
     this.stats.last_loss = event.loss;
-    this.stats.tokens_per_s = event.tokens_per_s;
+    if (typeof event.tokens_per_s === 'number') this.rankRates.set(0, event.tokens_per_s);
+    const total = [...this.rankRates.values()].reduce((a, b) => a + b, 0);
+    this.stats.tokens_per_s = total;
+    if (this.world > 1) this.stats.rank_tokens_per_s = Object.fromEntries(this.rankRates);
+    const rate =
+      this.world > 1
+        ? `${n(total)} tokens/s over ${this.world} ranks (rank 0: ${n(event.tokens_per_s)})`
+        : `${n(event.tokens_per_s)} tokens/s`;
     if (step === 1 || step % this.logEverySteps === 0 || step === event.total_steps)
       this.progress.log(
         `${event.phase} step ${step}/${event.total_steps}: loss ${n(event.loss, 4)}, lr ${sci(event.lr)}, ` +
-          `${n(event.tokens_per_s)} tokens/s, ${n(event.step_time_s, 2)}s/step, ` +
-          `waited ${n(event.pipe_wait_s, 2)}s for batches`,
+          `${rate}, ${n(event.step_time_s, 2)}s/step, waited ${n(event.pipe_wait_s, 2)}s for batches`,
       );
   }
 }

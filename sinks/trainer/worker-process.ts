@@ -1,7 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Readable, Writable } from 'node:stream';
-import { DataError } from '../../engine/errors.ts';
+import { DataError, PreemptedError } from '../../engine/errors.ts';
+
+/** The worker's exit code after a graceful stop with a checkpoint (trainer/PROTOCOL.md). */
+export const PREEMPTED_EXIT = 75;
 
 export interface WorkerEvent {
   event: string;
@@ -26,7 +29,8 @@ export class WorkerProcess {
   private lastStderr: string | undefined;
   private finishedRun = false;
   private exited = false;
-  private failure: DataError | undefined;
+  private failure: DataError | PreemptedError | undefined;
+  private preempted: WorkerEvent | undefined;
   private readonly waiters = new Map<string, ((event: WorkerEvent) => void)[]>();
   /** Resolves when the process has exited and its pipes are drained. */
   readonly closed: Promise<void>;
@@ -39,6 +43,8 @@ export class WorkerProcess {
     env: NodeJS.ProcessEnv,
     private readonly handlers: WorkerHandlers,
     secrets: readonly string[] = [],
+    /** How failures name it: "trainer worker", or "trainer rank 3" among several. */
+    private readonly label = 'trainer worker',
   ) {
     // Its own process group: Ctrl-C on a terminal reaches only the supervisor, which then stops
     // the worker in order; if the supervisor dies, the worker reads end-of-input on fd 3 and exits.
@@ -60,7 +66,7 @@ export class WorkerProcess {
       handlers.onLog(clean);
     });
     lines(this.child.stdio[4] as Readable, (line) => this.dispatch(scrub(line)));
-    let fail!: (error: DataError) => void;
+    let fail!: (error: DataError | PreemptedError) => void;
     this.failed = new Promise<never>((_resolve, reject) => (fail = reject));
     this.failed.catch(() => {});
     this.closed = new Promise((resolve) => {
@@ -76,7 +82,10 @@ export class WorkerProcess {
               ? 'exited before finishing'
               : `exited with code ${code}`;
           const why = this.lastError ?? this.lastStderr;
-          this.failure = new DataError(`trainer worker ${how}${why ? `: ${why}` : ''}`);
+          this.failure =
+            code === PREEMPTED_EXIT
+              ? new PreemptedError(preemptedLine(this.preempted))
+              : new DataError(`${this.label} ${how}${why ? `: ${why}` : ''}`);
           fail(this.failure);
         }
         resolve();
@@ -95,6 +104,7 @@ export class WorkerProcess {
     }
     if (event.event === 'error') this.lastError = String(event.message);
     if (event.event === 'done') this.finishedRun = true;
+    if (event.event === 'preempted') this.preempted = event;
     this.handlers.onEvent(event);
     for (const resolve of this.waiters.get(event.event) ?? []) resolve(event);
     this.waiters.delete(event.event);
@@ -116,7 +126,7 @@ export class WorkerProcess {
   /** Writes one frame; resolves once the pipe can take more, so we stay a frame or so ahead of the worker. */
   async send(frame: Buffer): Promise<void> {
     if (this.failure) throw this.failure;
-    if (this.exited) throw new DataError('trainer worker is not running');
+    if (this.exited) throw new DataError(`${this.label} is not running`);
     // Not events.once: it would reject with the socket's ECONNRESET instead of the worker's own reason.
     if (!this.frames.write(frame))
       await Promise.race([new Promise((resolve) => this.frames.once('drain', resolve)), this.failed]);
@@ -129,6 +139,11 @@ export class WorkerProcess {
     if (this.failure) throw this.failure;
   }
 
+  /** A graceful stop: the worker finishes its optimizer step, writes a checkpoint and exits 75. */
+  preempt(): void {
+    if (!this.exited && this.child.exitCode === null) this.child.kill('SIGUSR1');
+  }
+
   /** Closes fd 3, sends SIGTERM and, after `graceMs`, SIGKILL; resolves once the process is gone. */
   async stop(graceMs: number): Promise<void> {
     if (this.exited || this.child.exitCode !== null || this.child.pid === undefined) return;
@@ -138,6 +153,14 @@ export class WorkerProcess {
     await this.closed;
     clearTimeout(timer);
   }
+}
+
+function preemptedLine(event: WorkerEvent | undefined): string {
+  if (!event?.path) return 'preempted before the first optimizer step: no checkpoint to resume from';
+  return (
+    `preempted: checkpoint ${String(event.path)} (${String(event.phase)} step ${String(event.step)}); ` +
+    'run again with resume_from = "latest" to continue'
+  );
 }
 
 function lines(stream: Readable, onLine: (line: string) => void): void {

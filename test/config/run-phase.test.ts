@@ -93,6 +93,13 @@ describe('animind run --phase prep', () => {
     assert.equal(existsSync(path.join(out, 'llm_prep_manifest.json')), false);
   });
 
+  test('--set on the command line wins over the [prep] key', async () => {
+    const { config, out } = project('seed = 7');
+    const result = await runCli(['run', '--phase', 'prep', '--config', config, '--set', 'seed=9'], { env: TIME });
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(manifestOf(out).seed, 9);
+  });
+
   test('the same [prep] settings give the same bytes as pipeline run with the same params', async () => {
     const { config, out } = project();
     assert.equal((await run(config)).code, 0);

@@ -39,6 +39,17 @@ class WarmStartSettings:
 
 
 @dataclass(frozen=True)
+class ResumeSettings:
+    """Where a resumed run starts: a checkpoint directory and what the supervisor read in its
+    trainer_state.json (checkpoints.py checks that they agree)."""
+
+    path: str
+    phase: str
+    phase_index: int
+    step: int
+
+
+@dataclass(frozen=True)
 class WandbSettings:
     """Weights & Biases tracking (tracking.py), resolved against the environment."""
 
@@ -81,6 +92,7 @@ class TrainConfig:
     lora: LoraSettings
     warm_start: WarmStartSettings
     wandb: WandbSettings = WandbSettings()
+    resume: ResumeSettings | None = None  # None: a run from the base model
 
 
 _MISSING = object()
@@ -153,7 +165,30 @@ def parse_config(table: dict) -> TrainConfig:
         lora=lora,
         warm_start=warm_start,
         wandb=_wandb(table.get("wandb") or {}),
+        resume=_resume(table.get("resume")),
     )
+
+
+def _resume(table) -> ResumeSettings | None:
+    """`resume`: null, or {path (an absolute checkpoint directory), phase, phase_index, step}."""
+    where = "config.resume"
+    if table is None:
+        return None
+    if not isinstance(table, dict):
+        raise WorkerError(f"{where} must be null or an object")
+    settings = ResumeSettings(
+        path=_field(table, "path", str, where=where),
+        phase=_field(table, "phase", str, where=where),
+        phase_index=_field(table, "phase_index", int, where=where),
+        step=_field(table, "step", int, where=where),
+    )
+    if not os.path.isabs(settings.path):
+        raise WorkerError(f"{where}.path must be an absolute path, got {settings.path!r}")
+    if settings.phase_index < 0 or settings.step < 1:
+        raise WorkerError(
+            f"{where} needs phase_index >= 0 and step >= 1, got {settings.phase_index} and {settings.step}"
+        )
+    return settings
 
 
 def _warm_start(table) -> WarmStartSettings:

@@ -11,3 +11,8 @@ class WorkerError(Exception):
     def __init__(self, message: str, exit_code: int = 1):
         super().__init__(message)
         self.exit_code = exit_code
+
+
+# The worker's exit status after SIGTERM or SIGUSR1 (preemption.py): sysexits' EX_TEMPFAIL, "try
+# again later": the run stopped at a checkpoint (or before its first step) and can be resumed.
+EXIT_PREEMPTED = 75

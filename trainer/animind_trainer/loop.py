@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .batch import Batch
-from .checkpoints import Checkpoints
+from .checkpoints import STATE_FORMAT, Checkpoints, ResumePoint, config_hash, rng_state, set_rng_state
 from .errors import WorkerError
 from .evaluation import ENGLISH, HELDOUT, EvalRun, eval_record
 from .loss import completion_loss_sum
@@ -28,28 +28,82 @@ class Phase:
     epochs: float | None
     optimizer: torch.optim.Optimizer
     scaler: torch.amp.GradScaler | None
+    plan: dict = field(default_factory=dict)  # the PHASE frame's examples, sequences and rows by group
+    started: float = field(default_factory=time.perf_counter)
+    wall_time_s: float | None = None
     step: int = 0
     completion_tokens: int = 0
+    input_tokens: int = 0  # positions fed, padding included
     losses: list[float] = field(default_factory=list)
     evals: list[dict] = field(default_factory=list)  # held-out rows of this phase
     english_evals: list[dict] = field(default_factory=list)
     best_eval_loss: float | None = None
+    best_model: str | None = None
     checkpoints: list[str] = field(default_factory=list)
 
+    def _wall_time(self) -> float:
+        return self.wall_time_s if self.wall_time_s is not None else time.perf_counter() - self.started
+
     def summary(self) -> dict:
+        wall = self._wall_time()
         return {
             "name": self.name,
             "total_steps": self.total_steps,
             "epochs": self.epochs,
             "steps_done": self.step,
+            **self.plan,
             "completion_tokens": self.completion_tokens,
+            "input_tokens": self.input_tokens,
+            "wall_time_s": wall,
+            "tokens_per_s": self.input_tokens / wall if wall > 0 else None,
+            "completion_tokens_per_s": self.completion_tokens / wall if wall > 0 else None,
             "first_loss": self.losses[0] if self.losses else None,
             "last_loss": self.losses[-1] if self.losses else None,
+            "step_losses": self.losses,
             "evals": self.evals,
             "english_evals": self.english_evals,
             "best_eval_loss": self.best_eval_loss,
+            "best_model": self.best_model,
             "checkpoints": self.checkpoints,
         }
+
+    def record(self) -> dict:
+        """What a checkpoint keeps of the phase so far, for `restore` to continue it."""
+        return {
+            "losses": self.losses,
+            "evals": self.evals,
+            "english_evals": self.english_evals,
+            "best_eval_loss": self.best_eval_loss,
+            "best_model": self.best_model,
+            "checkpoints": self.checkpoints,
+            "completion_tokens": self.completion_tokens,
+            "input_tokens": self.input_tokens,
+            "wall_time_s": self._wall_time(),
+        }
+
+    def restore(self, step: int, record: dict) -> None:
+        self.step = step
+        self.losses = list(record["losses"])
+        self.evals = list(record["evals"])
+        self.english_evals = list(record["english_evals"])
+        self.best_eval_loss = record["best_eval_loss"]
+        self.best_model = record["best_model"]
+        self.checkpoints = list(record["checkpoints"])
+        self.completion_tokens = record["completion_tokens"]
+        self.input_tokens = record["input_tokens"]
+        self.started = time.perf_counter() - record["wall_time_s"]  # the summary's time counts the earlier run's
+
+
+PLAN_KEYS = ("examples", "sequences", "rows")
+
+
+def parse_plan(spec: dict) -> dict:
+    """The PHASE frame's optional record of what the phase holds, kept for the summary as sent."""
+    plan = {key: spec[key] for key in PLAN_KEYS if key in spec}
+    for key, value in plan.items():
+        if not isinstance(value, dict):
+            raise WorkerError(f"PHASE {key} must be an object, got {value!r}")
+    return plan
 
 
 def parse_phase(spec: dict) -> tuple[str, int, float | None]:
@@ -64,15 +118,35 @@ def parse_phase(spec: dict) -> tuple[str, int, float | None]:
 
 
 class Trainer:
-    def __init__(self, prepared: Prepared, events: EventWriter, checkpoints: Checkpoints):
+    def __init__(
+        self,
+        prepared: Prepared,
+        events: EventWriter,
+        checkpoints: Checkpoints,
+        run_params: dict | None = None,
+        resume: ResumePoint | None = None,
+    ):
+        """`run_params`: the HELLO config's `params`, recorded in every checkpoint. `resume`: the
+        checkpoint the run continues from (its weights already loaded); its phase continues when
+        its PHASE frame comes."""
         self.prepared = prepared
         self.config = prepared.config
         self.events = events
         self.checkpoints = checkpoints
         self.params = prepared.trainable.parameters()
-        self.phases: list[Phase] = []
+        self._identity = {"params": run_params, "config_hash": config_hash(run_params)}
+        self.phases_done: list[dict] = resume.state["phases_done"] if resume else []  # summaries, as recorded
+        self.phases: list[Phase] = []  # trained by this process
+        self.resume = resume
+        # The last checkpoint saved or resumed from: (phase, step, path as published).
+        self._saved = (resume.phase, resume.step, str(resume.path)) if resume else None
         self._reset_step()
         self._eval = EvalRun()
+        # Last, so nothing after it draws: the generators continue as they were after the
+        # checkpoint's step (evals and PHASE frames before the next step draw nothing).
+        self._rng = resume.load_rng() if resume else None  # the generators' state after the last step
+        if resume:
+            set_rng_state(self._rng)
 
     @property
     def phase(self) -> Phase:
@@ -91,23 +165,51 @@ class Trainer:
     def add_pipe_wait(self, seconds: float) -> None:
         self._pipe_wait += seconds
 
+    @property
+    def at_step_boundary(self) -> bool:
+        return self._step_normaliser is None
+
     def _ensure_step_boundary(self, what: str) -> None:
-        if self._step_normaliser is not None:
+        if not self.at_step_boundary:
             raise WorkerError(f"{what} arrived inside an optimizer step (no micro-batch with the step-end flag yet)")
 
     def start_phase(self, spec: dict) -> None:
         self._ensure_step_boundary("PHASE frame")
         name, total, epochs = parse_phase(spec)
-        if any(p.name == name for p in self.phases):
+        if name in [p.name for p in self.phases] + [p["name"] for p in self.phases_done]:
             raise WorkerError(f"phase {name} was already trained in this run")
         # Each phase is its own schedule with a fresh optimizer, as two separate runs would be.
         optimizer = torch.optim.AdamW(self.params, lr=self.config.learning_rate, weight_decay=self.config.weight_decay)
         use_scaler = self.prepared.runtime.precision == "fp16"
         scaler = torch.amp.GradScaler(self.prepared.runtime.device.type) if use_scaler else None
-        self.phases.append(Phase(name, total, epochs, optimizer, scaler))
+        if self.phases:
+            self.phases[-1].wall_time_s = time.perf_counter() - self.phases[-1].started
+        phase = Phase(name, total, epochs, optimizer, scaler, plan=parse_plan(spec))
+        if self.resume is not None:
+            self._continue(phase, spec.get("resume_step"))
+        elif "resume_step" in spec:
+            raise WorkerError(f"PHASE {name} has a resume_step but HELLO config.resume is null")
+        self.phases.append(phase)
         self.prepared.trainable.model.train()
         self._reset_step()
-        self.events.log("info", f"phase {name}: {total} optimizer steps")
+        resumed = f", resumed after step {phase.step}" if phase.step else ""
+        self.events.log("info", f"phase {name}: {total} optimizer steps{resumed}")
+
+    def _continue(self, phase: Phase, resume_step) -> None:
+        """The resumed checkpoint's phase: its optimizer, step and record as they were."""
+        point, self.resume = self.resume, None
+        where = f"resuming from {point.path}"
+        if phase.name != point.phase:
+            raise WorkerError(f"{where}: the first PHASE must be {point.phase}, got {phase.name}")
+        if resume_step != point.step:
+            raise WorkerError(f"{where}: PHASE {phase.name} resume_step must be {point.step}, got {resume_step!r}")
+        if phase.total_steps != point.state["total_steps"]:
+            raise WorkerError(
+                f"{where}: PHASE {phase.name} has total_steps {phase.total_steps} "
+                f"but the checkpoint's phase had {point.state['total_steps']}"
+            )
+        point.load_optimizer(phase.optimizer, phase.scaler)
+        phase.restore(point.step, point.state["record"])
 
     def train_batch(self, batch: Batch) -> None:
         phase = self.phase
@@ -158,12 +260,14 @@ class Trainer:
         else:
             phase.optimizer.step()
         phase.optimizer.zero_grad(set_to_none=True)
+        self._rng = rng_state()  # as the step left them: what a checkpoint of this step holds
 
         loss = float(self._step_loss)
         if not math.isfinite(loss):
             raise WorkerError(f"loss is {loss} at {phase.name} step {phase.step}: training diverged")
         phase.losses.append(loss)
         phase.completion_tokens += self._step_tokens
+        phase.input_tokens += self._step_input_tokens
         elapsed = time.perf_counter() - self._step_started
         self.events.emit(
             "step",
@@ -180,14 +284,44 @@ class Trainer:
         )
         if phase.step == phase.total_steps + 1:
             self.events.log("warning", f"{phase.name} ran past its total_steps {phase.total_steps}: lr is 0 from here")
-        if self.checkpoints.due(phase.step):
-            path = self.checkpoints.save(self.prepared.trainable, phase.name, phase.step, self._state(phase))
-            phase.checkpoints.append(str(self.checkpoints.published(path)))
-            self.events.emit("checkpoint", phase=phase.name, step=phase.step, path=str(path))
+        if self.checkpoints.due(phase.step, phase.total_steps):
+            self._save_checkpoint(phase)
         self._reset_step()
 
-    def _state(self, phase: Phase) -> dict:
-        return {"phase": phase.name, "step": phase.step, "total_steps": phase.total_steps, "loss_history": phase.losses}
+    def _save_checkpoint(self, phase: Phase) -> None:
+        """Written before the evals of its step: a resumed run gets those EVAL frames again."""
+        path = self.checkpoints.path(phase.name, phase.step)
+        published = str(self.checkpoints.published(path))
+        phase.checkpoints.append(published)  # before the state is written: the resumed record lists it
+        index = self.phases.index(phase)
+        done = self.phases_done + [p.summary() for p in self.phases[:index]]
+        state = {
+            "format": STATE_FORMAT,
+            "phase": phase.name,
+            "phase_index": len(done),
+            "step": phase.step,
+            "total_steps": phase.total_steps,
+            **self._identity,
+            "record": phase.record(),
+            "phases_done": done,
+        }
+        self.checkpoints.save(self.prepared.trainable, path, state, phase.optimizer, phase.scaler, self._rng)
+        # Where it is now: a preempted run is not published, its staging folder is kept as it is.
+        self._saved = (phase.name, phase.step, str(path))
+        self.events.emit("checkpoint", phase=phase.name, step=phase.step, path=str(path))
+
+    def preempt(self) -> tuple[str, int, str] | None:
+        """(phase, step, path) of a checkpoint of the last complete optimizer step, written unless it
+        exists already; None before the run's first step. Gradients of an unfinished step, and evals
+        not yet reported, are dropped: the resumed run gets their frames again."""
+        last = next((p for p in reversed(self.phases) if p.step > 0), None)
+        if last is not None and (self._saved is None or self._saved[:2] != (last.name, last.step)):
+            self._save_checkpoint(last)
+        return self._saved
+
+    def _best_state(self, phase: Phase, record: dict) -> dict:
+        # No format: a best model holds no optimizer state and is no place to resume from.
+        return {"phase": phase.name, "step": phase.step, "total_steps": phase.total_steps, "eval": record}
 
     def eval_batch(self, batch: Batch) -> None:
         """Accumulate; flush_eval reports when the run of EVAL frames ends."""
@@ -215,10 +349,15 @@ class Trainer:
             # The best model is chosen on the phase's own held-out rows, not on English retention.
             if eval_set == HELDOUT and (phase.best_eval_loss is None or loss < phase.best_eval_loss):
                 phase.best_eval_loss = loss
-                path = self.checkpoints.save_best(self.prepared.trainable, phase.name, {**self._state(phase), **record})
+                path = self.checkpoints.save_best(self.prepared.trainable, phase.name, self._best_state(phase, record))
+                phase.best_model = str(self.checkpoints.published(path))
                 self.events.log("info", f"{phase.name}: new best eval loss {loss:.4f} at step {phase.step} -> {path}")
 
     def finish(self) -> list[dict]:
         """Phase summaries; ending inside an optimizer step would silently drop its gradients."""
         self._ensure_step_boundary("END frame")
-        return [p.summary() for p in self.phases]
+        if self.resume is not None:
+            raise WorkerError(f"END frame before the PHASE frame of {self.resume.phase}, the phase resumed")
+        if self.phases and self.phases[-1].wall_time_s is None:
+            self.phases[-1].wall_time_s = time.perf_counter() - self.phases[-1].started
+        return self.phases_done + [p.summary() for p in self.phases]

@@ -6,6 +6,7 @@ A model directory (final_model/, best_model/, checkpoint-N/) holds:
       rows of the input embedding and, unless tied, of the lm_head
   animind_model.json   tiny or not, vocabulary sizes (a tiny run's base is rebuilt, not downloaded)
   trainer_state.json   in checkpoints and best models
+  optimizer.pt, rng_state.pt (and scaler.pt in fp16)   in checkpoints: what a resume needs (checkpoints.py)
 The tokenizer lives once per run in <out_dir>/tokenizer/. Plain transformers + peft load it:
   model = AutoModelForCausalLM.from_pretrained(base)
   model.resize_token_embeddings(len(tokenizer), pad_to_multiple_of=64)
@@ -26,10 +27,11 @@ from pathlib import Path
 import torch
 from peft import PeftModel, TrainableTokensConfig
 from peft.utils import get_peft_model_state_dict
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase
 
 from .atomic import new_directory, write_json
+from .errors import WorkerError
 from .lora import TrainableModel
 from .model_loading import build_tiny_model
 from .new_rows import NewRowsEmbedding, NewRowsHead, bake_new_rows
@@ -73,9 +75,31 @@ def _rows(wrapper: NewRowsEmbedding | NewRowsHead, index: torch.Tensor, slots: t
     return rows.cpu().contiguous()
 
 
-def save_model_dir(path: Path, trainable: TrainableModel, manifest: ModelManifest, state: dict | None = None) -> None:
+def _delta_key(trainable: TrainableModel, module: str) -> str:
+    """Where peft keeps a module's trainable-token rows in adapter_model.safetensors."""
+    inner = "token_adapter." if isinstance(trainable.model, PeftModel) else ""
+    return f"base_model.model.{module}.{inner}trainable_tokens_delta"
+
+
+def _lora_parameters(trainable: TrainableModel) -> dict[str, torch.nn.Parameter]:
+    """The LoRA parameters themselves (not copies) under their keys in adapter_model.safetensors."""
+    if not isinstance(trainable.model, PeftModel):
+        return {}
+    # keep_vars: the state dict holds the Parameters, which peft only filters and renames.
+    state = trainable.model.state_dict(keep_vars=True)
+    return get_peft_model_state_dict(trainable.model, state_dict=state, save_embedding_layers=False)
+
+
+def save_model_dir(
+    path: Path,
+    trainable: TrainableModel,
+    manifest: ModelManifest,
+    state: dict | None = None,
+    extra: dict[str, object] | None = None,
+) -> None:
     """Written beside the target and renamed into place, so a crash never leaves half a model;
-    `state` (a checkpoint's trainer_state.json) goes in the same directory before the rename."""
+    `state` (a checkpoint's trainer_state.json) and `extra` (file name -> object to torch.save:
+    a checkpoint's optimizer and random states) go in the same directory before the rename."""
     ids = manifest.restored_ids(trainable.token_ids.tolist())
     index = torch.tensor(ids, dtype=torch.long, device=trainable.embedding.slot_of_id.device)
     slots = trainable.embedding.slot_of_id[index]
@@ -84,16 +108,15 @@ def save_model_dir(path: Path, trainable: TrainableModel, manifest: ModelManifes
     rows = {embed: _rows(trainable.embedding, index, slots)}
     if not trainable.tied:
         rows[head] = _rows(trainable.head, index, slots)
+    tensors = {_delta_key(trainable, n): r for n, r in rows.items()}
     if isinstance(trainable.model, PeftModel):
         config = copy.deepcopy(trainable.model.peft_config["default"])
         config.trainable_token_indices = dict.fromkeys(rows, ids)
-        tensors = get_peft_model_state_dict(trainable.model, save_embedding_layers=False)
-        tensors.update({f"base_model.model.{n}.token_adapter.trainable_tokens_delta": r for n, r in rows.items()})
+        tensors.update(_lora_parameters(trainable))
     else:
         config = TrainableTokensConfig(target_modules=list(rows), token_indices=ids, task_type="CAUSAL_LM")
-        tensors = {f"base_model.model.{n}.trainable_tokens_delta": r for n, r in rows.items()}
         if trainable.tied:  # as peft saves it: its loader expects the tied head's copy too
-            tensors[f"base_model.model.{head}.trainable_tokens_delta"] = rows[embed].clone()
+            tensors[_delta_key(trainable, head)] = rows[embed].clone()
     config.base_model_name_or_path = manifest.base_model
     config.inference_mode = True
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
@@ -101,8 +124,33 @@ def save_model_dir(path: Path, trainable: TrainableModel, manifest: ModelManifes
         config.save_pretrained(str(tmp))
         save_file(tensors, str(tmp / ADAPTER_WEIGHTS), metadata={"format": "pt"})
         write_json(tmp / MANIFEST, manifest.to_json())
+        for name, value in (extra or {}).items():
+            torch.save(value, tmp / name)
         if state is not None:
             write_json(tmp / STATE_FILE, state)
+
+
+def load_model_weights(path: Path, trainable: TrainableModel, manifest: ModelManifest) -> None:
+    """The inverse of save_model_dir for training: a saved directory's LoRA weights and added-token
+    rows copied into the model being trained, exactly (both are saved at their training dtype)."""
+    tensors = load_file(str(path / ADAPTER_WEIGHTS))
+    ids = manifest.restored_ids(trainable.token_ids.tolist())
+    position = {token: i for i, token in enumerate(ids)}
+    rows = torch.tensor([position[t] for t in trainable.token_ids.tolist()])
+    embed, head = (_module_name(trainable.causal_lm, w) for w in (trainable.embedding, trainable.head))
+    targets = {key: (param, None) for key, param in _lora_parameters(trainable).items()}
+    targets[_delta_key(trainable, embed)] = (trainable.embedding.new_rows, rows)
+    if not trainable.tied:
+        targets[_delta_key(trainable, head)] = (trainable.head.new_rows, rows)
+    with torch.no_grad():
+        for key, (param, index) in targets.items():
+            saved = tensors.get(key)
+            if saved is not None and index is not None:
+                saved = saved[index]
+            if saved is None or saved.shape != param.shape:
+                got = "missing" if saved is None else f"shape {tuple(saved.shape)}, not {tuple(param.shape)}"
+                raise WorkerError(f"{path / ADAPTER_WEIGHTS} does not fit this model: {key} {got}")
+            param.copy_(saved)
 
 
 def save_merged(path: Path, trainable: TrainableModel, tokenizer: PreTrainedTokenizerBase) -> None:

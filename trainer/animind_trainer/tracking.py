@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from .config import WandbSettings
-from .errors import WorkerError
+from .errors import EXIT_PREEMPTED, WorkerError
 from .protocol import EventWriter
 
 # Logged per optimizer step, under `train/`; the x axis of every chart is `global_step`,
@@ -111,6 +111,12 @@ class Tracker:
         """The `wandb` entry of train_run_summary.json: where the run is, never the key."""
         return dict(self._record)
 
+    def resumed(self, phases_done: list[dict]) -> None:
+        """A resumed run: its global steps count on after the phases trained before the resume."""
+        for phase in phases_done:
+            self._phases[phase["name"]] = self._steps_done
+            self._steps_done += phase["steps_done"]
+
     def _global_step(self, phase: str, step: int) -> int:
         if phase not in self._phases:
             self._phases[phase] = self._steps_done
@@ -150,6 +156,17 @@ class Tracker:
             run.finish(exit_code=0)
         except Exception as exc:
             self._events.log("warning", f"W&B run did not finish cleanly: {_first_line(exc)}")
+
+    def preempted(self) -> None:
+        """Marked preempting (W&B shows a preempted run, not a failed one), then finished with 75."""
+        run, self._run = self._run, None
+        if run is None:
+            return
+        try:
+            run.mark_preempting()
+        except Exception as exc:
+            print(f"W&B: {self._events.scrub(_first_line(exc))}", file=sys.stderr)
+        self._finish_quietly(run, exit_code=EXIT_PREEMPTED)
 
     def close(self) -> None:
         """On the way out of a failed run: mark the run failed, never raise a second error."""

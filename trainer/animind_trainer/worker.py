@@ -1,6 +1,7 @@
 """Entry point: `python -m animind_trainer.worker`, spawned by the TypeScript supervisor.
 
-fd 3 carries frames in, fd 4 carries JSON-line events out; stdout/stderr are logs.
+fd 3 carries frames in, fd 4 carries JSON-line events out; stdout/stderr are logs. SIGTERM or
+SIGUSR1 stops the worker at the next optimizer-step boundary with a checkpoint (preemption.py).
 """
 
 from __future__ import annotations
@@ -10,14 +11,18 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from .atomic import OutputError, write_json
 from .config import TrainConfig, parse_config
-from .errors import WorkerError
-from .protocol import BATCH, END, EVAL, HELLO, PHASE, PROTOCOL_VERSION, EventWriter, read_frame
+from .errors import EXIT_PREEMPTED, WorkerError
+from .preemption import Interrupted, Preemption
+from .protocol import BATCH, END, EVAL, HELLO, PHASE, PROTOCOL_VERSION, EventWriter, Frame, read_frame
 from .redaction import redact, resolve_hf_token
 from .tracking import Tracker
+
+if TYPE_CHECKING:
+    from .loop import Trainer
 
 FRAMES_FD, EVENTS_FD = 3, 4
 REQUIRED_OUTPUTS = ("final_model", "tokenizer", "train_run_summary.json", "train_config_snapshot.json")
@@ -40,21 +45,60 @@ def _handshake(frames: BinaryIO) -> dict:
     return hello
 
 
-def serve(frames: BinaryIO, events: EventWriter) -> None:
+def serve(frames: BinaryIO, events: EventWriter, preemption: Preemption) -> int:
+    """0 once the run is written; EXIT_PREEMPTED when a signal stopped it."""
     started = time.perf_counter()
-    hello = _handshake(frames)
+    try:
+        with preemption.interruptible():
+            hello = _handshake(frames)
+    except Interrupted:
+        return _preempted(events, preemption, None)
     config = parse_config(hello["config"])
     secrets = frozenset(s for s in (config.hf_token, resolve_hf_token(config), *config.wandb.secrets) if s)
     for secret in secrets:
         events.add_secret(secret)
     tracker = Tracker(config.wandb, events, Path(config.staging_dir), Path(config.out_dir))
     try:
-        _train(frames, events, hello, config, secrets, started, tracker)
+        return _train(frames, events, hello, config, secrets, started, tracker, preemption)
     except OutputError as exc:
         # The user asked for out_dir: name the output there, not in the staging folder.
         raise exc.moved(Path(config.staging_dir), Path(config.out_dir)) from None
     finally:
         tracker.close()  # a run that failed is marked failed; after finish() this does nothing
+
+
+def _preempted(events: EventWriter, preemption: Preemption, saved: tuple[str, int, str] | None) -> int:
+    """The `preempted` event: where to resume from, or nulls when there is nowhere yet."""
+    if saved is None:
+        events.log("warning", f"{preemption.signal_name} before the first optimizer step: stopping, no checkpoint")
+        events.emit("preempted", phase=None, step=None, path=None)
+    else:
+        phase, step, path = saved
+        events.log("info", f"{preemption.signal_name}: stopping after {phase} step {step}; resume from {path}")
+        events.emit("preempted", phase=phase, step=step, path=path)
+    return EXIT_PREEMPTED
+
+
+def _next_frame(frames: BinaryIO, trainer: Trainer, preemption: Preemption) -> Frame | None:
+    """The next frame, or None when a signal asks the worker to stop at this step boundary.
+
+    Between steps the read may be interrupted (nothing is lost); inside a step the worker reads on
+    and trains the step's remaining frames, unless the supervisor stops sending them: then the
+    unfinished step is dropped and the last complete one is the checkpoint."""
+    if preemption.requested and trainer.at_step_boundary:
+        return None
+    try:
+        with preemption.interruptible(trainer.at_step_boundary):
+            frame = read_frame(frames)
+    except Interrupted:
+        return None
+    except WorkerError:  # a truncated frame
+        if preemption.requested:
+            return None
+        raise
+    if frame is None and not preemption.requested:
+        raise WorkerError("input closed before END frame")
+    return frame
 
 
 def _snapshot(hello: dict, secrets: frozenset[str]) -> dict:
@@ -71,40 +115,56 @@ def _train(
     secrets: frozenset[str],
     started: float,
     tracker: Tracker,
-) -> None:
+    preemption: Preemption,
+) -> int:
     """Everything is written under staging_dir; the summary and `done` name it under out_dir."""
     out_dir, staging_dir = Path(config.out_dir), Path(config.staging_dir)
-    snapshot = _snapshot(hello, secrets)
-    write_json(staging_dir / "train_config_snapshot.json", snapshot)
-    tracker.start(snapshot["config"])  # W&B, when enabled: fed from the step and eval events
+    try:
+        # A signal during startup stops the worker at once: nothing was trained, nothing to save.
+        with preemption.interruptible():
+            snapshot = _snapshot(hello, secrets)
+            write_json(staging_dir / "train_config_snapshot.json", snapshot)
+            tracker.start(snapshot["config"])  # W&B, when enabled: fed from the step and eval events
 
-    # Imported only now so a malformed HELLO is answered before torch and transformers load.
-    from .batch import decode_batch
-    from .checkpoints import Checkpoints
-    from .loop import Trainer
-    from .outputs import save_merged, save_model_dir
-    from .startup import prepare
+            # Imported only now so a malformed HELLO is answered before torch and transformers load.
+            from .batch import decode_batch
+            from .checkpoints import Checkpoints, read_resume
+            from .loop import Trainer
+            from .outputs import save_merged, save_model_dir
+            from .startup import prepare
 
-    prepared = prepare(config, hello.get("added_tokens"), events)
-    manifest = prepared.manifest
-    events.emit("runtime", **prepared.runtime_fields)
-    events.emit(
-        "ready",
-        vocab_size=manifest.vocab_size,
-        added_token_ids=prepared.added_token_ids,
-        tokenizer_dir=str(prepared.tokenizer_dir),
-        model=prepared.runtime_fields["model"],
-        tiny_model=manifest.tiny_model,
-    )
+            resume = read_resume(config.resume) if config.resume else None  # checked before the model loads
+            prepared = prepare(config, hello.get("added_tokens"), events)
+            manifest = prepared.manifest
+            if resume:
+                # Over the model built as usual (same seed): the checkpoint's LoRA weights and rows.
+                resume.load_weights(prepared.trainable, manifest)
+                tracker.resumed(resume.state["phases_done"])
+            events.emit("runtime", **prepared.runtime_fields)
+            events.emit(
+                "ready",
+                vocab_size=manifest.vocab_size,
+                added_token_ids=prepared.added_token_ids,
+                tokenizer_dir=str(prepared.tokenizer_dir),
+                model=prepared.runtime_fields["model"],
+                tiny_model=manifest.tiny_model,
+            )
+    except Interrupted:
+        tracker.preempted()
+        where = config.resume  # a resumed run still resumes from there
+        return _preempted(events, preemption, (where.phase, where.step, where.path) if where else None)
 
     checkpoints = Checkpoints(staging_dir, config.checkpoint_every_steps, config.save_total_limit, manifest, out_dir)
-    trainer = Trainer(prepared, events, checkpoints)
+    params = redact(hello["config"].get("params"), secrets)  # the supervisor compares them on resume
+    trainer = Trainer(prepared, events, checkpoints, params, resume)
     while True:
         waited = time.perf_counter()
-        frame = read_frame(frames)
+        frame = _next_frame(frames, trainer, preemption)
         trainer.add_pipe_wait(time.perf_counter() - waited)
         if frame is None:
-            raise WorkerError("input closed before END frame")
+            saved = trainer.preempt()
+            tracker.preempted()
+            return _preempted(events, preemption, saved)
         if frame.type != EVAL:
             trainer.flush_eval()
         if frame.type == PHASE:
@@ -143,13 +203,13 @@ def _train(
     if missing:
         raise WorkerError(f"outputs missing after training: {', '.join(missing)}")
     events.emit("done", out_dir=str(out_dir), final_model=str(out_dir / "final_model"))
+    return 0
 
 
-def run(frames: BinaryIO, events: EventWriter) -> int:
+def run(frames: BinaryIO, events: EventWriter, preemption: Preemption | None = None) -> int:
     """Serve until END; every failure becomes one `error` event and an exit code."""
     try:
-        serve(frames, events)
-        return 0
+        return serve(frames, events, preemption or Preemption())
     except BrokenPipeError:
         # The supervisor stopped reading events: nobody is left to report to but stderr.
         print("error: the events pipe (fd 4) was closed; stopping", file=sys.stderr)
@@ -168,6 +228,8 @@ def run(frames: BinaryIO, events: EventWriter) -> int:
 
 
 def main() -> int:
+    preemption = Preemption()
+    preemption.install()  # first: until then SIGTERM would kill the worker without a word
     try:
         frames = os.fdopen(FRAMES_FD, "rb", buffering=0)
         events_stream = os.fdopen(EVENTS_FD, "w", encoding="utf-8")
@@ -176,7 +238,7 @@ def main() -> int:
             "error: fd 3 (frames in) and fd 4 (events out) must be open pipes; see trainer/PROTOCOL.md", file=sys.stderr
         )
         return 2
-    return run(frames, EventWriter(events_stream))
+    return run(frames, EventWriter(events_stream), preemption)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ def hello(config: dict, added_tokens=ADDED_TOKENS, protocol_version: int = 1) ->
     return frame(HELLO, json.dumps(body).encode("utf-8"))
 
 
-def phase(name: str, total_steps: int, epochs: int = 1) -> bytes:
-    return frame(PHASE, json.dumps({"name": name, "total_steps": total_steps, "epochs": epochs}).encode())
+def phase(name: str, total_steps: int, epochs: int = 1, **extra) -> bytes:
+    body = {"name": name, "total_steps": total_steps, "epochs": epochs, **extra}
+    return frame(PHASE, json.dumps(body).encode())
 
 
 def end() -> bytes:

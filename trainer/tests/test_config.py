@@ -14,6 +14,9 @@ def test_defaults_follow_the_spec():
     assert config.lora.target_modules == ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
 
+RESUME = {"path": "/c/checkpoint-3", "phase": "p1", "phase_index": 0, "step": 3}
+
+
 @pytest.mark.parametrize(
     ("table", "message"),
     [
@@ -25,11 +28,21 @@ def test_defaults_follow_the_spec():
         ({"base_model": "m", "out_dir": "/o", "lora": {"target_modules": []}}, "non-empty list"),
         ({"base_model": "m", "out_dir": "/o", "warmup_ratio": 1.5}, r"warmup_ratio must be in \[0, 1\)"),
         ({"base_model": "m", "out_dir": "/o", "lr_schedule": "step"}, "lr_schedule must be one of linear, cosine"),
+        ({"base_model": "m", "out_dir": "/o", "resume": "latest"}, "config.resume must be null or an object"),
+        ({"base_model": "m", "out_dir": "/o", "resume": {**RESUME, "path": "c/checkpoint-3"}}, "must be an absolute"),
+        ({"base_model": "m", "out_dir": "/o", "resume": {**RESUME, "step": "3"}}, "config.resume.step must be int"),
+        ({"base_model": "m", "out_dir": "/o", "resume": {**RESUME, "step": 0}}, "step >= 1, got 0 and 0"),
     ],
 )
 def test_bad_values_name_the_key(table, message):
     with pytest.raises(WorkerError, match=message):
         parse_config(table)
+
+
+def test_resume_is_off_unless_given():
+    assert parse_config({"base_model": "m", "out_dir": "/o"}).resume is None
+    resume = parse_config({"base_model": "m", "out_dir": "/o", "resume": RESUME}).resume
+    assert (resume.path, resume.phase, resume.phase_index, resume.step) == ("/c/checkpoint-3", "p1", 0, 3)
 
 
 def test_integers_are_accepted_for_floats():

@@ -20,7 +20,7 @@ from animind_trainer.batch import decode_batch
 from animind_trainer.checkpoints import Checkpoints
 from animind_trainer.config import parse_config
 from animind_trainer.loop import Trainer
-from animind_trainer.outputs import load_trained, save_merged, save_model_dir
+from animind_trainer.outputs import load_model_weights, load_trained, save_merged, save_model_dir
 from animind_trainer.protocol import EventWriter
 from animind_trainer.startup import prepare
 from configs import QWEN_TOKENIZER, tiny_config
@@ -115,6 +115,14 @@ def test_both_standard_loadings_reproduce_the_trained_model(tmp_path, untied, ti
             trainer.train_batch(decode_batch(frame[5:], "BATCH", prepared.manifest.vocab_size))
     save_model_dir(out / "final_model", prepared.trainable, prepared.manifest)
     trained = _logits(prepared.trainable.model, prepared.tokenizer)
+    # The phase-end checkpoint loads back into the training model bit for bit, as a resume does it.
+    params = prepared.trainable.parameters()
+    expected = [p.detach().clone() for p in params]
+    with torch.no_grad():
+        for param in params:
+            param.zero_()
+    load_model_weights(out / "phase1_linking" / f"checkpoint-{STEPS}", prepared.trainable, prepared.manifest)
+    assert all(torch.equal(p, e) for p, e in zip(params, expected, strict=True))
     save_merged(out / "merged", prepared.trainable, prepared.tokenizer)
 
     vocab = prepared.manifest.vocab_size

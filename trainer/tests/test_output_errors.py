@@ -75,7 +75,8 @@ def test_a_full_disk_while_saving_the_final_model(tmp_path, monkeypatch, capsys)
 
     monkeypatch.setattr(outputs, "save_file", disk_full)
     one_step = optimizer_step([pack([example_row(list(range(10, 20)), list(range(30, 40)))], 32, 0)])
-    code, events, stderr = _run(hello(config) + phase("phase1_linking", 1) + b"".join(one_step) + end(), capsys)
+    # One step of two: no checkpoint (its phase does not end), so the final model is the first save.
+    code, events, stderr = _run(hello(config) + phase("phase1_linking", 2) + b"".join(one_step) + end(), capsys)
     assert code == 1
     assert [e["event"] for e in events if e["event"] in ("step", "error")] == ["step", "error"]
     assert events[-1] == {

@@ -106,8 +106,25 @@ def test_checkpoints_are_rotated_and_best_model_kept(run):
     assert saved == [("phase1_linking", k) for k in (4, 8, 12, 16)] + [("phase2_reasoning", 4)]
     phase1 = run["out"] / "phase1_linking"
     assert sorted(p.name for p in phase1.iterdir()) == ["best_model", "checkpoint-12", "checkpoint-16"]
+    assert sorted(p.name for p in (phase1 / "checkpoint-16").iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "animind_model.json",
+        "optimizer.pt",
+        "rng_state.pt",
+        "trainer_state.json",
+    ]
     state = json.loads((phase1 / "checkpoint-16" / "trainer_state.json").read_text())
-    assert state["step"] == 16 and len(state["loss_history"]) == 16
+    where = ("format", "phase", "phase_index", "step", "total_steps", "params", "phases_done")
+    assert [state[k] for k in where] == [2, "phase1_linking", 0, 16, 16, None, []]
+    assert state["record"]["losses"] == [e["loss"] for e in _events(run, "step", "phase1_linking")]
+    assert [e["step"] for e in state["record"]["evals"]] == [1, 8]  # the step's own evals come after it
+    state = json.loads((run["out"] / "phase2_reasoning" / "checkpoint-4" / "trainer_state.json").read_text())
+    assert (state["phase"], state["phase_index"], state["step"]) == ("phase2_reasoning", 1, 4)
+    (done,) = state["phases_done"]
+    assert done["name"] == "phase1_linking" and done["step_losses"] == [
+        e["loss"] for e in _events(run, "step", "phase1_linking")
+    ]
 
 
 def test_outputs_exist_and_summary_describes_the_run(run):

@@ -306,3 +306,33 @@ def test_a_logging_failure_warns_once_and_training_goes_on(tmp_path):
         "message": "W&B logging stopped: ConnectionError: service gone",
     }
     assert failing.finished == [1]
+
+
+class RecordingRun:
+    def __init__(self):
+        self.calls = []
+
+    def log(self, values):
+        self.calls.append(("log", values))
+
+    def mark_preempting(self):
+        self.calls.append("mark_preempting")
+
+    def finish(self, exit_code):
+        self.calls.append(("finish", exit_code))
+
+
+def test_a_resumed_run_counts_on_and_a_preempted_one_is_marked_preempting(tmp_path):
+    events = EventWriter(io.StringIO())
+    tracker = Tracker(parse_config({**BASE, "wandb": {"enabled": True}}).wandb, events, tmp_path, tmp_path)
+    tracker._run = run = RecordingRun()
+    events.add_listener(tracker._on_event)
+    tracker.resumed([{"name": "phase1_linking", "steps_done": 8}])
+    events.emit("step", phase="phase2_reasoning", step=4, loss=1.0)
+    tracker.preempted()
+    tracker.close()  # nothing left to close
+    assert run.calls == [
+        ("log", {"global_step": 12, "train/loss": 1.0, "train/phase": 2, "train/phase_step": 4}),
+        "mark_preempting",
+        ("finish", 75),
+    ]

@@ -45,6 +45,8 @@ export interface PhasePlan {
   evalSequences: number;
   /** Examples by group (task or general-mix source), trained and held out. */
   rows: { train: Record<string, number>; eval: Record<string, number> };
+  /** Set when the run resumes inside this phase: the optimizer steps its checkpoint has done. */
+  resumeStep?: number;
 }
 
 /** What pack-steps hands the trainer sink: the phase plan first, then train and eval micro-batches. */
