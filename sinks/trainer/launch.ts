@@ -81,8 +81,11 @@ export function startWorkers(
   const several = worldSize(topology) > 1;
   const workers = new Map<number, WorkerProcess>();
   localRanks(topology).forEach((rank, local) => {
+    const inherited = { ...process.env };
+    // A lone worker started under torchrun or srun must not join their process group.
+    for (const name of Object.keys(rankEnv(topology, 0))) delete inherited[name];
     const env = {
-      ...process.env,
+      ...inherited,
       ...(several ? rankEnv(topology, local) : {}),
       PYTHONPATH: [path.join(repoRoot, 'trainer'), process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
       PYTHONUNBUFFERED: '1',

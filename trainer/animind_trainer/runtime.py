@@ -10,6 +10,7 @@ import torch
 
 from .errors import WorkerError
 from .protocol import EventWriter
+from .ranks import Ranks
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PRECISIONS = ("auto", *DTYPES)
@@ -32,12 +33,14 @@ class Runtime:
         return self.precision != "fp32"
 
 
-def _resolve_device(requested: str, cuda, events: EventWriter) -> torch.device:
+def _resolve_device(requested: str, cuda, events: EventWriter, ranks: Ranks) -> torch.device:
+    """With several ranks, `auto` and `cuda` mean this rank's GPU: cuda:LOCAL_RANK."""
     if requested == "auto":
         if cuda.is_available():
-            return torch.device("cuda", 0)
-        events.log("warning", "no CUDA device available: falling back to CPU (float32)")
-        return torch.device("cpu")
+            requested = "cuda"
+        else:
+            events.log("warning", "no CUDA device available: falling back to CPU (float32)")
+            return torch.device("cpu")
     if requested == "cpu":
         return torch.device("cpu")
     match = re.fullmatch(r"cuda(?::(\d+))?", requested)
@@ -45,7 +48,12 @@ def _resolve_device(requested: str, cuda, events: EventWriter) -> torch.device:
         raise WorkerError(f"config.device must be auto, cpu, cuda or cuda:N, got {requested!r}")
     if not cuda.is_available():
         raise WorkerError(f"device {requested} requested but CUDA is not available")
-    index = int(match.group(1) or 0)
+    if match.group(1) is not None and ranks.local_world_size > 1:
+        raise WorkerError(
+            f"device {requested} names one GPU but this machine runs {ranks.local_world_size} ranks: "
+            "use auto or cuda (rank r takes cuda:LOCAL_RANK)"
+        )
+    index = int(match.group(1)) if match.group(1) is not None else ranks.local_rank
     if index >= cuda.device_count():
         raise WorkerError(f"device {requested} requested but only {cuda.device_count()} CUDA device(s) exist")
     return torch.device("cuda", index)
@@ -66,9 +74,11 @@ def _resolve_precision(requested: str, device: torch.device, cuda, events: Event
     return requested
 
 
-def resolve_runtime(device: str, precision: str, events: EventWriter, cuda=torch.cuda) -> Runtime:
+def resolve_runtime(
+    device: str, precision: str, events: EventWriter, cuda=torch.cuda, ranks: Ranks | None = None
+) -> Runtime:
     """`cuda` is injectable so the rules can be tested without a GPU."""
-    resolved = _resolve_device(device, cuda, events)
+    resolved = _resolve_device(device, cuda, events, ranks or Ranks())
     chosen = _resolve_precision(precision, resolved, cuda, events)
     if resolved.type == "cpu":
         return Runtime(resolved, chosen, None, None)
@@ -91,7 +101,8 @@ def probe_gpu(runtime: Runtime) -> None:
         raise WorkerError(f"GPU matmul probe on {runtime.device} returned wrong results")
 
 
-def runtime_fields(runtime: Runtime, model: str, tiny_model: bool, dry_run: bool) -> dict:
+def runtime_fields(runtime: Runtime, model: str, tiny_model: bool, dry_run: bool, ranks: Ranks | None = None) -> dict:
+    ranks = ranks or Ranks()
     return {
         "model": model,
         "tiny_model": tiny_model,
@@ -101,6 +112,8 @@ def runtime_fields(runtime: Runtime, model: str, tiny_model: bool, dry_run: bool
         "dtype": runtime.precision,
         "dry_run": dry_run,
         "torch": torch.__version__,
+        "rank": ranks.rank,
+        "world_size": ranks.world_size,
     }
 
 

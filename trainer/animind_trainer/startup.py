@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -15,6 +15,7 @@ from .lora import TrainableModel, make_trainable
 from .model_loading import BaseModel, load_base_model
 from .outputs import ModelManifest
 from .protocol import EventWriter
+from .ranks import Ranks
 from .redaction import resolve_hf_token
 from .runtime import Runtime, print_runtime_table, probe_gpu, resolve_runtime, runtime_fields
 from .tokens import SPECIAL_COUNT, extend_tokenizer, load_tokenizer, resize_embeddings, validate_added_tokens
@@ -31,18 +32,25 @@ class Prepared:
     added_token_ids: list[int]
     runtime_fields: dict
     warm_start: dict | None = None  # the warm start's report (fit rows, MSE); None when it is off
+    ranks: Ranks = field(default_factory=Ranks)  # several: the process group is joined (distributed.py)
 
     @property
     def tokenizer_dir(self) -> Path:
         return Path(self.config.staging_dir) / "tokenizer"
 
 
-def prepare(config: TrainConfig, added_tokens, events: EventWriter) -> Prepared:
+def prepare(config: TrainConfig, added_tokens, events: EventWriter, ranks: Ranks | None = None) -> Prepared:
+    """With several ranks every rank builds the same model; rank 0 alone writes the tokenizer."""
+    ranks = ranks or Ranks()
     tokens = validate_added_tokens(added_tokens)
     token = resolve_hf_token(config)
     events.add_secret(token)
-    runtime = resolve_runtime(config.device, config.precision, events)
+    runtime = resolve_runtime(config.device, config.precision, events, ranks=ranks)
     probe_gpu(runtime)
+    if ranks.several:
+        from .distributed import join
+
+        join(ranks, runtime.device)
     torch.manual_seed(config.seed)
 
     tokenizer = load_tokenizer(config.tokenizer_path or config.base_model, token)
@@ -76,15 +84,16 @@ def prepare(config: TrainConfig, added_tokens, events: EventWriter) -> Prepared:
     row_params = trainable.embedding.new_rows.numel() * (1 if trainable.tied else 2)
     events.log("info", f"trainable parameters: {lora_params:,} LoRA + {row_params:,} added-token rows")
 
-    tokenizer_dir = Path(config.staging_dir) / "tokenizer"
-    with new_directory(tokenizer_dir) as tmp:
-        tokenizer.save_pretrained(str(tmp))
-    fields = runtime_fields(runtime, base.name, base.tiny, config.dry_run)
+    if ranks.writes:
+        with new_directory(Path(config.staging_dir) / "tokenizer") as tmp:
+            tokenizer.save_pretrained(str(tmp))
+    fields = runtime_fields(runtime, base.name, base.tiny, config.dry_run, ranks)
     print_runtime_table(fields)
     if report is not None:
         # The run summary holds the runtime fields; the snapshot records what the config produced.
         fields["warm_start"] = report
-        _record_in_snapshot(Path(config.staging_dir) / "train_config_snapshot.json", report)
+        if ranks.writes:
+            _record_in_snapshot(Path(config.staging_dir) / "train_config_snapshot.json", report)
     manifest = ModelManifest(
         base_model=_loadable_name(base),
         tiny_model=base.tiny,
@@ -94,7 +103,7 @@ def prepare(config: TrainConfig, added_tokens, events: EventWriter) -> Prepared:
         lora=config.lora.enabled,
         tied=trainable.tied,
     )
-    return Prepared(config, runtime, tokenizer, trainable, manifest, ids, fields, report)
+    return Prepared(config, runtime, tokenizer, trainable, manifest, ids, fields, report, ranks)
 
 
 def _loadable_name(base: BaseModel) -> str:

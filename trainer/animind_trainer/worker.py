@@ -2,6 +2,8 @@
 
 fd 3 carries frames in, fd 4 carries JSON-line events out; stdout/stderr are logs. SIGTERM or
 SIGUSR1 stops the worker at the next optimizer-step boundary with a checkpoint (preemption.py).
+With torch.distributed's environment it is one rank of several (ranks.py, distributed.py): every
+rank trains its share of each step; rank 0 alone evaluates and writes.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 import sys
 import time
 import traceback
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
 
@@ -18,6 +21,7 @@ from .config import TrainConfig, parse_config
 from .errors import EXIT_PREEMPTED, WorkerError
 from .preemption import Interrupted, Preemption
 from .protocol import BATCH, END, EVAL, HELLO, PHASE, PROTOCOL_VERSION, EventWriter, Frame, read_frame
+from .ranks import Ranks, Watchdog, install_watchdog
 from .redaction import redact, resolve_hf_token
 from .tracking import Tracker
 
@@ -45,7 +49,7 @@ def _handshake(frames: BinaryIO) -> dict:
     return hello
 
 
-def serve(frames: BinaryIO, events: EventWriter, preemption: Preemption) -> int:
+def serve(frames: BinaryIO, events: EventWriter, preemption: Preemption, ranks: Ranks) -> int:
     """0 once the run is written; EXIT_PREEMPTED when a signal stopped it."""
     started = time.perf_counter()
     try:
@@ -57,9 +61,11 @@ def serve(frames: BinaryIO, events: EventWriter, preemption: Preemption) -> int:
     secrets = frozenset(s for s in (config.hf_token, resolve_hf_token(config), *config.wandb.secrets) if s)
     for secret in secrets:
         events.add_secret(secret)
-    tracker = Tracker(config.wandb, events, Path(config.staging_dir), Path(config.out_dir))
+    # W&B, like every output, is rank 0's.
+    wandb = config.wandb if ranks.writes else replace(config.wandb, enabled=False)
+    tracker = Tracker(wandb, events, Path(config.staging_dir), Path(config.out_dir))
     try:
-        return _train(frames, events, hello, config, secrets, started, tracker, preemption)
+        return _train(frames, events, hello, config, secrets, started, tracker, preemption, ranks)
     except OutputError as exc:
         # The user asked for out_dir: name the output there, not in the staging folder.
         raise exc.moved(Path(config.staging_dir), Path(config.out_dir)) from None
@@ -69,12 +75,14 @@ def serve(frames: BinaryIO, events: EventWriter, preemption: Preemption) -> int:
 
 def _preempted(events: EventWriter, preemption: Preemption, saved: tuple[str, int, str] | None) -> int:
     """The `preempted` event: where to resume from, or nulls when there is nowhere yet."""
+    # With several ranks a rank may stop because another was asked to (the step's all-reduce).
+    why = preemption.signal_name if preemption.requested is not None else "another rank's stop request"
     if saved is None:
-        events.log("warning", f"{preemption.signal_name} before the first optimizer step: stopping, no checkpoint")
+        events.log("warning", f"{why} before the first optimizer step: stopping, no checkpoint")
         events.emit("preempted", phase=None, step=None, path=None)
     else:
         phase, step, path = saved
-        events.log("info", f"{preemption.signal_name}: stopping after {phase} step {step}; resume from {path}")
+        events.log("info", f"{why}: stopping after {phase} step {step}; resume from {path}")
         events.emit("preempted", phase=phase, step=step, path=path)
     return EXIT_PREEMPTED
 
@@ -84,11 +92,13 @@ def _next_frame(frames: BinaryIO, trainer: Trainer, preemption: Preemption) -> F
 
     Between steps the read may be interrupted (nothing is lost); inside a step the worker reads on
     and trains the step's remaining frames, unless the supervisor stops sending them: then the
-    unfinished step is dropped and the last complete one is the checkpoint."""
-    if preemption.requested and trainer.at_step_boundary:
+    unfinished step is dropped and the last complete one is the checkpoint. With several ranks,
+    once a step is trained, a rank stops only where the step's all-reduce says every rank stops
+    (or when its input closes): it reads on until then."""
+    if trainer.at_step_boundary and trainer.stops_here(preemption.requested is not None):
         return None
     try:
-        with preemption.interruptible(trainer.at_step_boundary):
+        with preemption.interruptible(trainer.at_step_boundary and trainer.may_stop_alone):
             frame = read_frame(frames)
     except Interrupted:
         return None
@@ -116,14 +126,17 @@ def _train(
     started: float,
     tracker: Tracker,
     preemption: Preemption,
+    ranks: Ranks,
 ) -> int:
-    """Everything is written under staging_dir; the summary and `done` name it under out_dir."""
+    """Everything is written under staging_dir (by rank 0 alone); the summary and `done` name it
+    under out_dir."""
     out_dir, staging_dir = Path(config.out_dir), Path(config.staging_dir)
     try:
         # A signal during startup stops the worker at once: nothing was trained, nothing to save.
         with preemption.interruptible():
             snapshot = _snapshot(hello, secrets)
-            write_json(staging_dir / "train_config_snapshot.json", snapshot)
+            if ranks.writes:
+                write_json(staging_dir / "train_config_snapshot.json", snapshot)
             tracker.start(snapshot["config"])  # W&B, when enabled: fed from the step and eval events
 
             # Imported only now so a malformed HELLO is answered before torch and transformers load.
@@ -134,7 +147,7 @@ def _train(
             from .startup import prepare
 
             resume = read_resume(config.resume) if config.resume else None  # checked before the model loads
-            prepared = prepare(config, hello.get("added_tokens"), events)
+            prepared = prepare(config, hello.get("added_tokens"), events, ranks)
             manifest = prepared.manifest
             if resume:
                 # Over the model built as usual (same seed): the checkpoint's LoRA weights and rows.
@@ -145,7 +158,7 @@ def _train(
                 "ready",
                 vocab_size=manifest.vocab_size,
                 added_token_ids=prepared.added_token_ids,
-                tokenizer_dir=str(prepared.tokenizer_dir),
+                tokenizer_dir=str(prepared.tokenizer_dir) if ranks.writes else None,
                 model=prepared.runtime_fields["model"],
                 tiny_model=manifest.tiny_model,
             )
@@ -156,7 +169,7 @@ def _train(
 
     checkpoints = Checkpoints(staging_dir, config.checkpoint_every_steps, config.save_total_limit, manifest, out_dir)
     params = redact(hello["config"].get("params"), secrets)  # the supervisor compares them on resume
-    trainer = Trainer(prepared, events, checkpoints, params, resume)
+    trainer = Trainer(prepared, events, checkpoints, params, resume, lambda: preemption.requested is not None)
     while True:
         waited = time.perf_counter()
         frame = _next_frame(frames, trainer, preemption)
@@ -179,6 +192,9 @@ def _train(
             raise WorkerError(f"unexpected {frame.name} frame after the handshake")
 
     phases = trainer.finish()
+    if not ranks.writes:
+        events.emit("done", out_dir=str(out_dir), final_model=str(out_dir / "final_model"))
+        return 0
     save_model_dir(staging_dir / "final_model", prepared.trainable, manifest)
     if config.export_merged:
         # After final_model: the merge is in place and spends the trainable model.
@@ -206,10 +222,21 @@ def _train(
     return 0
 
 
-def run(frames: BinaryIO, events: EventWriter, preemption: Preemption | None = None) -> int:
-    """Serve until END; every failure becomes one `error` event and an exit code."""
+def run(frames: BinaryIO, events: EventWriter, preemption: Preemption | None = None, ranks: Ranks | None = None) -> int:
+    """Serve until END; every failure becomes one `error` event and an exit code. With several
+    ranks, the process group is left on the way out, whichever way that is."""
+    ranks = ranks or Ranks()
+    code = _run(frames, events, preemption or Preemption(), ranks)
+    if ranks.several and "torch" in sys.modules:
+        from .distributed import leave
+
+        leave(code)
+    return code
+
+
+def _run(frames: BinaryIO, events: EventWriter, preemption: Preemption, ranks: Ranks) -> int:
     try:
-        return serve(frames, events, preemption or Preemption())
+        return serve(frames, events, preemption, ranks)
     except BrokenPipeError:
         # The supervisor stopped reading events: nobody is left to report to but stderr.
         print("error: the events pipe (fd 4) was closed; stopping", file=sys.stderr)
@@ -238,7 +265,26 @@ def main() -> int:
             "error: fd 3 (frames in) and fd 4 (events out) must be open pipes; see trainer/PROTOCOL.md", file=sys.stderr
         )
         return 2
-    return run(frames, EventWriter(events_stream), preemption)
+    events = EventWriter(events_stream)
+    try:
+        ranks = Ranks.from_env()
+    except WorkerError as exc:
+        events.emit("error", message=str(exc))
+        return exc.exit_code
+    if ranks.several:
+        install_watchdog(Watchdog(FRAMES_FD, lambda message, code: _last_word(events, message, code)))
+    return run(frames, events, preemption, ranks)
+
+
+def _last_word(events: EventWriter, message: str, code: int) -> None:
+    """What the watchdog says as it ends the process (it never raises)."""
+    try:
+        if code in (0, EXIT_PREEMPTED):
+            events.log("warning", message)
+        else:
+            events.emit("error", message=message)
+    except Exception:
+        print(f"error: {events.scrub(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -45,19 +45,30 @@ class Rows:
         return int((self.labels != IGNORE).sum())
 
 
-def _rows_frame(frame_type: int, rows: Rows, flags: int, step_completion_tokens: int) -> bytes:
+FLAG_ENDS_STEP, FLAG_ENGLISH, FLAG_PADDING = 1, 2, 4
+
+
+def _rows_frame(frame_type: int, rows: Rows, flags: int, step_completion_tokens: int, rank_tokens: int = 0) -> bytes:
     n, seq_len = rows.input_ids.shape
-    header = struct.pack("<5I", n, seq_len, flags, step_completion_tokens, 0)
+    header = struct.pack("<5I", n, seq_len, flags, step_completion_tokens, rank_tokens)
     arrays = np.stack([rows.input_ids, rows.labels, rows.position_ids]).astype("<i4")
     return frame(frame_type, header + arrays.tobytes())
 
 
-def batch(rows: Rows, ends_step: bool, step_completion_tokens: int) -> bytes:
-    return _rows_frame(BATCH, rows, int(ends_step), step_completion_tokens)
+def batch(rows: Rows, ends_step: bool, step_completion_tokens: int, rank_tokens: int | None = None) -> bytes:
+    """`rank_tokens`: this rank's completion tokens in the step; a single worker's are the step's."""
+    rank = step_completion_tokens if rank_tokens is None else rank_tokens
+    return _rows_frame(BATCH, rows, int(ends_step), step_completion_tokens, rank)
+
+
+def padding_batch(seq_len: int, step_completion_tokens: int) -> bytes:
+    """A rank's only micro-batch of a step that left it none: no rows, padding and step-end flags."""
+    header = struct.pack("<5I", 0, seq_len, FLAG_PADDING | FLAG_ENDS_STEP, step_completion_tokens, 0)
+    return frame(BATCH, header)
 
 
 def eval_batch(rows: Rows, english: bool = False) -> bytes:
-    return _rows_frame(EVAL, rows, 2 if english else 0, 0)
+    return _rows_frame(EVAL, rows, FLAG_ENGLISH if english else 0, 0)
 
 
 def example_row(prompt: list[int], completion: list[int]) -> tuple[list[int], list[int]]:
@@ -91,3 +102,19 @@ def optimizer_step(micro_batches: list[Rows]) -> list[bytes]:
     """BATCH frames for one optimizer step: the last one carries the step-end flag."""
     total = sum(r.completion_tokens for r in micro_batches)
     return [batch(r, i == len(micro_batches) - 1, total) for i, r in enumerate(micro_batches)]
+
+
+def deal(micro_batches: list[Rows], world: int) -> list[list[bytes]]:
+    """One optimizer step's BATCH frames for each rank, as sinks/trainer/ranks.ts's StepRouter deals
+    them: micro-batch m to rank m mod world, each rank's last one with the step-end flag and every one
+    with the rank's share of the step's completion tokens; a rank left with none gets a padding one."""
+    total = sum(r.completion_tokens for r in micro_batches)
+    out = []
+    for rank in range(world):
+        mine = micro_batches[rank::world]
+        if not mine:
+            out.append([padding_batch(micro_batches[0].input_ids.shape[1], total)])
+            continue
+        tokens = sum(r.completion_tokens for r in mine)
+        out.append([batch(r, k == len(mine) - 1, total, tokens) for k, r in enumerate(mine)])
+    return out

@@ -15,6 +15,7 @@ import torch
 from animind_trainer.batch import Batch, decode_batch
 from animind_trainer.checkpoints import Checkpoints
 from animind_trainer.config import DEFAULT_TARGET_MODULES, LoraSettings, parse_config
+from animind_trainer.errors import WorkerError
 from animind_trainer.loop import Trainer
 from animind_trainer.lora import make_trainable
 from animind_trainer.loss import completion_loss_sum
@@ -23,7 +24,7 @@ from animind_trainer.outputs import ModelManifest
 from animind_trainer.protocol import EventWriter
 from animind_trainer.runtime import Runtime
 from animind_trainer.startup import Prepared
-from frames import batch, example_row, pack
+from frames import batch, example_row, pack, padding_batch
 
 VOCAB, NEW, SEQ_LEN = 400, [390, 391, 392, 393], 32
 LORA = LoraSettings(True, 4, 8, 0.0, DEFAULT_TARGET_MODULES)
@@ -122,3 +123,14 @@ def test_an_optimizer_step_applies_the_token_mean_gradient_of_its_micro_batches(
     with torch.no_grad():
         expected_loss = float(one_batch_mean(_trainable().causal_lm))
     assert trainer.phase.losses[0] == pytest.approx(expected_loss, rel=1e-5)
+
+
+def test_a_single_worker_refuses_padding_and_a_rank_count_other_than_the_steps(tmp_path):
+    trainer = _trainer(tmp_path)
+    trainer.start_phase({"name": "phase1_linking", "total_steps": 2})
+    with pytest.raises(WorkerError, match="padding BATCH in phase1_linking step 1, but this worker is the only rank"):
+        trainer.train_batch(decode_batch(padding_batch(SEQ_LEN, STEP_TOKENS)[5:], "BATCH", VOCAB))
+    with pytest.raises(
+        WorkerError, match=r"rank_completion_tokens 0, but a single worker's must equal step_completion_tokens 33"
+    ):
+        trainer.train_batch(decode_batch(batch(SMALL, False, STEP_TOKENS, 0)[5:], "BATCH", VOCAB))
