@@ -18,8 +18,11 @@ import prepMask from '../transforms/prep/mask.ts';
 import prepTaskB from '../transforms/prep/task-b.ts';
 import prepSeeds from '../transforms/prep/seeds.ts';
 import prepTaskC from '../transforms/prep/task-c.ts';
+import prepHeldOut from '../transforms/prep/held-out.ts';
+import prepDropHeldOut from '../transforms/prep/drop-held-out.ts';
 import prepSample from '../transforms/prep/sample.ts';
 import prepShuffle from '../transforms/prep/shuffle.ts';
+import prepLeakageAudit from '../transforms/prep/leakage-audit.ts';
 import prepSummarySink from '../sinks/prep/summary-sink.ts';
 import dryRunSample from '../transforms/train/dry-run-sample.ts';
 import chatFormat from '../transforms/train/chat-format.ts';
@@ -52,8 +55,11 @@ export const builtinNodes: NodeDefinition[] = [
   prepTaskB,
   prepSeeds,
   prepTaskC,
+  prepHeldOut,
+  prepDropHeldOut,
   prepSample,
   prepShuffle,
+  prepLeakageAudit,
   prepSummarySink,
   // The train phase (docs/train.md), in pipeline order.
   dryRunSample,

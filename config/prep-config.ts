@@ -24,6 +24,8 @@ export const PREP_PARAMS: Readonly<Record<string, string>> = {
   task_b_mask_modes: 'task_b_mask_modes',
   task_b_positive_score_min: 'task_b_positive_score_min',
   task_b_allowed_statuses: 'task_b_allowed_statuses',
+  holdout_valid: 'holdout_valid',
+  holdout_test: 'holdout_test',
   export_parquet: 'export_parquet',
   write_manifest: 'write_manifest',
   scan_workers: 'scan_workers',
@@ -51,6 +53,9 @@ export const prepSchema = z
     task_b_mask_modes: z.array(z.enum(['last', 'random'])).min(1),
     task_b_positive_score_min: z.int().min(0),
     task_b_allowed_statuses: z.array(z.int()).min(1),
+    // Not the original tool's: prep.yaml's held-out users for evaluation (0 and 0: none).
+    holdout_valid: share(),
+    holdout_test: share(),
     export_parquet: z.boolean(),
     write_manifest: z.boolean(),
     // Not the original tool's: prep.yaml's scan_workers, for a machine with more cores.

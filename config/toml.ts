@@ -8,7 +8,7 @@ import { readPipelineFile } from '../engine/pipeline-file.ts';
 import { closest } from '../engine/registry.ts';
 
 /** The sections a config file may have; each phase reads its own and ignores the other's keys. */
-const SECTIONS = ['prep', 'train'] as const;
+const SECTIONS = ['prep', 'train', 'eval'] as const;
 
 export interface TomlFile {
   file: string;
@@ -38,7 +38,7 @@ export function readToml(file: string): TomlFile {
   for (const key of Object.keys(data))
     if (!(SECTIONS as readonly string[]).includes(key))
       throw new ConfigError(
-        `unknown top-level key '${key}': expected the sections ${SECTIONS.map((s) => `[${s}]`).join(' and ')}`,
+        `unknown top-level key '${key}': expected the sections ${SECTIONS.map((s) => `[${s}]`).join(', ')}`,
         {
           file,
           line: keyLine(text, [key]),

@@ -6,7 +6,9 @@ import type { Stream } from '../../engine/stream.ts';
 import { outputPath } from '../../engine/options.ts';
 import { DistinctRows } from './distinct-rows.ts';
 import { catalogStats } from '../../transforms/prep/catalog.ts';
+import { heldOutStats } from '../../transforms/prep/held-out.ts';
 import { historyStats } from '../../transforms/prep/history.ts';
+import { auditStats } from '../../transforms/prep/leakage-audit.ts';
 import { sampleStats } from '../../transforms/prep/sample.ts';
 import { TASK_A_TEMPLATES, taskAStats } from '../../transforms/prep/task-a.ts';
 import { poolStats } from '../../transforms/prep/task-b.ts';
@@ -27,6 +29,11 @@ const statsFrom = z
     task_b: z.string().default('task_b'),
     task_c: z.string().default('task_c'),
     sample: z.string().default('sample'),
+    valid: z.string().default('valid_examples'),
+    test: z.string().default('test_examples'),
+    task_b_train: z.string().default('task_b_train'),
+    task_c_train: z.string().default('task_c_train'),
+    audit: z.string().default('audit'),
   })
   .prefault({})
   .describe('node ids whose stats the summary reads, by role (defaults match pipelines/prep.yaml)');
@@ -116,8 +123,15 @@ function statsHandles(ctx: Context) {
     taskB: ctx.statsOf(from.task_b, poolStats),
     taskC: ctx.statsOf(from.task_c, poolStats),
     sample: ctx.statsOf(from.sample, sampleStats),
+    valid: ctx.statsOf(from.valid, heldOutStats),
+    test: ctx.statsOf(from.test, heldOutStats),
+    taskBTrain: ctx.statsOf(from.task_b_train, droppedStats),
+    taskCTrain: ctx.statsOf(from.task_c_train, droppedStats),
+    audit: ctx.statsOf(from.audit, auditStats),
   };
 }
+
+const droppedStats = z.object({ dropped: z.number() });
 
 interface RowCounts {
   counts: Record<'A' | 'B' | 'C' | 'total', number>;
@@ -209,11 +223,40 @@ function summaryJson(
       task_b_users: history.eligible_users,
       users_with_task_c_seed: seeds.users_with_seed,
     },
+    ...holdoutJson(stats),
     cleaning: {
       placeholders_removed: stats.cleanAnime.read().placeholders_removed,
       anime_without_title: taskA.without_title,
     },
     distinct_row_share: distinctShare,
     timings,
+  };
+}
+
+/**
+ * `holdout` and `leakage_audit`, or nothing when no user is held out (both shares 0), so such a
+ * run's summary is byte for byte what it was before users could be held out.
+ */
+function holdoutJson(stats: ReturnType<typeof statsHandles>) {
+  const valid = stats.valid.read();
+  const test = stats.test.read();
+  if (valid.holdout_valid + valid.holdout_test === 0) return {};
+  const audit = stats.audit.read();
+  return {
+    holdout: {
+      fractions: { valid: valid.holdout_valid, test: valid.holdout_test },
+      users: { valid: valid.users, test: test.users },
+      examples: { valid: valid.examples, test: test.examples },
+      users_without_example: { valid: valid.short_users, test: test.short_users },
+      dropped_rows: { B: stats.taskBTrain.read().dropped, C: stats.taskCTrain.read().dropped },
+      repeated_pairs_set_aside: stats.sample.read().held_out_pair_repeats,
+    },
+    leakage_audit: {
+      held_out_users: valid.users + test.users,
+      training_rows: audit.rows,
+      rows_with_held_out_user: audit.rows_with_held_out_user,
+      rows_with_held_out_pair: audit.rows_with_held_out_pair,
+      total: audit.total,
+    },
   };
 }

@@ -55,6 +55,8 @@ describe('[prep] config', () => {
       task_b_mask_modes: ['last', 'random'],
       task_b_positive_score_min: 7,
       task_b_allowed_statuses: [1, 2, 3, 4, 6],
+      holdout_valid: 0.02,
+      holdout_test: 0.02,
       export_parquet: false,
       write_manifest: true,
       scan_workers: 'auto',
@@ -131,7 +133,7 @@ describe('[prep] config', () => {
       const section = configFile(`${PREP}\n[prepp]\nseed = 1\n`);
       assert.deepEqual(
         errorLines(() => loadPrepConfig(section)),
-        [`${section}:6: unknown top-level key 'prepp': expected the sections [prep] and [train]`],
+        [`${section}:6: unknown top-level key 'prepp': expected the sections [prep], [train], [eval]`],
       );
       const none = configFile(`[train]\nout_dir = "x"\n`);
       assert.deepEqual(

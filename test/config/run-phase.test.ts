@@ -45,6 +45,11 @@ describe('animind run --phase prep', () => {
     assert.equal(readFileSync(path.join(out, 'llm_prep_train.jsonl'), 'utf8').trim().split('\n').length, 3000);
     assert.ok(existsSync(path.join(out, 'llm_prep_summary.json')));
     assert.equal(existsSync(path.join(out, 'llm_prep_train.parquet')), false);
+    // The held-out users' examples (the default shares of users), listed with their rows.
+    const [validRows, testRows] = ['llm_prep_valid.jsonl', 'llm_prep_test.jsonl'].map(
+      (name) => readFileSync(path.join(out, name), 'utf8').split('\n').filter(Boolean).length,
+    );
+    assert.ok(validRows! > 0 && testRows! > 0);
     const manifest = manifestOf(out);
     assert.equal(manifest.seed, 7);
     assert.equal(manifest.params.target_examples, '3000');
@@ -65,6 +70,8 @@ describe('animind run --phase prep', () => {
       task_b_mask_modes: ['last', 'random'],
       task_b_positive_score_min: 7,
       task_b_allowed_statuses: [1, 2, 3, 4, 6],
+      holdout_valid: 0.02,
+      holdout_test: 0.02,
       export_parquet: false,
       write_manifest: true,
       scan_workers: 'auto',
@@ -80,6 +87,8 @@ describe('animind run --phase prep', () => {
       manifest.outputs.map((o) => [o.path, o.rows]),
       [
         ['llm_prep_train.jsonl', 3000],
+        ['llm_prep_valid.jsonl', validRows],
+        ['llm_prep_test.jsonl', testRows],
         ['llm_prep_summary.json', null],
       ],
     );

@@ -13,7 +13,13 @@ import { test, type TestContext } from 'node:test';
 import { animindBin, repoRoot, runCli } from '../helpers/cli.ts';
 import { waitUntil, within } from '../helpers/wait.ts';
 
-const OUTPUTS = ['llm_prep_manifest.json', 'llm_prep_summary.json', 'llm_prep_train.jsonl'];
+const OUTPUTS = [
+  'llm_prep_manifest.json',
+  'llm_prep_summary.json',
+  'llm_prep_test.jsonl',
+  'llm_prep_train.jsonl',
+  'llm_prep_valid.jsonl',
+];
 
 const prepArgs = (outDir: string, ...more: string[]) => [
   'pipeline',
@@ -61,10 +67,12 @@ test('a SIGKILLed prep leaves its temporary file; the next run into the folder r
   assert.equal(next.code, 0, next.stderr);
   const said = next.stderr.split('\n').filter((line) => line.includes('removed'));
   assert.equal(said.length, 1, next.stderr);
+  // The held-out users' files (llm_prep_test, llm_prep_valid) may have been started too when it was killed.
   assert.match(
     said[0]!,
     new RegExp(
-      String.raw`^\[train_jsonl\] .+/out: removed 1 temporary file \(\.llm_prep_train\.jsonl\.tmp-${pid}; ` +
+      String.raw`^\[train_jsonl\] .+/out: removed [1-3] temporary files? \((\.llm_prep_test\.jsonl\.tmp-${pid}, )?` +
+        String.raw`\.llm_prep_train\.jsonl\.tmp-${pid}(, \.llm_prep_valid\.jsonl\.tmp-${pid})?; ` +
         String.raw`[\d.]+ MB\) and the lock \.animind\.lock left by a run that no longer runs \(pid ${pid}\)$`,
     ),
   );

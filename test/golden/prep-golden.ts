@@ -12,12 +12,18 @@ export const PINNED_TIME = '2026-01-01T00:00:00Z';
 /**
  * Builds the fixture (30 users, so Task B and C pools are smaller than their quotas and get
  * oversampled while Task A is subsampled) and runs the real pipeline file on it; returns the out_dir.
+ * No user is held out: the goldens predate held-out users and prove that shares of 0 change no byte.
  */
 export async function produceGolden(batchSize: number): Promise<string> {
   process.env.ANIMIND_FIXED_TIME = PINNED_TIME;
   const fixtureDir = tempDir('golden-fixture');
   try {
-    return await runPrep(buildFixture(fixtureDir, { users: 30 }), { target_examples: 300, batch_size: batchSize });
+    return await runPrep(buildFixture(fixtureDir, { users: 30 }), {
+      target_examples: 300,
+      batch_size: batchSize,
+      holdout_valid: 0,
+      holdout_test: 0,
+    });
   } finally {
     rmSync(fixtureDir, { recursive: true, force: true });
   }

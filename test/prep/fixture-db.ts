@@ -14,6 +14,11 @@ export interface FixtureOptions {
   /** Largest number of user_anime rows one user gets. */
   maxRows?: number;
   withYear?: boolean;
+  /**
+   * Every user gets user 1's watches (same anime, scores, statuses and times), so every kept
+   * history is the same: a held-out user's (history, target) is then every other user's too.
+   */
+  sameWatches?: boolean;
 }
 
 export interface Fixture {
@@ -76,7 +81,7 @@ const sidOf = (id: number) =>
 
 export function buildFixture(
   dir: string,
-  { users = 60, maxRows = 24, withYear = false }: FixtureOptions = {},
+  { users = 60, maxRows = 24, withYear = false, sameWatches = false }: FixtureOptions = {},
 ): Fixture {
   const database = path.join(dir, 'anime.sqlite');
   const semanticIds = path.join(dir, 'semantic_ids.jsonl');
@@ -114,12 +119,13 @@ export function buildFixture(
     for (let u = 0; u < users; u++) {
       const userId = 3 * u + 1;
       insertUser.run(userId, `user${userId}`, '2024-01-01');
-      const count = pick('rows', u, maxRows + 1);
-      const animeIds = [...new Set(Array.from({ length: count }, (_, k) => 1 + pick('anime', u * 100 + k, 42)))].sort(
-        (a, b) => a - b,
-      );
+      const like = sameWatches ? 0 : u;
+      const count = pick('rows', like, maxRows + 1);
+      const animeIds = [
+        ...new Set(Array.from({ length: count }, (_, k) => 1 + pick('anime', like * 100 + k, 42))),
+      ].sort((a, b) => a - b);
       for (const animeId of animeIds) {
-        const k = u * 100 + animeId;
+        const k = like * 100 + animeId;
         const day = 1 + pick('day', k, 5);
         insertWatch.run(
           userId,

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { DataError } from '../../engine/errors.ts';
 import { BottomK } from '../../transforms/prep/bottom-k.ts';
 import { fillByPasses, roundHalfEven } from '../../engine/keyed-order.ts';
 import { quotas, splitsProblem } from '../../transforms/prep/quotas.ts';
-import sampleNode from '../../transforms/prep/sample.ts';
+import sampleNode, { reserveFor } from '../../transforms/prep/sample.ts';
 import shuffleNode from '../../transforms/prep/shuffle.ts';
-import type { PoolItem } from '../../transforms/prep/types.ts';
+import type { HeldOutExample, PoolItem } from '../../transforms/prep/types.ts';
 import type { PrepRow, TaskRow, Task } from '../../transforms/prep/prep-row.ts';
 import { rebatch, runNode } from './harness.ts';
 
@@ -150,6 +150,80 @@ test('an empty pool with a positive quota is an error naming the task', async ()
     { a: [pool('A', 20)], b: [], c: [] },
   );
   assert.equal(rows.length, 4, 'an empty pool with quota 0 is fine');
+});
+
+/** A Task B pool row whose (history, target) is ([n], 10000 + n), and the held-out example with that pair. */
+const watchRow = (n: number): PoolItem<TaskRow> => ({
+  key: `B:${n}`,
+  row: {
+    task: 'B',
+    input: `in ${n}`,
+    output: `out ${n}`,
+    anime_ids: [n, 10000 + n],
+    user_id: n,
+    meta: { template_id: 'watch_sequence_mask', mask_mode: 'last', mask_index: 1, history_len: 2 },
+  },
+});
+const heldOutWith = (n: number): HeldOutExample => ({
+  user_id: 100000 + n,
+  history: [n],
+  target_anime_id: 10000 + n,
+  target_sid: `<S${10000 + n}>`,
+  target_sentiment: '<watch>',
+  history_len: 1,
+  prompt: '…',
+});
+
+describe('Task B rows that repeat a held-out example', () => {
+  /** The sampled Task B keys, from a B pool of `size` rows and the held-out examples of `held`. */
+  const sampleB = async (target: number, b: PoolItem[], held: number[]) => {
+    const { rows, stats } = await runNode<PoolItem>(sampleNode, options(target), {
+      a: [pool('A', 20)],
+      b: [b],
+      c: [pool('C', 20)],
+      valid: [held.map(heldOutWith)],
+      test: [[]],
+    });
+    return { keys: rows.filter((r) => r.key.startsWith('B:')).map((r) => r.key), stats };
+  };
+  const poolOf = (size: number) => Array.from({ length: size }, (_, n) => watchRow(n));
+
+  test(
+    "a training user's Task B row with a held-out example's (history, target) is set aside: " +
+      'the sample is the one of the pool without it, pool smaller or larger than the quota',
+    async () => {
+      // Quota B 10: a pool of 6 is repeated in passes; one of 1,200 (past quota and reserve) is cut.
+      for (const [target, size] of [
+        [40, 6],
+        [40, 1200],
+      ] as const) {
+        const whole = await sampleB(target, poolOf(size), []);
+        // Set aside rows the sample took, so the rows after them must fill in.
+        const held = whole.keys.slice(0, 3).map((key) => Number(key.slice(2).split('#')[0]));
+        const without = poolOf(size).filter((_, n) => !held.includes(n));
+        const expected = await sampleB(target, without, []);
+        const actual = await sampleB(target, poolOf(size), held);
+        assert.deepEqual(actual.keys, expected.keys, `pool of ${size}`);
+        assert.equal(actual.stats.held_out_pair_repeats, 3);
+        assert.deepEqual(actual.stats.oversampling_factor, expected.stats.oversampling_factor);
+      }
+    },
+  );
+
+  test('more repeats than the reserve of next rows stop the run, with the counts and what to change', async () => {
+    // Quota B 1 keeps 1 + 1,025 rows; every row of a pool of 1,100 repeats a held-out pair.
+    const size = 1100;
+    const ids = Array.from({ length: size }, (_, n) => n);
+    await assert.rejects(
+      sampleB(4, poolOf(size), ids),
+      (error: Error) =>
+        error instanceof DataError &&
+        error.message ===
+          "1,026 of the 1,026 Task B rows sampled repeat a held-out example's (history, target) pair, " +
+            'more than the 1,025 kept in reserve: lower holdout_valid and holdout_test',
+    );
+    assert.equal(reserveFor(1), 1025);
+  });
 });
 
 test('shuffle: all tasks together in a keyed order, numbered prep_000000001…, independent of batching', async () => {

@@ -116,12 +116,15 @@ async function runFast(fixture: Fixture, options: Record<string, unknown>) {
   );
 }
 
-/** Runs a prep pipeline file on a fixture with pinned time; returns its two byte-compared outputs. */
+/** The outputs both user passes must write byte for byte, the held-out users' files among them. */
+const COMPARED = ['llm_prep_train.jsonl', 'llm_prep_summary.json', 'llm_prep_valid.jsonl', 'llm_prep_test.jsonl'];
+
+/** Runs a prep pipeline file on a fixture with pinned time; returns its byte-compared outputs. */
 async function prepOutputs(pipeline: string, fixture: Fixture, params: Record<string, string> = {}) {
   const outDir = tempDir('user-pass-out');
   try {
     await runPrepPipeline(pipeline, fixture, outDir, params);
-    return ['llm_prep_train.jsonl', 'llm_prep_summary.json'].map((name) => readFileSync(path.join(outDir, name)));
+    return COMPARED.map((name) => readFileSync(path.join(outDir, name)));
   } finally {
     rmSync(outDir, { recursive: true, force: true });
   }
@@ -219,11 +222,17 @@ describe('prep-user-histories: the fast user pass gives what the generic nodes g
 
   for (const name of ['edge', 'generated', 'bundled']) {
     test(`${name} database: prep.yaml and the generic reference pipeline write the same bytes`, async () => {
-      const params: Record<string, string> = name === 'edge' ? { task_b_allowed_statuses: '0,1,2,3,4,6' } : {};
-      const [fastJsonl, fastSummary] = await prepOutputs(PREP_YAML, fixtures[name]!, params);
-      const [refJsonl, refSummary] = await prepOutputs(reference, fixtures[name]!, params);
-      assert.ok(fastJsonl!.equals(refJsonl!), 'llm_prep_train.jsonl differs');
-      assert.ok(fastSummary!.equals(refSummary!), 'llm_prep_summary.json differs');
+      // Shares above the defaults, so even the smaller databases hold users out of training.
+      const params: Record<string, string> = {
+        holdout_valid: '0.1',
+        holdout_test: '0.1',
+        ...(name === 'edge' ? { task_b_allowed_statuses: '0,1,2,3,4,6' } : {}),
+      };
+      const fast = await prepOutputs(PREP_YAML, fixtures[name]!, params);
+      const ref = await prepOutputs(reference, fixtures[name]!, params);
+      COMPARED.forEach((file, i) => assert.ok(fast[i]!.equals(ref[i]!), `${file} differs`));
+      // The split holds users out of these databases, so the comparison covers the held-out files' bytes.
+      assert.ok(fast[2]!.length > 0 && fast[3]!.length > 0, 'no user was held out');
     });
   }
 });

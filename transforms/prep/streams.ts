@@ -34,3 +34,64 @@ export function atEnd<T>(stream: Stream<T>, fn: () => void): Stream<T> {
     }
   });
 }
+
+/** highland sets `ended` once a stream has finished or been destroyed; its typings leave it out. */
+const isEnded = (stream: object) => (stream as { ended?: boolean }).ended === true;
+
+/**
+ * Streams `main` through `step` with the value `ready` resolves to. Unlike withCatalog, `main` is
+ * pulled from the start: for a node whose table comes from the same upstream as its main input,
+ * which moves only as fast as its slowest reader. A batch that comes before the value waits for
+ * it; one after goes through at once, so a run that is stopped meanwhile is never written to.
+ */
+export function withReady<S, In, Out>(
+  ready: Promise<S>,
+  main: Stream<Batch<In>>,
+  step: (value: S, batch: In[]) => Out[],
+): Stream<Out[]> {
+  let known: { value: S } | undefined;
+  ready.then(
+    (value) => (known = { value }),
+    () => {},
+  );
+  const out: Stream<Out[]> = main.consume<Out[]>((error, batch, push, next) => {
+    if (error) {
+      push(error);
+      next();
+      return;
+    }
+    if (_.isNil(batch)) return push(null, batch);
+    const emit = (value: S) => {
+      try {
+        push(null, step(value, batch));
+      } catch (thrown) {
+        push(thrown as Error);
+      }
+      next();
+    };
+    if (known) return emit(known.value);
+    ready.then(
+      (value) => isEnded(out) || emit(value),
+      (failure: Error) => {
+        if (isEnded(out)) return;
+        push(failure);
+        next();
+      },
+    );
+  });
+  return out;
+}
+
+/**
+ * Passes `stream` on until the run is stopped, then nothing more, not even its end. A stopped run
+ * destroys its streams, and highland throws on a write to a destroyed one: an input that ends
+ * later, as one waiting on a promise does, would otherwise crash the process instead of letting
+ * the run end with its own error.
+ */
+export function untilStopped<T>(stream: Stream<T>, signal: AbortSignal): Stream<T> {
+  return stream.consume<T>((error, value, push, next) => {
+    if (signal.aborted) return;
+    push(error, value);
+    if (!_.isNil(value)) next();
+  });
+}

@@ -10,6 +10,7 @@ import {
   type MaskedHistory,
   type MaskMode,
   type PoolItem,
+  type WatchPair,
 } from './types.ts';
 import type { PrepRow, TaskRow } from './prep-row.ts';
 
@@ -164,7 +165,7 @@ function segmentsFor(catalog: ReadonlyMap<number, CatalogEntry>): Segments {
 /** Steps 5–6, made when the row is written. */
 class TaskBRow extends PooledRow {
   constructor(
-    private readonly userId: number,
+    readonly userId: number,
     private readonly mode: MaskMode,
     private readonly masked: number,
     private readonly sequence: Sequence,
@@ -175,6 +176,17 @@ class TaskBRow extends PooledRow {
 
   get key(): string {
     return `B:${this.userId}:${this.mode}`;
+  }
+
+  /**
+   * The unmasked anime in order and the masked one, read from the codes: no text is made, and
+   * nothing is kept (idsFrom would hold the ids of every sampled row until it is written).
+   */
+  watchPair(): WatchPair {
+    const { sequence, segments, masked } = this;
+    const history: number[] = [];
+    for (let i = 0; i < sequence.length; i++) if (i !== masked) history.push(segments.animeIds[sequence.anime(i)]!);
+    return { history, target: segments.animeIds[sequence.anime(masked)]! };
   }
 
   /** The row on its own, read back from its encoded line, so the two can never disagree. */

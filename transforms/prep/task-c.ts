@@ -92,6 +92,10 @@ class TaskCRow extends PooledRow {
     return `C:${this.seed.user_id}:${this.seed.kind}`;
   }
 
+  get userId(): number {
+    return this.seed.user_id;
+  }
+
   render(): TaskRow {
     const { seed } = this;
     const anime = seed.anime_ids.map((id) => this.catalog.get(id)!);

@@ -73,6 +73,10 @@ export interface Seed {
 
 /** A row not made yet: it holds what its text is made from, and makes it on demand. */
 export interface DeferredRow {
+  /** The user whose watches made the row (its `user_id`), read without making the row; absent for Task A. */
+  readonly userId?: number;
+  /** A Task B row's (history, target): read without making the row, see WatchPair. */
+  watchPair?(): WatchPair;
   render(): TaskRow;
   /**
    * Writes the row, numbered `example_id`, as one JSON line into `out` (exactly JSON.stringify of
@@ -110,3 +114,31 @@ export abstract class PooledRow implements DeferredRow, PoolItem<DeferredRow> {
 }
 
 export const madeRow = (row: PoolItem['row']): TaskRow => ('render' in row ? row.render() : row);
+
+/** The user a pool row belongs to (null for Task A), made or deferred. */
+export const userOf = (row: PoolItem['row']): number | null => ('render' in row ? (row.userId ?? null) : row.user_id);
+
+/**
+ * What a Task B row teaches: the watches it shows, in order, and the anime it asks for. A
+ * held-out example's pair is its history and target; a training row's, its unmasked anime and
+ * its masked one (so a `random` mask that hides a held-out target among the same other watches
+ * counts too).
+ */
+export interface WatchPair {
+  history: readonly number[];
+  target: number;
+}
+
+/**
+ * One held-out user's evaluation example (a line of llm_prep_valid.jsonl or llm_prep_test.jsonl);
+ * field order is the file's. `history_len` is the length of `history`, the watches the prompt shows.
+ */
+export interface HeldOutExample {
+  user_id: number;
+  history: number[];
+  target_anime_id: number;
+  target_sid: string;
+  target_sentiment: string;
+  history_len: number;
+  prompt: string;
+}
