@@ -20,6 +20,7 @@ import prepSeeds from '../transforms/prep/seeds.ts';
 import prepTaskC from '../transforms/prep/task-c.ts';
 import prepHeldOut from '../transforms/prep/held-out.ts';
 import prepDropHeldOut from '../transforms/prep/drop-held-out.ts';
+import prepTrainHistories from '../transforms/prep/train-histories.ts';
 import prepSample from '../transforms/prep/sample.ts';
 import prepShuffle from '../transforms/prep/shuffle.ts';
 import prepLeakageAudit from '../transforms/prep/leakage-audit.ts';
@@ -33,6 +34,7 @@ import englishEval from '../transforms/train/english-eval.ts';
 import generalInstructions from '../sources/train/general-instructions-source.ts';
 import englishTexts from '../sources/train/english-texts-source.ts';
 import trainerSink from '../sinks/trainer/trainer-sink.ts';
+import recommenderEval from '../sinks/eval/recommender-eval-sink.ts';
 
 /** Every built-in node type; they use the same interface a user's own node module does. */
 export const builtinNodes: NodeDefinition[] = [
@@ -57,6 +59,7 @@ export const builtinNodes: NodeDefinition[] = [
   prepTaskC,
   prepHeldOut,
   prepDropHeldOut,
+  prepTrainHistories,
   prepSample,
   prepShuffle,
   prepLeakageAudit,
@@ -71,6 +74,8 @@ export const builtinNodes: NodeDefinition[] = [
   packSteps,
   englishEval,
   trainerSink,
+  // Evaluation (docs/eval.md).
+  recommenderEval,
 ];
 
 /** What `use:` can name in the CLI's pipelines, besides user modules given by path. */

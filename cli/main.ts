@@ -6,6 +6,7 @@ import { parseOverrides } from '../engine/pipeline-file.ts';
 import { EXIT, reportError, reportRejection } from './exit.ts';
 import { listNodes } from './list-nodes.ts';
 import { listParams } from './list-params.ts';
+import { recommend } from './recommend.ts';
 import { runPhase } from './run-phase.ts';
 import { loadBuiltinPlan, runPipelineFile, type DisplayOptions } from './run-pipeline.ts';
 
@@ -122,14 +123,39 @@ function pipelineCommands<T>(y: Argv<T>, act: Act) {
 function phaseOptions<T>(y: Argv<T>) {
   return displayOptions(
     setOption(y)
-      .option('phase', { choices: ['prep', 'train'] as const, demandOption: true, describe: 'which phase to run' })
+      .option('phase', {
+        choices: ['prep', 'train', 'eval'] as const,
+        demandOption: true,
+        describe: 'which phase to run',
+      })
       .option('config', {
         type: 'string',
         default: 'config/recommender.toml',
-        describe: 'TOML config with [prep] and [train] sections',
+        describe: 'TOML config with [prep], [train] and [eval] sections',
       }),
   );
 }
+
+/** `animind recommend`'s options. */
+const recommendOptions = <T>(y: Argv<T>) =>
+  y
+    .option('run', { type: 'string', default: 'out/train/dry_run', describe: 'the train run folder' })
+    .option('model', { type: 'string', default: 'final_model', describe: 'the model folder in it' })
+    .option('history', { type: 'string', describe: 'anime ids or titles, comma-separated: --history 1,5,42' })
+    .option('history-file', { type: 'string', describe: 'a JSON file holding a list of anime ids or titles' })
+    .option('semantic-ids', {
+      type: 'string',
+      default: 'fixtures/semantic_ids.jsonl',
+      describe: 'semantic_ids.jsonl: the valid IDs and their titles',
+    })
+    .option('top-k', { type: 'number', default: 10, describe: 'how many anime' })
+    .option('include-history', {
+      type: 'boolean',
+      default: false,
+      describe: 'allow anime already in the history',
+    })
+    .option('device', { type: 'string', default: 'auto', describe: 'auto, cpu, cuda or cuda:N' })
+    .option('json', { type: 'boolean', default: false, describe: 'one JSON object a line on stdout' });
 
 async function main(): Promise<number> {
   let code: number = EXIT.ok;
@@ -153,6 +179,25 @@ async function main(): Promise<number> {
       "run a phase from a TOML config, as the original tool did (same graph as 'pipeline run')",
       phaseOptions,
       (argv) => act(async () => runPhase(argv.phase, argv.config, display(argv), parseOverrides(argv.set)))(),
+    )
+    .command(
+      'recommend',
+      'the top K anime a trained model recommends after a watch history (trie-constrained beam search)',
+      recommendOptions,
+      (argv) =>
+        act(() =>
+          recommend({
+            run: argv.run,
+            model: argv.model,
+            history: argv.history,
+            historyFile: argv['history-file'],
+            semanticIds: argv['semantic-ids'],
+            topK: argv['top-k'],
+            includeHistory: argv['include-history'],
+            device: argv.device,
+            json: argv.json,
+          }),
+        )(),
     )
     .demandCommand(1, 'name a command')
     .strict()

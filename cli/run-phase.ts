@@ -4,6 +4,7 @@ import type { ParamOverride } from '../engine/params.ts';
 import { staleReason } from './prep-up-to-date.ts';
 import { loadBuiltinPlan, runWithSignals, type DisplayOptions } from './run-pipeline.ts';
 import { runTrainPhase } from './run-train-phase.ts';
+import { EVAL_PARAMS, EVAL_PIPELINE, loadEvalConfig } from '../config/eval-config.ts';
 
 /**
  * prep.yaml params that change speed and memory but never a byte of the outputs (the prep tests
@@ -13,12 +14,13 @@ const SPEED_ONLY_PARAMS = new Set(['scan_workers']);
 
 /** `animind run --phase …`: the original tool's entry point, mapped onto the YAML pipelines. */
 export async function runPhase(
-  phase: 'prep' | 'train',
+  phase: 'prep' | 'train' | 'eval',
   configFile: string,
   display: DisplayOptions,
   sets: Readonly<Record<string, ParamOverride>> = {},
 ): Promise<number> {
   if (phase === 'train') return runTrainPhase(configFile, display, sets);
+  if (phase === 'eval') return runEvalPhase(configFile, display, sets);
   return runPrepPhase(configFile, display, sets);
 }
 
@@ -47,5 +49,20 @@ async function runPrepPhase(
   // The manifest records the section as it was given, beside the params it set.
   const result = await runWithSignals(plan, display, config);
   say(`prep: done in ${result.seconds.toFixed(1)}s; wrote ${result.outputs.join(', ')}`);
+  return 0;
+}
+
+/** `animind run --phase eval`: eval.yaml with its parameters set from the `[eval]` section. */
+async function runEvalPhase(
+  configFile: string,
+  display: DisplayOptions,
+  sets: Readonly<Record<string, ParamOverride>>,
+): Promise<number> {
+  const config = loadEvalConfig(configFile);
+  const overrides = { ...paramOverrides(readToml(configFile), 'eval', EVAL_PARAMS, config), ...sets };
+  const plan = await loadBuiltinPlan(EVAL_PIPELINE, { overrides });
+  const result = await runWithSignals(plan, display, config);
+  if (!display.quiet)
+    process.stderr.write(`eval: done in ${result.seconds.toFixed(1)}s; wrote ${result.outputs.join(', ')}\n`);
   return 0;
 }

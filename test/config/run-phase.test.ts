@@ -46,10 +46,13 @@ describe('animind run --phase prep', () => {
     assert.ok(existsSync(path.join(out, 'llm_prep_summary.json')));
     assert.equal(existsSync(path.join(out, 'llm_prep_train.parquet')), false);
     // The held-out users' examples (the default shares of users), listed with their rows.
-    const [validRows, testRows] = ['llm_prep_valid.jsonl', 'llm_prep_test.jsonl'].map(
-      (name) => readFileSync(path.join(out, name), 'utf8').split('\n').filter(Boolean).length,
-    );
-    assert.ok(validRows! > 0 && testRows! > 0);
+    // …and the training users' histories, which the evaluation's baselines learn from.
+    const [validRows, testRows, historyRows] = [
+      'llm_prep_valid.jsonl',
+      'llm_prep_test.jsonl',
+      'llm_prep_train_histories.jsonl',
+    ].map((name) => readFileSync(path.join(out, name), 'utf8').split('\n').filter(Boolean).length);
+    assert.ok(validRows! > 0 && testRows! > 0 && historyRows! > 0);
     const manifest = manifestOf(out);
     assert.equal(manifest.seed, 7);
     assert.equal(manifest.params.target_examples, '3000');
@@ -89,6 +92,7 @@ describe('animind run --phase prep', () => {
         ['llm_prep_train.jsonl', 3000],
         ['llm_prep_valid.jsonl', validRows],
         ['llm_prep_test.jsonl', testRows],
+        ['llm_prep_train_histories.jsonl', historyRows],
         ['llm_prep_summary.json', null],
       ],
     );

@@ -18,6 +18,7 @@ const OUTPUTS = [
   'llm_prep_summary.json',
   'llm_prep_test.jsonl',
   'llm_prep_train.jsonl',
+  'llm_prep_train_histories.jsonl',
   'llm_prep_valid.jsonl',
 ];
 

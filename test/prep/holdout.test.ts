@@ -188,6 +188,32 @@ describe('prep.yaml with held-out users', () => {
     assert.deepEqual([...tasks].sort(), ['A', 'B', 'C']);
   });
 
+  test("the training histories (the baselines' data): every training user's kept history, none held out", () => {
+    const histories = jsonLines<{ user_id: number; anime_ids: number[] }>(
+      readOutput(outDir, 'llm_prep_train_histories.jsonl'),
+    );
+    const users = histories.map((h) => h.user_id);
+    assert.ok(users.length > 20, `${users.length} training users`);
+    assert.deepEqual(
+      users.filter((id) => heldOut.has(id)),
+      [],
+    );
+    assert.deepEqual(
+      users,
+      [...users].sort((a, b) => a - b),
+      'in user_id order',
+    );
+    // The same kept history a held-out user's example is built from: Task B's order and filters.
+    const taskB = readRows(outDir).filter(
+      (row) => row.task === 'B' && (row.meta as { mask_mode?: string }).mask_mode === 'last',
+    );
+    assert.ok(taskB.length > 0);
+    for (const row of taskB) {
+      const history = histories.find((h) => h.user_id === row.user_id);
+      assert.deepEqual(history?.anime_ids, row.anime_ids, `user ${String(row.user_id)}`);
+    }
+  });
+
   test("each held-out user with a Task B history has one example in its split's file, in user_id order", () => {
     for (const split of ['valid', 'test']) {
       const examples = jsonLines<HeldOutExample>(readOutput(outDir, `llm_prep_${split}.jsonl`));
