@@ -74,6 +74,10 @@ test('every output exists, the summary matches the run and no secret was written
   assert.ok(phase2.english_evals.length > 0 && phase2.steps_done > 0);
   assert.deepEqual(Object.keys(phase1.rows.train).sort(), ['A', 'B', 'C', 'instructions.jsonl']);
   assert.ok(phase1.input_tokens > 0 && phase1.tokens_per_s > 0 && phase1.wall_time_s > 0);
+  const tokens = summary.token_extension;
+  assert.equal(tokens.added_tokens, 16390);
+  assert.equal(tokens.embedding_rows % 64, 0);
+  assert.ok(tokens.trained_rows >= 16390 && tokens.embedding_rows >= tokens.base_tokens + 16390);
   const snapshot = readFileSync(path.join(runDir, 'train_config_snapshot.json'), 'utf8');
   assert.equal(JSON.parse(snapshot).config.max_seq_len, 256);
   for (const text of [snapshot, readFileSync(path.join(runDir, 'train_run_summary.json'), 'utf8'), run.stderr])

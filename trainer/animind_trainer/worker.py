@@ -205,6 +205,14 @@ def _train(
         "runtime": prepared.runtime_fields,
         "vocab_size": manifest.vocab_size,
         "added_tokens": len(prepared.added_token_ids),
+        "token_extension": {
+            "base_tokens": manifest.base_tokens,
+            "added_tokens": len(prepared.added_token_ids),
+            "base_embedding_rows": manifest.base_vocab_size,
+            "embedding_rows": manifest.vocab_size,
+            # The rows that train and that the adapter restores (added ids, old padding and resize rows).
+            "trained_rows": len(manifest.restored_ids(prepared.added_token_ids)),
+        },
         "phases": phases,
         "final_model": str(out_dir / "final_model"),
         "merged_model": str(out_dir / "merged") if config.export_merged else None,
