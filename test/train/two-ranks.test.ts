@@ -1,11 +1,11 @@
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { before, test } from 'node:test';
 import { findPython } from '../../sinks/trainer/python.ts';
-import { animindBin, repoRoot, runCli } from '../helpers/cli.ts';
-import { trainArgs, trainWorkspace } from './train-cli.ts';
+import { runCli } from '../helpers/cli.ts';
+import { startCli, trainArgs, trainWorkspace } from './train-cli.ts';
 
 const { dir, prep } = trainWorkspace(60);
 let python: string;
@@ -60,29 +60,13 @@ test(
 );
 
 test('a rank that dies ends the run with one line naming it, and nothing hangs', { timeout: 300_000 }, async () => {
-  const child = spawn(process.execPath, [animindBin, ...args(path.join(dir, 'killed'), 2)], {
-    cwd: repoRoot,
-    env: { ...process.env, ANIMIND_PYTHON: python },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let stderr = '';
-  const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
-  await new Promise<void>((resolve, reject) => {
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-      if (/step 1\/\d+: loss/.test(stderr)) resolve();
-    });
-    void closed.then(() => reject(new Error(`ended before training:\n${stderr}`)));
-  });
-  // Rank 1: the second python child of the CLI.
-  const workers = spawnSync('ps', ['-o', 'pid=,comm=', '--ppid', String(child.pid)], { encoding: 'utf8' })
-    .stdout.split('\n')
-    .map((line) => line.trim().split(/\s+/))
-    .filter(([, command]) => command?.startsWith('python'))
-    .map(([pid]) => Number(pid));
+  const run = startCli(args(path.join(dir, 'killed'), 2), { ANIMIND_PYTHON: python });
+  await run.until(/step 1\/\d+: loss/);
+  const workers = run.workers();
   assert.equal(workers.length, 2, 'one worker a rank');
-  process.kill(workers[1]!, 'SIGKILL');
-  assert.equal(await closed, 1, stderr);
+  process.kill(workers[1]!, 'SIGKILL'); // rank 1, started second
+  const { code, stderr } = await run.done;
+  assert.equal(code, 1, stderr);
   const errors = stderr.split('\n').filter((line) => line.startsWith('error:'));
   assert.equal(errors.length, 1, stderr.slice(-3000));
   assert.match(errors[0]!, /^error: node 'train': trainer rank 1 was killed by SIGKILL/);

@@ -1,10 +1,9 @@
 import { strict as assert } from 'node:assert';
-import { spawn, spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { test } from 'node:test';
 import { findPython } from '../../sinks/trainer/python.ts';
-import { animindBin, repoRoot, runCli, type CliResult } from '../helpers/cli.ts';
-import { trainArgs, trainWorkspace } from './train-cli.ts';
+import { runCli, type CliResult } from '../helpers/cli.ts';
+import { startCli, trainArgs, trainWorkspace } from './train-cli.ts';
 
 const { dir, prep } = trainWorkspace();
 const fakePython = path.join(import.meta.dirname, 'fake-python.sh');
@@ -36,31 +35,15 @@ test(
 
 test('Ctrl-C during training stops the real worker and exits 130', { timeout: 120_000 }, async () => {
   const python = await findPython('');
-  const child = spawn(
-    process.execPath,
-    [animindBin, ...trainArgs(prep, path.join(dir, 'interrupted'), { dry_run_max_steps: 200, phase1_epochs: 50 })],
-    {
-      cwd: repoRoot,
-      env: { ...process.env, ANIMIND_PYTHON: python },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  let stderr = '';
-  const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
-  await new Promise<void>((resolve, reject) => {
-    child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
-      stderr += chunk;
-      if (/step 1\/\d+: loss/.test(stderr)) resolve();
-    });
-    void closed.then(() => reject(new Error(`exited before training:\n${stderr}`)));
+  const run = startCli(trainArgs(prep, path.join(dir, 'interrupted'), { dry_run_max_steps: 200, phase1_epochs: 50 }), {
+    ANIMIND_PYTHON: python,
   });
-  const workers = spawnSync('ps', ['-o', 'pid=', '--ppid', String(child.pid)], { encoding: 'utf8' })
-    .stdout.trim()
-    .split(/\s+/)
-    .map(Number);
+  await run.until(/step 1\/\d+: loss/);
+  const workers = run.workers();
   assert.equal(workers.length, 1, 'one worker process');
-  child.kill('SIGINT');
-  assert.equal(await closed, 130, stderr);
+  run.child.kill('SIGINT');
+  const { code, stderr } = await run.done;
+  assert.equal(code, 130, stderr);
   assert.deepEqual(errorLines({ stderr } as CliResult), ['error: interrupted by SIGINT']);
   assert.throws(() => process.kill(workers[0]!, 0), /ESRCH/, 'the worker is gone');
 });
