@@ -68,12 +68,15 @@ test('a SIGKILLed prep leaves its temporary file; the next run into the folder r
   assert.equal(next.code, 0, next.stderr);
   const said = next.stderr.split('\n').filter((line) => line.includes('removed'));
   assert.equal(said.length, 1, next.stderr);
-  // The held-out users' files (llm_prep_test, llm_prep_valid) may have been started too when it was killed.
+  // The other outputs (held-out users, training histories) may have been started too when it was
+  // killed; the line names the first three files in name order, then "…".
+  const file = (name: string) => String.raw`\.${name}\.tmp-${pid}`;
   assert.match(
     said[0]!,
     new RegExp(
-      String.raw`^\[train_jsonl\] .+/out: removed [1-3] temporary files? \((\.llm_prep_test\.jsonl\.tmp-${pid}, )?` +
-        String.raw`\.llm_prep_train\.jsonl\.tmp-${pid}(, \.llm_prep_valid\.jsonl\.tmp-${pid})?; ` +
+      String.raw`^\[train_jsonl\] .+/out: removed [1-4] temporary files? \((${file('llm_prep_test.jsonl')}, )?` +
+        String.raw`${file('llm_prep_train.jsonl')}(, ${file('llm_prep_train_histories.jsonl')})?` +
+        String.raw`(, ${file('llm_prep_valid.jsonl')}|, …)?; ` +
         String.raw`[\d.]+ MB\) and the lock \.animind\.lock left by a run that no longer runs \(pid ${pid}\)$`,
     ),
   );

@@ -65,7 +65,7 @@ test('a finished run is published whole: its files name the run folder, never th
   assert.equal(snapshot.config.staging_dir, undefined, 'the staging folder is no part of the record');
 });
 
-test('SIGTERM after the worker wrote its snapshot and tokenizer leaves the finished run as it was', async () => {
+test('SIGTERM before the first step (nothing to checkpoint) exits 75, the finished run left as it was', async () => {
   const child = spawn(process.execPath, [animindBin, ...trainArgs(prep, out, { dry_run_max_steps: 2 })], {
     cwd: repoRoot,
     env: { ...process.env, ANIMIND_PYTHON: python },
@@ -86,9 +86,13 @@ test('SIGTERM after the worker wrote its snapshot and tokenizer leaves the finis
   assert.ok(existsSync(path.join(staging, 'tokenizer', 'tokenizer.json')), 'the worker wrote into its staging folder');
   assert.ok(existsSync(path.join(staging, 'train_config_snapshot.json')));
 
+  // A graceful stop: the worker is preempted before its first optimizer step, so there is no
+  // checkpoint to keep and the staging folder goes too.
   child.kill('SIGTERM');
-  assert.equal(await within(closed, 'the run to stop'), 130, stderr);
-  assert.deepEqual(errorLines({ stderr }), ['error: interrupted by SIGTERM']);
+  assert.equal(await within(closed, 'the run to stop'), 75, stderr);
+  assert.deepEqual(errorLines({ stderr }), [
+    "error: node 'train': preempted before the first optimizer step: no checkpoint to resume from",
+  ]);
   assert.deepEqual(tree(out), finished);
 });
 
