@@ -87,6 +87,28 @@ describe('generateFixture', () => {
     assert.notEqual(sha256(generate({ ...opts, seed: 8 })), sha256(a));
   });
 
+  it('keeps sequential off by default: the default output is unchanged by the option', () => {
+    const opts = { users: 40, meanRowsPerUser: 12, seed: 3 };
+    assert.equal(sha256(generate({ ...opts, sequential: false })), sha256(generate(opts)));
+    assert.notEqual(sha256(generate({ ...opts, sequential: true })), sha256(generate(opts)));
+  });
+
+  it('with sequential, makes each history a run of the catalogue in id order, oldest first', () => {
+    const db = generate({ users: 30, meanRowsPerUser: 8, extraAnime: 0, sequential: true });
+    const catalogue = [...artifactIds()].sort((a, b) => a - b);
+    withDb(db, (conn) => {
+      const rows = conn
+        .prepare('SELECT user_id, anime_id FROM user_anime ORDER BY user_id, scraped_at')
+        .all() as Array<{ user_id: number; anime_id: number }>;
+      for (let i = 1; i < rows.length; i++) {
+        const [prev, row] = [rows[i - 1]!, rows[i]!];
+        if (prev.user_id !== row.user_id) continue;
+        const next = catalogue[(catalogue.indexOf(prev.anime_id) + 1) % catalogue.length];
+        assert.equal(row.anime_id, next, `user ${row.user_id}: ${prev.anime_id} then ${row.anime_id}`);
+      }
+    });
+  });
+
   it('leaves no temporary or journal files behind', () => {
     const own = join(dir, 'alone');
     mkdirSync(own);
