@@ -23,7 +23,6 @@ Choices where the spec is silent:
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -34,6 +33,7 @@ from transformers import PreTrainedTokenizerBase
 
 from .config import WarmStartSettings
 from .errors import WorkerError
+from .jsonl import json_objects
 
 CODEBOOK_KEY = "quantizer.codebook"
 LEVELS = 8
@@ -80,19 +80,9 @@ def load_codebook(path: str) -> torch.Tensor:
 
 def read_anime(path: str, codes: int) -> tuple[list[Anime], int]:
     """The anime of semantic_ids.jsonl with a title, and how many were skipped for having none."""
-    try:
-        lines = Path(path).read_text(encoding="utf-8-sig").splitlines()
-    except OSError as exc:
-        raise WorkerError(f"warm start: cannot read {path}: {exc.strerror or exc}") from None
     anime, untitled = [], 0
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise WorkerError(f"warm start: {path}:{number}: invalid JSON: {exc.msg}") from None
-        sid = row.get("semantic_id") if isinstance(row, dict) else None
+    for number, row in json_objects(path, "warm start: "):
+        sid = row.get("semantic_id")
         whole = isinstance(sid, str) and _WHOLE_ID.fullmatch(sid)
         found = [(int(k), int(c)) for k, c in _SEMANTIC_ID.findall(sid)] if whole else []
         if [k for k, _ in found] != list(range(1, LEVELS + 1)):

@@ -8,37 +8,17 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from ..errors import WorkerError
+from ..jsonl import json_objects
 from .request import SENTIMENTS
 
 LEVELS = 8
 _LEVEL_TOKEN = re.compile(r"<L([1-8])_(\d+)>")
-
-
-def _lines(path: Path) -> Iterator[tuple[int, dict]]:
-    """(line number, object) for every non-blank line."""
-    try:
-        with path.open(encoding="utf-8") as stream:
-            for number, line in enumerate(stream, 1):
-                if not line.strip():
-                    continue
-                try:
-                    value = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise WorkerError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-                if not isinstance(value, dict):
-                    raise WorkerError(f"{path}:{number}: expected a JSON object")
-                yield number, value
-    except OSError as exc:
-        raise WorkerError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except UnicodeDecodeError:
-        raise WorkerError(f"{path}: not UTF-8 text") from None
 
 
 def _is_int(value) -> bool:
@@ -83,7 +63,7 @@ class Catalog:
 def load_catalog(path: Path) -> Catalog:
     anime_ids, titles, sids, tokens = [], [], [], []
     index: dict[int, int] = {}
-    for number, row in _lines(path):
+    for number, row in json_objects(path):
         where = f"{path}:{number}"
         anime_id, sid = row.get("anime_id"), row.get("semantic_id")
         if not _is_int(anime_id):
@@ -132,7 +112,7 @@ def _field(row: dict, names: tuple[str, ...], where: str):
 
 def load_heldout(path: Path, catalog: Catalog, max_users: int = 0) -> list[HeldOutUser]:
     users = []
-    for number, row in _lines(path):
+    for number, row in json_objects(path):
         if max_users and len(users) == max_users:
             break
         where = f"{path}:{number}"
@@ -181,7 +161,7 @@ class TrainHistories:
 
 def load_train_histories(path: Path, catalog: Catalog) -> TrainHistories:
     sequences, unknown = [], 0
-    for number, row in _lines(path):
+    for number, row in json_objects(path):
         ids = row.get("anime_ids")
         if not isinstance(ids, list) or not all(_is_int(a) for a in ids):
             raise WorkerError(f"{path}:{number}: `anime_ids` must be a list of anime ids")
