@@ -81,15 +81,7 @@ export function startWorkers(
   const several = worldSize(topology) > 1;
   const workers = new Map<number, WorkerProcess>();
   localRanks(topology).forEach((rank, local) => {
-    const inherited = { ...process.env };
-    // A lone worker started under torchrun or srun must not join their process group.
-    for (const name of Object.keys(rankEnv(topology, 0))) delete inherited[name];
-    const env = {
-      ...inherited,
-      ...(several ? rankEnv(topology, local) : {}),
-      PYTHONPATH: [path.join(repoRoot, 'trainer'), process.env.PYTHONPATH].filter(Boolean).join(path.delimiter),
-      PYTHONUNBUFFERED: '1',
-    };
+    const env = workerEnv(process.env, topology, local, repoRoot);
     const prefix = several && rank !== 0 ? `rank ${rank}: ` : '';
     const handlers = {
       onEvent: (event: Parameters<TrainingDisplay['onEvent']>[0]) =>
@@ -102,4 +94,27 @@ export function startWorkers(
     );
   });
   return new WorkerGroup(workers);
+}
+
+/**
+ * A worker's environment: the supervisor's, with torch.distributed's for its rank when there are
+ * several (a lone worker started under torchrun or srun must not join their process group), and
+ * PyTorch's CUDA allocator set to grow its segments in place unless the user set it: training and
+ * eval micro-batches differ in shape, and fixed-size segments fragment into gigabytes of unusable holes.
+ */
+export function workerEnv(
+  inherited: NodeJS.ProcessEnv,
+  topology: Topology,
+  local: number,
+  repoRoot: string,
+): NodeJS.ProcessEnv {
+  const env = { ...inherited };
+  for (const name of Object.keys(rankEnv(topology, 0))) delete env[name];
+  return {
+    PYTORCH_CUDA_ALLOC_CONF: 'expandable_segments:True',
+    ...env,
+    ...(worldSize(topology) > 1 ? rankEnv(topology, local) : {}),
+    PYTHONPATH: [path.join(repoRoot, 'trainer'), inherited.PYTHONPATH].filter(Boolean).join(path.delimiter),
+    PYTHONUNBUFFERED: '1',
+  };
 }

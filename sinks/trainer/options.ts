@@ -27,7 +27,22 @@ export const trainerOptions = z.strictObject({
   weight_decay: num().min(0).default(0),
   warmup_ratio: num().min(0).lt(1).default(0.03),
   gradient_accumulation_steps: int().positive().default(16),
-  gradient_checkpointing: flag(true),
+  per_device_train_batch_size: int().positive().default(1).describe('rows per micro-batch the feeder sends'),
+  gradient_checkpointing: z
+    .union([z.boolean(), z.literal('auto')])
+    .default('auto')
+    .describe("recompute activations; auto: from the GPU's memory, off on the CPU"),
+  micro_batch_rows: z
+    .union([int().positive(), z.literal('auto')])
+    .default('auto')
+    .describe("rows the GPU trains at once out of a step's rows; auto: the most that fit, as sent on the CPU"),
+  memory_budget_gib: z
+    .union([num().positive(), z.literal('auto')])
+    .default('auto')
+    .describe('GPU memory the run may use; auto: the whole GPU'),
+  attention: z.enum(['auto', 'sdpa', 'flex', 'varlen']).default('auto').describe('attention kernel for packed rows'),
+  head_loss: z.enum(['chunked', 'plain']).default('chunked').describe('output head and cross-entropy'),
+  compile: flag(false).describe('torch.compile each decoder layer'),
   max_grad_norm: num().min(0).default(1),
   checkpoint_every_steps: int().positive().default(500),
   save_total_limit: int().nonnegative().default(3),
@@ -101,6 +116,12 @@ export function helloConfig(o: TrainerOptions, tokenizerDir: string, seed: numbe
     warmup_ratio: o.warmup_ratio,
     gradient_accumulation_steps: o.gradient_accumulation_steps,
     gradient_checkpointing: o.gradient_checkpointing,
+    per_device_train_batch_size: o.per_device_train_batch_size,
+    micro_batch_rows: o.micro_batch_rows,
+    memory_budget_gib: o.memory_budget_gib,
+    attention: o.attention,
+    head_loss: o.head_loss,
+    compile: o.compile,
     max_grad_norm: o.max_grad_norm,
     // A dry run is short: cap the interval so it still writes (and so tests) a checkpoint.
     checkpoint_every_steps: o.dry_run

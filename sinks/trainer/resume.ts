@@ -38,6 +38,12 @@ const MAY_CHANGE = new Set([
   'export_merged',
   'resume_from',
   'gradient_checkpointing',
+  // How the GPU computes, not what: float rounding aside, the same steps (micro_batch_rows is not
+  // here: it decides which dropout masks are drawn).
+  'memory_budget_gib',
+  'attention',
+  'head_loss',
+  'compile',
   'per_device_eval_batch_size',
   'eval_every_steps',
   'english_eval_dataset',

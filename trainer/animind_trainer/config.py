@@ -15,6 +15,8 @@ from .errors import WorkerError
 
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 LR_SCHEDULES = ("linear", "cosine")
+ATTENTION_CHOICES = ("auto", "sdpa", "flex", "varlen")
+HEAD_LOSSES = ("chunked", "plain")
 WANDB_MODES = ("offline", "online")
 
 
@@ -81,7 +83,8 @@ class TrainConfig:
     weight_decay: float
     warmup_ratio: float
     lr_schedule: str
-    gradient_checkpointing: bool
+    # None: auto, chosen with micro_batch_rows from the GPU's memory (memory_plan.py); off on the CPU.
+    gradient_checkpointing: bool | None
     max_grad_norm: float
     checkpoint_every_steps: int
     save_total_limit: int
@@ -93,6 +96,16 @@ class TrainConfig:
     warm_start: WarmStartSettings
     wandb: WandbSettings = WandbSettings()
     resume: ResumeSettings | None = None  # None: a run from the base model
+    # Speed (docs/train.md, "Speed"): none of these changes what is learned beyond float rounding,
+    # except micro_batch_rows, which also decides which LoRA dropout masks are drawn.
+    attention: str = "auto"  # auto | sdpa (dense block mask) | flex | varlen (packed_attention.py)
+    head_loss: str = "chunked"  # chunked | plain (chunked_loss.py)
+    # Rows the worker trains at once out of the step's rows it is sent; None: auto (memory_plan.py
+    # on a GPU, the feeder's micro-batches on the CPU).
+    micro_batch_rows: int | None = None
+    memory_budget_gib: float | None = None  # None: the GPU's memory
+    compile: bool = False  # torch.compile each decoder layer
+    per_device_train_batch_size: int = 1  # the feeder's rows per micro-batch: with the accumulation, a step's rows
 
 
 _MISSING = object()
@@ -154,7 +167,7 @@ def parse_config(table: dict) -> TrainConfig:
         weight_decay=_field(table, "weight_decay", float, 0.0),
         warmup_ratio=warmup,
         lr_schedule=schedule,
-        gradient_checkpointing=_field(table, "gradient_checkpointing", bool, False),
+        gradient_checkpointing=_auto(table, "gradient_checkpointing", bool),
         max_grad_norm=_field(table, "max_grad_norm", float, 1.0),
         checkpoint_every_steps=_positive("checkpoint_every_steps", _field(table, "checkpoint_every_steps", int, 500)),
         save_total_limit=_field(table, "save_total_limit", int, 3),
@@ -166,7 +179,31 @@ def parse_config(table: dict) -> TrainConfig:
         warm_start=warm_start,
         wandb=_wandb(table.get("wandb") or {}),
         resume=_resume(table.get("resume")),
+        attention=_choice(table, "attention", ATTENTION_CHOICES, "auto"),
+        head_loss=_choice(table, "head_loss", HEAD_LOSSES, "chunked"),
+        micro_batch_rows=_positive_or_none("micro_batch_rows", _auto(table, "micro_batch_rows", int)),
+        memory_budget_gib=_positive_or_none("memory_budget_gib", _auto(table, "memory_budget_gib", float)),
+        compile=_field(table, "compile", bool, False),
+        per_device_train_batch_size=_positive(
+            "per_device_train_batch_size", _field(table, "per_device_train_batch_size", int, 1)
+        ),
     )
+
+
+def _choice(table: dict, key: str, choices: tuple[str, ...], default: str) -> str:
+    value = _field(table, key, str, default)
+    if value not in choices:
+        raise WorkerError(f"config.{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
+def _auto(table: dict, key: str, kind):
+    """A value of `kind`, or None for "auto" (and for a missing key)."""
+    return None if table.get(key) == "auto" else _field(table, key, kind, None)
+
+
+def _positive_or_none(name: str, value):
+    return None if value is None else _positive(name, value)
 
 
 def _resume(table) -> ResumeSettings | None:

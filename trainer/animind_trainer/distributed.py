@@ -65,27 +65,28 @@ class MicroBatchLoss(nn.Module):
     """What DDP wraps: the summed completion loss of one micro-batch (loss.py), so the forward DDP
     sees is the one training runs."""
 
-    def __init__(self, causal_lm: nn.Module, runtime: Runtime):
+    def __init__(self, causal_lm: nn.Module, runtime: Runtime, head_loss: str):
         super().__init__()
         self.causal_lm = causal_lm
         self.runtime = runtime
+        self.head_loss = head_loss
 
     def forward(self, input_ids: torch.Tensor, labels: torch.Tensor, position_ids: torch.Tensor):
         batch = Batch(input_ids, labels, position_ids, ends_step=False, step_completion_tokens=0)
-        return completion_loss_sum(self.causal_lm, batch, self.runtime)
+        return completion_loss_sum(self.causal_lm, batch, self.runtime, self.head_loss)
 
 
-def wrap(causal_lm: nn.Module, runtime: Runtime, params: list[nn.Parameter]) -> DistributedDataParallel:
+def wrap(causal_lm: nn.Module, runtime: Runtime, params: list[nn.Parameter], head_loss: str) -> DistributedDataParallel:
     """DDP around the loss, and rank 0's trainable weights on every rank. Every rank built the same
     model from the same seed (and a resumed run loaded the same checkpoint), so only the trainable
     parameters are broadcast, not the frozen base (init_sync would send all of it); buffers are
     never synchronised (they are the same on every rank; a broadcast before each forward would only
-    cost time)."""
-    device = runtime.device
+    cost time). No device_ids: DDP then leaves the inputs on the CPU, where loss.py reads the
+    micro-batch's layout without waiting for the GPU, and moves them itself."""
     with waiting_for_ranks("setting up DDP"):
         ddp = DistributedDataParallel(
-            MicroBatchLoss(causal_lm, runtime),
-            device_ids=[device.index] if device.type == "cuda" else None,
+            MicroBatchLoss(causal_lm, runtime, head_loss),
+            device_ids=None,
             forward_sync_buffers=False,
             init_sync=False,
         )

@@ -22,6 +22,7 @@ from .checkpoints import STATE_FORMAT, Checkpoints, ResumePoint, config_hash, rn
 from .errors import WorkerError
 from .evaluation import ENGLISH, HELDOUT, EvalRun, eval_record
 from .loss import completion_loss_sum
+from .micro_batches import real_tokens, regroup
 from .protocol import EventWriter
 from .ranks import waiting_for_ranks
 from .schedule import lr_factor
@@ -54,6 +55,9 @@ class Phase:
     joined: float = field(default_factory=time.perf_counter)
     rank_input_tokens: int = 0
     rank_tokens_per_s: list[float] | None = None
+    # Rank 0's optimizer steps as timed here: {time_s, pipe_wait_s, input_tokens, real_tokens}
+    # (real: not padding), what `npm run bench:train` reads.
+    step_timings: list[dict] = field(default_factory=list)
 
     def _wall_time(self) -> float:
         return self.wall_time_s if self.wall_time_s is not None else time.perf_counter() - self.started
@@ -80,6 +84,7 @@ class Phase:
             "best_eval_loss": self.best_eval_loss,
             "best_model": self.best_model,
             "checkpoints": self.checkpoints,
+            "step_timings": self.step_timings,
         }
 
     def record(self) -> dict:
@@ -94,6 +99,7 @@ class Phase:
             "completion_tokens": self.completion_tokens,
             "input_tokens": self.input_tokens,
             "wall_time_s": self._wall_time(),
+            "step_timings": self.step_timings,
         }
 
     def restore(self, step: int, record: dict) -> None:
@@ -106,6 +112,7 @@ class Phase:
         self.checkpoints = list(record["checkpoints"])
         self.completion_tokens = record["completion_tokens"]
         self.input_tokens = record["input_tokens"]
+        self.step_timings = list(record.get("step_timings", []))
         self.started = time.perf_counter() - record["wall_time_s"]  # the summary's time counts the earlier run's
 
 
@@ -162,11 +169,15 @@ class Trainer:
         self.ranks = prepared.ranks
         self.stop_agreed = False  # several ranks: the step's all-reduce said one of them was asked to stop
         self.steps_trained = 0  # optimizer steps this process took, all phases
+        speed = prepared.speed
+        self.head_loss = speed.head_loss if speed else self.config.head_loss
+        self.micro_batch_rows = speed.micro_batch_rows if speed else None  # None: as the feeder sent them
+        self.fixed_seq_len = speed.fixed_seq_len if speed else None
         self._ddp = None
         if self.ranks.several:
             from .distributed import wrap
 
-            self._ddp = wrap(prepared.trainable.causal_lm, prepared.runtime, self.params)
+            self._ddp = wrap(prepared.trainable.causal_lm, prepared.runtime, self.params, self.head_loss)
         self._identity = {"params": run_params, "config_hash": config_hash(run_params)}
         self.phases_done: list[dict] = resume.state["phases_done"] if resume else []  # summaries, as recorded
         self.phases: list[Phase] = []  # trained by this process
@@ -191,6 +202,8 @@ class Trainer:
         self._step_loss = torch.zeros((), device=self.prepared.runtime.device)
         self._step_tokens = 0
         self._step_input_tokens = 0
+        self._step_real_tokens = 0
+        self._step_rows: list[Batch] = []  # the step's micro-batches held back to be regrouped
         self._step_normaliser: int | None = None
         self._rank_tokens: int | None = None  # this rank's completion tokens in the step, as the header says
         self._micro_batches = 0  # this rank's micro-batches of the step so far
@@ -294,6 +307,16 @@ class Trainer:
         self._check_shape(batch, "BATCH")
         self._check_batch(batch, phase)
         self._step_normaliser = batch.step_completion_tokens
+        if self.micro_batch_rows is None or batch.padding:
+            self._train_micro_batch(batch, phase)
+            return
+        self._step_rows.append(batch)
+        if batch.ends_step:
+            rows, self._step_rows = self._step_rows, []
+            for micro in regroup(rows, self.micro_batch_rows, self.fixed_seq_len):
+                self._train_micro_batch(micro, phase)
+
+    def _train_micro_batch(self, batch: Batch, phase: Phase) -> None:
         ranks = self.ranks
         # Global micro-batch index: this rank's k-th of the step is the step's (k * W + rank)-th.
         index = self._micro_batches * ranks.world_size + ranks.rank
@@ -306,6 +329,7 @@ class Trainer:
             loss = self._forward_backward(batch, phase)
             self._step_loss += loss
             self._step_input_tokens += batch.tokens
+            self._step_real_tokens += real_tokens(batch.labels, batch.position_ids)
             if batch.ends_step:
                 self._optimizer_step(phase)
         if batch.ends_step:
@@ -318,7 +342,9 @@ class Trainer:
         averages them over the ranks: hence the factor W."""
         normaliser = batch.step_completion_tokens
         if self._ddp is None:
-            loss_sum, tokens = completion_loss_sum(self.prepared.trainable.causal_lm, batch, self.prepared.runtime)
+            loss_sum, tokens = completion_loss_sum(
+                self.prepared.trainable.causal_lm, batch, self.prepared.runtime, self.head_loss
+            )
             loss = loss_sum / normaliser
             self._backward(loss, phase)
         else:
@@ -409,6 +435,14 @@ class Trainer:
         phase.completion_tokens += report["tokens"]
         phase.input_tokens += report["inputs"]
         elapsed = time.perf_counter() - self._step_started
+        phase.step_timings.append(
+            {
+                "time_s": elapsed,
+                "pipe_wait_s": self._pipe_wait,
+                "input_tokens": self._step_input_tokens,
+                "real_tokens": self._step_real_tokens,
+            }
+        )
         self.events.emit(
             "step",
             phase=phase.name,
@@ -484,7 +518,9 @@ class Trainer:
         model = self.prepared.trainable.model
         model.eval()
         with torch.no_grad():
-            loss_sum, tokens = completion_loss_sum(self.prepared.trainable.causal_lm, batch, self.prepared.runtime)
+            loss_sum, tokens = completion_loss_sum(
+                self.prepared.trainable.causal_lm, batch, self.prepared.runtime, self.head_loss
+            )
         model.train()
         self._eval.add(ENGLISH if batch.english else HELDOUT, float(loss_sum), tokens)
 

@@ -72,10 +72,15 @@ def make_trainable(
         )
     causal_lm = model.get_base_model() if isinstance(model, PeftModel) else model
     if gradient_checkpointing:
-        # Non-reentrant checkpointing needs no requires_grad trick on the inputs.
-        causal_lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(causal_lm)
     embedding, head = install_new_rows(causal_lm, token_ids)
     return TrainableModel(model, embedding, head, embedding.slot_of_id.new_tensor(token_ids))
+
+
+def enable_checkpointing(causal_lm: nn.Module) -> None:
+    """Recompute each decoder layer's activations in backward instead of keeping them."""
+    # Non-reentrant checkpointing needs no requires_grad trick on the inputs.
+    causal_lm.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
 
 
 def block_linear_layers(model: nn.Module) -> list[str]:

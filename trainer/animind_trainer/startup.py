@@ -18,6 +18,7 @@ from .protocol import EventWriter
 from .ranks import Ranks
 from .redaction import resolve_hf_token
 from .runtime import Runtime, print_runtime_table, probe_gpu, resolve_runtime, runtime_fields
+from .speed import Speed, configure_speed
 from .tokens import SPECIAL_COUNT, extend_tokenizer, load_tokenizer, resize_embeddings, validate_added_tokens
 from .warm_start import describe, warm_start
 
@@ -33,6 +34,7 @@ class Prepared:
     runtime_fields: dict
     warm_start: dict | None = None  # the warm start's report (fit rows, MSE); None when it is off
     ranks: Ranks = field(default_factory=Ranks)  # several: the process group is joined (distributed.py)
+    speed: Speed | None = None  # None: built in code by a test; the loop then runs the plain defaults
 
     @property
     def tokenizer_dir(self) -> Path:
@@ -75,14 +77,14 @@ def prepare(config: TrainConfig, added_tokens, events: EventWriter, ranks: Ranks
         events.log("info", describe(report))
     # Re-seed so LoRA's initialisation does not depend on how loading consumed randomness.
     torch.manual_seed(config.seed)
-    trainable = make_trainable(
-        base.model, config.lora, ids, config.gradient_checkpointing, dry_run=config.dry_run, events=events
-    )
+    # Checkpointing is switched on by configure_speed, once the memory it must save is known.
+    trainable = make_trainable(base.model, config.lora, ids, False, dry_run=config.dry_run, events=events)
     if not config.lora.enabled:
         events.log("info", "LoRA disabled: only the added tokens' embedding and head rows train")
     lora_params = sum(p.numel() for n, p in trainable.model.named_parameters() if "lora_" in n)
     row_params = trainable.embedding.new_rows.numel() * (1 if trainable.tied else 2)
     events.log("info", f"trainable parameters: {lora_params:,} LoRA + {row_params:,} added-token rows")
+    speed = configure_speed(config, runtime, trainable, ranks, events)
 
     if ranks.writes:
         with new_directory(Path(config.staging_dir) / "tokenizer") as tmp:
@@ -103,7 +105,7 @@ def prepare(config: TrainConfig, added_tokens, events: EventWriter, ranks: Ranks
         lora=config.lora.enabled,
         tied=trainable.tied,
     )
-    return Prepared(config, runtime, tokenizer, trainable, manifest, ids, fields, report, ranks)
+    return Prepared(config, runtime, tokenizer, trainable, manifest, ids, fields, report, ranks, speed)
 
 
 def _loadable_name(base: BaseModel) -> str:

@@ -144,6 +144,7 @@ def _train(
             from .checkpoints import Checkpoints, read_resume
             from .loop import Trainer
             from .outputs import save_merged, save_model_dir
+            from .speed import performance_fields
             from .startup import prepare
 
             resume = read_resume(config.resume) if config.resume else None  # checked before the model loads
@@ -192,6 +193,7 @@ def _train(
             raise WorkerError(f"unexpected {frame.name} frame after the handshake")
 
     phases = trainer.finish()
+    performance = performance_fields(prepared.speed, prepared.runtime, prepared.trainable)
     if not ranks.writes:
         events.emit("done", out_dir=str(out_dir), final_model=str(out_dir / "final_model"))
         return 0
@@ -214,6 +216,7 @@ def _train(
             "trained_rows": len(manifest.restored_ids(prepared.added_token_ids)),
         },
         "phases": phases,
+        "performance": performance,
         "final_model": str(out_dir / "final_model"),
         "merged_model": str(out_dir / "merged") if config.export_merged else None,
         "tokenizer_dir": str(out_dir / "tokenizer"),
