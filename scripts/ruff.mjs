@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// Lint and format-check trainer/ with the ruff pinned in trainer/requirements.lock, run by
-// the cached venv (build it first with `node scripts/python-env.mjs`). Settings live in
-// trainer/ruff.toml. Runs `ruff check` and `ruff format --check` (both, so one run shows
-// every problem) and exits non-zero if either fails.
-//   node scripts/ruff.mjs --fix   format trainer/ and apply ruff's safe fixes instead
+// Lint and format-check trainer/ and the bench's Python (bench/*.py) with the ruff pinned in
+// trainer/requirements.lock, run by the cached venv (build it first with `node
+// scripts/python-env.mjs`). Settings live in trainer/ruff.toml, for both. Runs `ruff check` and
+// `ruff format --check` (both, so one run shows every problem) and exits non-zero if either fails.
+//   node scripts/ruff.mjs --fix   format them and apply ruff's safe fixes instead
 import { spawnSync } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -21,14 +21,16 @@ if (unknown.length > 0) {
 }
 
 // --no-cache: nothing is written into the checkout (.ruff_cache), and the trainer is small.
+// --config: bench/ has no settings of its own; ruff would otherwise apply its defaults there.
+const paths = ['--no-cache', '--config', 'trainer/ruff.toml', 'trainer', 'bench'];
 const steps = fix
   ? [
-      ['format', '--no-cache', 'trainer'],
-      ['check', '--no-cache', '--fix', 'trainer'],
+      ['format', ...paths],
+      ['check', '--fix', ...paths],
     ]
   : [
-      ['check', '--no-cache', 'trainer'],
-      ['format', '--no-cache', '--check', '--diff', 'trainer'],
+      ['check', ...paths],
+      ['format', '--check', '--diff', ...paths],
     ];
 
 let failed = false;

@@ -1,4 +1,5 @@
-"""Load the base causal LM, or build the tiny local stand-in used by dry runs and tests."""
+"""Load the base causal LM, build a random one of a real shape (`random:<preset>`), or build the tiny
+local stand-in used by dry runs and tests."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
 from .errors import WorkerError
+from .model_presets import PRESETS, TINY_SHAPE, build_random_model
 from .protocol import EventWriter
 from .runtime import Runtime
 
@@ -16,14 +18,7 @@ TINY_MODEL_NAME = "tiny-random-qwen2"
 # The tiny model's weights are a pure function of this seed and its vocabulary size,
 # so a trained tiny run can be reloaded without saving the random base weights.
 TINY_SEED = 20240611
-TINY_SHAPE = {
-    "hidden_size": 64,
-    "num_hidden_layers": 2,
-    "num_attention_heads": 4,
-    "num_key_value_heads": 2,
-    "intermediate_size": 128,
-    "max_position_embeddings": 32768,
-}
+RANDOM_PREFIX = "random:"  # base_model random:<preset>: a preset's shape with random weights (model_presets.py)
 ATTENTION = "sdpa"
 _MEAN_CHUNK_ROWS = 8192  # rows upcast to fp32 at a time: a 14B model's whole embedding would be ~3 GB
 
@@ -64,12 +59,15 @@ def load_base_model(
     tiny_requested: bool,
     events: EventWriter,
 ) -> BaseModel:
-    """Hub id or local path; a dry run falls back to the tiny model rather than failing.
+    """Hub id, local path or `random:<preset>`; a dry run falls back to the tiny model rather than
+    failing to load a checkpoint.
 
     `vocab_size` is the tokenizer's length: a checkpoint's rows past it are padding (see
     reset_padding_rows)."""
     if tiny_requested:
         events.log("info", f"tiny_model requested: using a local {TINY_MODEL_NAME} instead of {name}")
+    elif name.startswith(RANDOM_PREFIX):
+        return _random_model(name, vocab_size, runtime, events)
     else:
         try:
             model = _from_pretrained(name, token, runtime)
@@ -89,6 +87,19 @@ def load_base_model(
             return BaseModel(model, name, tiny=False)
     tiny = build_tiny_model(vocab_size).to(runtime.device, runtime.dtype)
     return BaseModel(tiny, TINY_MODEL_NAME, tiny=True)
+
+
+def _random_model(name: str, vocab_size: int, runtime: Runtime, events: EventWriter) -> BaseModel:
+    """A preset's shape with seeded random weights: what a speed measurement needs, never a download."""
+    preset = name.removeprefix(RANDOM_PREFIX)
+    if preset not in PRESETS:
+        raise WorkerError(
+            f"config.base_model {name}: unknown preset {preset!r}; "
+            f"expected one of {', '.join(RANDOM_PREFIX + p for p in PRESETS)}"
+        )
+    events.log("info", f"random weights, preset {preset} ({PRESETS[preset].description}), no download")
+    model = build_random_model(preset, vocab_size, runtime.device, runtime.dtype, ATTENTION)
+    return BaseModel(model, name, tiny=False)
 
 
 def reset_padding_rows(model: torch.nn.Module, vocab_size: int) -> int:

@@ -1,0 +1,61 @@
+/**
+ * `npm run bench:train` end to end on the CPU, at the smallest settings that still time steps:
+ * the tiny preset through our train graph and through TRL + PEFT, and the table comparing them.
+ */
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { test } from 'node:test';
+import { repoRoot } from '../helpers/cli.ts';
+
+function bench(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(repoRoot, 'bench/train.ts'), ...args], {
+      cwd: repoRoot,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** The table row whose first cell is `run`, as its cells. */
+function row(stdout: string, run: string): string[] {
+  const line = stdout.split('\n').find((l) => l.startsWith(`| ${run} `));
+  assert.ok(line, `no row '${run}' in:\n${stdout}`);
+  return line
+    .split('|')
+    .slice(1, -1)
+    .map((cell) => cell.trim());
+}
+
+test('bench:train times the tiny preset through our graph and through TRL + PEFT, and compares them', async () => {
+  const { code, stdout, stderr } = await bench([
+    ...['--preset', 'tiny', '--device', 'cpu', '--warmup', '1', '--steps', '2'],
+    ...['--seq-len', '128', '--global-rows', '2'],
+  ]);
+  assert.equal(code, 0, stderr.slice(-3000));
+  assert.match(
+    stdout,
+    /^CPU, \d+ cores; 240 prep rows, 128 tokens a sequence, 2 sequences a step, 1 warm-up \+ 2 timed/,
+  );
+  const rate = /^\d[\d,]*$/;
+  const share = /^\d+\.\d%$/;
+  const [, stack, tokens, mfu, memory, nonPadding, pipeWait, ratio] = row(stdout, 'tiny ours');
+  assert.match(stack!, /^animind \(sdpa, /);
+  assert.match(tokens!, rate);
+  assert.equal(mfu, 'n/a'); // no peak FLOP/s for a CPU
+  assert.match(memory!, /^\d+\.\d\d GiB$/);
+  assert.match(nonPadding!, share);
+  assert.match(pipeWait!, share);
+  assert.match(ratio!, /^\d+\.\d\dx$/);
+  const baseline = row(stdout, 'tiny baseline');
+  assert.match(baseline[1]!, /^trl [\d.]+ \+ peft [\d.]+$/);
+  assert.match(baseline[2]!, rate);
+  assert.equal(baseline[5], '100.0%'); // TRL's packing feeds padding-free rows
+  assert.deepEqual(baseline.slice(6), ['-', '1.00x']);
+});
