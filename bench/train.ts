@@ -4,7 +4,16 @@
  * bench/README.md ("Train speed") has the figures.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -67,6 +76,11 @@ Options:
   --prep FILE         prep rows both stacks train on (default: fixtures/prep-sample.jsonl)
   --no-baseline       our runs only
   --keep              keep our runs' folders (their paths go to stderr)
+  --record-frames DIR instead of timing: record what our feeder sends the worker (a tiny CPU run at
+                      these settings; the frames hold token ids, so they fit every preset), with the
+                      tokenizer and the settings, into DIR for bench/gpu-check.sh on a GPU machine
+                      without Node (bench/README.md, "On a GPU machine without Node")
+  --results DIR       instead of timing: print the table of what bench/gpu-check.sh wrote in DIR
   --help              this text
 `;
 
@@ -84,6 +98,8 @@ function options() {
         prep: { type: 'string', default: PREP },
         'no-baseline': { type: 'boolean', default: false },
         keep: { type: 'boolean', default: false },
+        'record-frames': { type: 'string' },
+        results: { type: 'string' },
         help: { type: 'boolean', default: false },
       },
     });
@@ -110,6 +126,13 @@ interface Preset {
   layers: number;
   tied: boolean;
   description: string;
+}
+
+interface Probe {
+  cuda: boolean;
+  gpus: number;
+  gpu: string | null;
+  presets: Record<string, Preset>;
 }
 
 // What the worker's Python has: CUDA, and the presets' shapes (for the attention FLOPs).
@@ -207,15 +230,6 @@ interface RunSummary {
   performance: Performance;
 }
 
-/** What our run was given, from its train_config_snapshot.json: the baseline takes the same. */
-interface RunConfig {
-  seed: number;
-  max_seq_len: number;
-  learning_rate: number;
-  per_device_train_batch_size: number;
-  lora: { r: number; alpha: number; dropout: number; target_modules: string[] };
-}
-
 interface Row {
   run: string;
   stack: string;
@@ -226,6 +240,7 @@ interface Row {
   pipeWait?: number;
 }
 
+/** What both stacks run; bench.json in a --record-frames folder. */
 interface Settings {
   warmup: number;
   steps: number;
@@ -233,8 +248,8 @@ interface Settings {
   globalRows: number;
   device: 'cpu' | 'cuda';
   prep: string;
-  rows: PrepRow[];
   context: number;
+  presets: string[];
 }
 
 const peakFlops = (gpu: string | null | undefined) => PEAK_BF16.find(([name]) => gpu && name.test(gpu))?.[1];
@@ -244,9 +259,9 @@ const flopsPerToken = (n: number, trainable: number, preset: Preset, context: nu
   4 * n + 2 * trainable + 12 * preset.layers * preset.hidden * context;
 
 /** Phase 1 with each prep row once per epoch, enough epochs for the steps, and a one-step phase 2. */
-function ourParams(name: string, settings: Settings, outDir: string): Record<string, string | number> {
+function ourParams(name: string, settings: Settings, rows: PrepRow[], outDir: string): Record<string, string | number> {
   const tasks = { a: 0, b: 0, c: 0 };
-  for (const row of settings.rows) {
+  for (const row of rows) {
     const task = String(row.task).toLowerCase();
     if (task === 'a' || task === 'b' || task === 'c') tasks[task]++;
   }
@@ -282,39 +297,37 @@ function ourParams(name: string, settings: Settings, outDir: string): Record<str
     // A dry run never downloads; random:<preset> is built, not fallen back from.
     dry_run: 'true',
     dry_run_max_steps: steps,
-    dry_run_sample_rows: settings.rows.length,
+    dry_run_sample_rows: rows.length,
     log_every_steps: 1,
   };
 }
 
-interface Ours {
-  row: Row;
-  summary: RunSummary;
-  config: RunConfig;
-}
-
-async function runOurs(name: string, preset: Preset, settings: Settings): Promise<Ours> {
+/** Our run of a preset, its folder kept until the baseline has read its settings. */
+async function runOurs(
+  name: string,
+  settings: Settings,
+  rows: PrepRow[],
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string> {
   const outDir = mkdtempSync(path.join(os.tmpdir(), `animind-bench-train-${name}-`));
-  try {
-    const params = ourParams(name, settings, outDir);
-    await run(`our run (preset ${name})`, process.execPath, [
+  const params = ourParams(name, settings, rows, outDir);
+  await run(
+    `our run (preset ${name})`,
+    process.execPath,
+    [
       path.join(ROOT, 'bin/animind.mjs'),
       'pipeline',
       'run',
       path.join(ROOT, 'pipelines/train.yaml'),
       ...Object.entries(params).flatMap(([key, value]) => ['--set', `${key}=${value}`]),
-    ]);
-    const runDir = path.join(outDir, 'dry_run');
-    const summary = JSON.parse(readFileSync(path.join(runDir, 'train_run_summary.json'), 'utf8')) as RunSummary;
-    const { config } = JSON.parse(readFileSync(path.join(runDir, 'train_config_snapshot.json'), 'utf8')) as {
-      config: RunConfig;
-    };
-    return { row: measureOurs(name, preset, summary, settings), summary, config };
-  } finally {
-    if (args.keep) process.stderr.write(`bench:train: our ${name} run kept in ${outDir}\n`);
-    else rmSync(outDir, { recursive: true, force: true });
-  }
+    ],
+    env,
+  );
+  return outDir;
 }
+
+const readJson = <T>(file: string) => JSON.parse(readFileSync(file, 'utf8')) as T;
+const runFolder = (outDir: string) => path.join(outDir, 'dry_run');
 
 function measureOurs(name: string, preset: Preset, summary: RunSummary, settings: Settings): Row {
   const performance = summary.performance;
@@ -357,34 +370,28 @@ interface BaselineResult {
   flops_params: { total: number; trainable: number };
 }
 
-/** The baseline at our run's settings; with several GPUs, as many processes under torch.distributed.run. */
-async function runBaseline(name: string, preset: Preset, ours: Ours, settings: Settings, python: string): Promise<Row> {
-  const { summary, config } = ours;
-  const world = summary.runtime.world_size;
-  // null: the feeder's micro-batches as sent (the CPU).
-  const micro = summary.performance.micro_batch_rows ?? config.per_device_train_batch_size;
-  const accumulation = Math.max(1, Math.round(settings.globalRows / (micro * world)));
-  if (micro * accumulation * world !== settings.globalRows)
-    process.stderr.write(
-      `bench:train: the baseline trains ${micro * accumulation * world} rows a step ` +
-        `(${micro} a micro-batch on ${world} GPUs), not ${settings.globalRows}\n`,
-    );
-  const checkpointing = summary.performance.gradient_checkpointing;
+/** The baseline at our run's settings (it reads them from the run folder); with several GPUs, as many processes. */
+async function runBaseline(name: string, runDir: string, world: number, settings: Settings, python: string) {
   const script = [
     BASELINE,
-    ...['--preset', name, '--prep', settings.prep, '--tokenizer', TOKENIZER, '--semantic-vocab', SEMANTIC_VOCAB],
-    ...['--device', summary.runtime.device.startsWith('cuda') ? 'cuda' : 'cpu'],
-    ...['--max-length', String(config.max_seq_len), '--micro-rows', String(micro)],
-    ...['--accumulation', String(accumulation), '--gradient-checkpointing', String(checkpointing)],
+    ...['--like-run', runDir, '--preset', name, '--prep', settings.prep, '--tokenizer', TOKENIZER],
+    ...['--semantic-vocab', SEMANTIC_VOCAB, '--device', settings.device],
     ...['--warmup', String(settings.warmup), '--steps', String(settings.steps)],
-    ...['--learning-rate', String(config.learning_rate), '--seed', String(config.seed)],
-    ...['--lora-r', String(config.lora.r), '--lora-alpha', String(config.lora.alpha)],
-    ...['--lora-dropout', String(config.lora.dropout), '--lora-target-modules', config.lora.target_modules.join(',')],
   ];
   const argv =
     world > 1 ? ['-m', 'torch.distributed.run', '--standalone', `--nproc_per_node=${world}`, ...script] : script;
   const stdout = await run(`the baseline (preset ${name})`, python, argv, pythonEnv());
-  const result = JSON.parse(stdout.trim().split('\n').at(-1)!) as BaselineResult;
+  return JSON.parse(stdout.trim().split('\n').at(-1)!) as BaselineResult;
+}
+
+function measureBaseline(
+  name: string,
+  preset: Preset,
+  summary: RunSummary,
+  result: BaselineResult,
+  settings: Settings,
+): Row {
+  const world = summary.runtime.world_size;
   const tokensPerS = result.tokens_per_s ?? undefined;
   const peak = peakFlops(summary.runtime.gpu_name);
   const flops = flopsPerToken(result.flops_params.total, result.flops_params.trainable, preset, settings.context);
@@ -397,6 +404,12 @@ async function runBaseline(name: string, preset: Preset, ours: Ours, settings: S
     nonPadding: result.non_padding_share ?? undefined,
   };
 }
+
+/** A baseline that fails (out of memory, say) is a result too: our figures stand beside it. */
+const failedBaseline = (name: string, message: string): Row => ({
+  run: `${name} baseline`,
+  stack: `failed: ${message.slice(0, 120)}`,
+});
 
 const fixed = (n: number | undefined, digits: number, suffix = '') =>
   n === undefined || !Number.isFinite(n) ? 'n/a' : `${n.toFixed(digits)}${suffix}`;
@@ -428,54 +441,143 @@ function table(rows: Row[]): string {
   return [line(cells[0]!), rule, ...cells.slice(1).map(line)].join('\n');
 }
 
+const header = (machine: string, rows: number, settings: Settings) =>
+  `${machine}; ${rows} prep rows, ${settings.seqLen} tokens a sequence, ` +
+  `${settings.globalRows} sequences a step, ${settings.warmup} warm-up + ${settings.steps} timed steps; ` +
+  `mean attended context ${fixed(settings.context, 1)} tokens`;
+
+/** Times each preset here: our run, then the baseline at its settings. */
+async function timeHere(settings: Settings, rows: PrepRow[], probe: Probe, python: string) {
+  const machine =
+    settings.device === 'cuda' ? `${probe.gpus} x ${probe.gpu}` : `CPU, ${os.availableParallelism()} cores`;
+  console.log(header(machine, rows.length, settings));
+  const results: Row[] = [];
+  for (const name of settings.presets) {
+    const preset = probe.presets[name]!;
+    process.stderr.write(`bench:train: ${name} (${preset.description}): our run\n`);
+    const outDir = await runOurs(name, settings, rows);
+    try {
+      const summary = readJson<RunSummary>(path.join(runFolder(outDir), 'train_run_summary.json'));
+      results.push(measureOurs(name, preset, summary, settings));
+      if (args['no-baseline']) continue;
+      process.stderr.write(`bench:train: ${name}: the baseline\n`);
+      try {
+        const result = await runBaseline(name, runFolder(outDir), summary.runtime.world_size, settings, python);
+        results.push(measureBaseline(name, preset, summary, result, settings));
+      } catch (error) {
+        process.stderr.write(`bench:train: ${(error as Error).message}\n`);
+        results.push(failedBaseline(name, (error as Error).message));
+      }
+    } finally {
+      if (args.keep) process.stderr.write(`bench:train: our ${name} run kept in ${outDir}\n`);
+      else rmSync(outDir, { recursive: true, force: true });
+    }
+  }
+  console.log(table(results));
+}
+
+/**
+ * --record-frames: our graph at these settings, run once with the tiny model on the CPU through
+ * bench/record_frames.py, so DIR holds what the feeder sent (frames.bin), the tokenizer it used and
+ * bench.json: everything bench/gpu-check.sh needs on a GPU machine that has Python but no Node.
+ */
+async function recordFrames(dir: string, settings: Settings, rows: PrepRow[], python: string) {
+  mkdirSync(path.join(dir, 'tokenizer'), { recursive: true });
+  const frames = path.resolve(dir, 'frames.bin');
+  // The worker's interpreter for the graph, except that the worker itself runs recorded.
+  const wrapper = path.join(mkdtempSync(path.join(os.tmpdir(), 'animind-record-')), 'python');
+  const quote = (s: string) => `'${s.replaceAll("'", "'\\''")}'`;
+  writeFileSync(
+    wrapper,
+    [
+      '#!/bin/sh',
+      `if [ "$1" = -m ] && [ "$2" = animind_trainer.worker ]; then`,
+      `  exec ${quote(python)} ${quote(path.join(ROOT, 'bench/record_frames.py'))} ${quote(frames)}`,
+      'fi',
+      `exec ${quote(python)} "$@"`,
+      '',
+    ].join('\n'),
+  );
+  chmodSync(wrapper, 0o755);
+  try {
+    // ANIMIND_PYTHON: the worker's interpreter, ahead of the cached venv.
+    const outDir = await runOurs('tiny', { ...settings, device: 'cpu' }, rows, {
+      ...process.env,
+      ANIMIND_PYTHON: wrapper,
+    });
+    rmSync(outDir, { recursive: true, force: true });
+  } finally {
+    rmSync(path.dirname(wrapper), { recursive: true, force: true });
+  }
+  for (const file of ['tokenizer.json', 'tokenizer_config.json'])
+    if (existsSync(path.join(TOKENIZER, file)))
+      copyFileSync(path.join(TOKENIZER, file), path.join(dir, 'tokenizer', file));
+  const prep = path.relative(ROOT, settings.prep);
+  writeFileSync(path.join(dir, 'bench.json'), `${JSON.stringify({ ...settings, device: 'cuda', prep }, null, 2)}\n`);
+  process.stderr.write(
+    `bench:train: recorded ${dir}; on the GPU machine: bash bench/gpu-check.sh ${dir} (bench/README.md)\n`,
+  );
+}
+
+/** --results: the table of what bench/gpu-check.sh wrote: bench.json and <preset>.json for each preset. */
+function printResults(dir: string, probe: Probe) {
+  const settings = readJson<Settings>(path.join(dir, 'bench.json'));
+  const results: Row[] = [];
+  let machine = 'GPU';
+  for (const name of settings.presets) {
+    const preset = probe.presets[name]!;
+    const found = readJson<{
+      summary?: RunSummary;
+      baseline?: BaselineResult;
+      error?: string;
+      baseline_error?: string;
+    }>(path.join(dir, `${name}.json`));
+    if (!found.summary) {
+      results.push({ run: `${name} ours`, stack: `failed: ${(found.error ?? 'no summary').slice(0, 120)}` });
+      continue;
+    }
+    const runtime = found.summary.runtime;
+    machine = `${runtime.world_size} x ${runtime.gpu_name ?? runtime.device}`;
+    results.push(measureOurs(name, preset, found.summary, settings));
+    results.push(
+      found.baseline
+        ? measureBaseline(name, preset, found.summary, found.baseline, settings)
+        : failedBaseline(name, found.baseline_error ?? 'no result'),
+    );
+  }
+  console.log(header(machine, readPrep(path.join(ROOT, settings.prep)).length, settings));
+  console.log(table(results));
+}
+
 async function main() {
   const python = await findPython('');
   const probe = JSON.parse(
     (await run('probing the worker Python', python, ['-c', PROBE], pythonEnv())).trim().split('\n').at(-1)!,
-  ) as { cuda: boolean; gpus: number; gpu: string | null; presets: Record<string, Preset> };
+  ) as Probe;
+  if (args.results) return printResults(args.results, probe);
   if (!['auto', 'cpu', 'cuda'].includes(args.device))
     throw new Error(`--device: expected auto, cpu or cuda, got '${args.device}'`);
   if (args.device === 'cuda' && !probe.cuda) throw new Error(`--device cuda: ${python} sees no CUDA device`);
-  const device = args.device === 'cpu' || !probe.cuda ? 'cpu' : 'cuda';
-  const presets = (args.preset ?? (device === 'cuda' ? '14b,1.5b' : 'tiny')).split(',').filter(Boolean);
+  // A recording is for a GPU: its defaults are the GPU's.
+  const gpu = args['record-frames'] !== undefined || (args.device !== 'cpu' && probe.cuda);
+  const presets = (args.preset ?? (gpu ? '14b,1.5b' : 'tiny')).split(',').filter(Boolean);
   const unknown = presets.find((name) => !probe.presets[name]);
   if (unknown !== undefined)
     throw new Error(`--preset: unknown preset '${unknown}' (expected ${Object.keys(probe.presets).join(', ')})`);
   const rows = readPrep(args.prep);
-  const seqLen = count('seq-len', args['seq-len'] ?? (device === 'cuda' ? '1024' : '256'), 16);
+  const seqLen = count('seq-len', args['seq-len'] ?? (gpu ? '1024' : '256'), 16);
   const settings: Settings = {
     warmup: count('warmup', args.warmup, 0),
     steps: count('steps', args.steps, 1),
     seqLen,
-    globalRows: count('global-rows', args['global-rows'] ?? (device === 'cuda' ? '16' : '4'), 1),
-    device,
+    globalRows: count('global-rows', args['global-rows'] ?? (gpu ? '16' : '4'), 1),
+    device: gpu ? 'cuda' : 'cpu',
     prep: path.resolve(args.prep),
-    rows,
     context: await attendedContext(rows, seqLen),
+    presets,
   };
-  const machine = device === 'cuda' ? `${probe.gpus} x ${probe.gpu}` : `CPU, ${os.availableParallelism()} cores`;
-  console.log(
-    `${machine}; ${rows.length} prep rows, ${settings.seqLen} tokens a sequence, ` +
-      `${settings.globalRows} sequences a step, ${settings.warmup} warm-up + ${settings.steps} timed steps; ` +
-      `mean attended context ${fixed(settings.context, 1)} tokens`,
-  );
-  const results: Row[] = [];
-  for (const name of presets) {
-    const preset = probe.presets[name]!;
-    process.stderr.write(`bench:train: ${name} (${preset.description}): our run\n`);
-    const ours = await runOurs(name, preset, settings);
-    results.push(ours.row);
-    if (args['no-baseline']) continue;
-    process.stderr.write(`bench:train: ${name}: the baseline\n`);
-    try {
-      results.push(await runBaseline(name, preset, ours, settings, python));
-    } catch (error) {
-      // A baseline that fails (out of memory, say) is a result too: our figures stand beside it.
-      process.stderr.write(`bench:train: ${(error as Error).message}\n`);
-      results.push({ run: `${name} baseline`, stack: `failed: ${(error as Error).message.slice(0, 120)}` });
-    }
-  }
-  console.log(table(results));
+  if (args['record-frames'] !== undefined) return recordFrames(args['record-frames'], settings, rows, python);
+  return timeHere(settings, rows, probe, python);
 }
 
 try {

@@ -44,24 +44,44 @@ ATTENTION = "sdpa"  # transformers' default, what the ordinary stack runs withou
 
 def options() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--like-run", required=True, type=Path, help="our run's folder: the settings to match")
     parser.add_argument("--preset", required=True, choices=sorted(PRESETS))
     parser.add_argument("--prep", required=True, help="prep JSONL: rows with input and output")
     parser.add_argument("--tokenizer", required=True, help="tokenizer folder")
     parser.add_argument("--semantic-vocab", required=True, help="semantic_vocab.json: the tokens to add")
     parser.add_argument("--device", choices=("cpu", "cuda"), required=True)
-    parser.add_argument("--max-length", type=int, required=True, help="tokens per packed sequence")
-    parser.add_argument("--micro-rows", type=int, required=True, help="packed sequences per micro-batch")
-    parser.add_argument("--accumulation", type=int, required=True, help="micro-batches per optimizer step")
-    parser.add_argument("--gradient-checkpointing", choices=("true", "false"), required=True)
     parser.add_argument("--warmup", type=int, required=True, help="optimizer steps before the timed ones")
     parser.add_argument("--steps", type=int, required=True, help="optimizer steps timed")
-    parser.add_argument("--learning-rate", type=float, required=True)
-    parser.add_argument("--lora-r", type=int, required=True)
-    parser.add_argument("--lora-alpha", type=int, required=True)
-    parser.add_argument("--lora-dropout", type=float, required=True)
-    parser.add_argument("--lora-target-modules", required=True, help="comma-separated module names")
-    parser.add_argument("--seed", type=int, default=42)
-    return parser.parse_args()
+    args = parser.parse_args()
+    return argparse.Namespace(**vars(args), **settings_of(args.like_run))
+
+
+def settings_of(run: Path) -> dict:
+    """Our run's training settings, as its config snapshot and summary record them: rows a step,
+    sequence length, learning rate, seed, LoRA, and the micro-batch and checkpointing its worker
+    chose, split over as many GPUs."""
+    config = json.loads((run / "train_config_snapshot.json").read_text(encoding="utf-8"))["config"]
+    summary = json.loads((run / "train_run_summary.json").read_text(encoding="utf-8"))
+    performance, world = summary["performance"], summary["runtime"]["world_size"]
+    step_rows = config["per_device_train_batch_size"] * config["gradient_accumulation_steps"]
+    # null: the feeder's micro-batches as sent (the CPU).
+    micro = performance["micro_batch_rows"] or config["per_device_train_batch_size"]
+    accumulation = max(1, step_rows // (micro * world))
+    if micro * accumulation * world != step_rows:
+        print(f"baseline: {micro * accumulation * world} rows a step, not our {step_rows}", file=sys.stderr)
+    lora = config["lora"]
+    return {
+        "max_length": config["max_seq_len"],
+        "micro_rows": micro,
+        "accumulation": accumulation,
+        "gradient_checkpointing": performance["gradient_checkpointing"],
+        "learning_rate": config["learning_rate"],
+        "seed": config["seed"],
+        "lora_r": lora["r"],
+        "lora_alpha": lora["alpha"],
+        "lora_dropout": lora["dropout"],
+        "lora_target_modules": lora["target_modules"],
+    }
 
 
 def conversations(prep: Path) -> Dataset:
@@ -128,7 +148,7 @@ def training_arguments(args: argparse.Namespace, out_dir: str, cuda: bool) -> di
         "bf16": cuda,
         "fp16": False,
         "use_cpu": not cuda,
-        "gradient_checkpointing": args.gradient_checkpointing == "true",
+        "gradient_checkpointing": args.gradient_checkpointing,
         "gradient_checkpointing_kwargs": {"use_reentrant": False},
         "save_strategy": "no",
         "eval_strategy": "no",
@@ -233,7 +253,7 @@ def main() -> int:
         r=args.lora_r,
         lora_alpha=args.lora_alpha,
         lora_dropout=args.lora_dropout,
-        target_modules=args.lora_target_modules.split(","),
+        target_modules=args.lora_target_modules,
         trainable_token_indices={"embed_tokens": list(range(base_tokens, rows))},
         modules_to_save=None if model.config.tie_word_embeddings else ["lm_head"],
         task_type="CAUSAL_LM",
@@ -267,7 +287,7 @@ def main() -> int:
         "input_tokens": input_tokens,
         "flops_params": flops_params(trainer.model, model.config.tie_word_embeddings),
         "micro_batch_rows": args.micro_rows,
-        "gradient_checkpointing": args.gradient_checkpointing == "true",
+        "gradient_checkpointing": args.gradient_checkpointing,
         "attention": ATTENTION,
     }
     print(json.dumps(result), flush=True)
