@@ -144,11 +144,15 @@ export class WorkerProcess {
     if (!this.exited && this.child.exitCode === null) this.child.kill('SIGUSR1');
   }
 
-  /** Closes fd 3, sends SIGTERM and, after `graceMs`, SIGKILL; resolves once the process is gone. */
+  /**
+   * Sends SIGTERM, closes fd 3 and, after `graceMs`, sends SIGKILL; resolves once the process is
+   * gone. The signal goes first: a worker that reads the end of its input already knows it was
+   * stopped, rather than taking the closed pipe for a supervisor that broke off.
+   */
   async stop(graceMs: number): Promise<void> {
     if (this.exited || this.child.exitCode !== null || this.child.pid === undefined) return;
-    this.frames.destroy();
     this.child.kill('SIGTERM');
+    this.frames.destroy();
     const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
     await this.closed;
     clearTimeout(timer);

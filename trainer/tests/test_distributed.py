@@ -164,9 +164,9 @@ class Rank:
         return self.process.wait(timeout=timeout)
 
     def stop_like_the_supervisor(self) -> None:
-        """WorkerProcess.stop in worker-process.ts: fd 3 closed, then SIGTERM."""
-        self.process.close_input()
+        """WorkerProcess.stop in worker-process.ts: SIGTERM, then fd 3 closed."""
         self.process.proc.send_signal(signal.SIGTERM)
+        self.process.close_input()
 
     def of(self, name: str) -> list[dict]:
         return [e for e in self.events if e["event"] == name]
@@ -295,8 +295,8 @@ def _two_ranks_after_step_1(reference, tmp_path) -> Group:
 
 def test_a_rank_blocked_in_the_all_reduce_ends_when_the_supervisor_stops_it(reference, tmp_path):
     """Rank 1 is alive but gets nothing of step 2: rank 0, with its share of step 2, blocks in the
-    gradient all-reduce. Stopped as the supervisor stops the ranks when one fails (fd 3 closed, then
-    SIGTERM), each exits in bounded time: rank 0 from inside the all-reduce, rank 1 from its read."""
+    gradient all-reduce. Stopped as the supervisor stops the ranks when one fails (SIGTERM, then fd 3
+    closed), each exits in bounded time: rank 0 from inside the all-reduce, rank 1 from its read."""
     group = _two_ranks_after_step_1(reference, tmp_path)
     rank0, rank1 = group.ranks
     try:
