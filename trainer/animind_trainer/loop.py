@@ -343,6 +343,7 @@ class Trainer:
             completion_tokens=report["tokens"],
             # This rank's own input positions: with several ranks the supervisor adds them up.
             tokens_per_s=self._step_input_tokens / elapsed if elapsed > 0 else None,
+            run_tokens_per_s=report["inputs"] / elapsed if elapsed > 0 else None,  # every rank's
             pipe_wait_s=self._pipe_wait,
             step_time_s=elapsed,
         )

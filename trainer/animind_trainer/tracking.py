@@ -19,6 +19,8 @@ from .protocol import EventWriter
 # Logged per optimizer step, under `train/`; the x axis of every chart is `global_step`,
 # which keeps counting across phases (phase 2 starts where phase 1 ended).
 STEP_FIELDS = ("loss", "lr", "grad_norm", "tokens_per_s", "completion_tokens", "pipe_wait_s", "step_time_s")
+# train/tokens_per_s is the run's (every rank's input positions), not rank 0's own share.
+RENAMED = {"tokens_per_s": "run_tokens_per_s"}
 EVAL_FIELDS = ("eval_loss", "perplexity", "tokens")
 
 
@@ -134,7 +136,7 @@ class Tracker:
             phase_index = list(self._phases).index(fields["phase"]) + 1
             if event == "step":
                 self._steps_done = max(self._steps_done, global_step)
-                values = {f"train/{k}": fields.get(k) for k in STEP_FIELDS}
+                values = {f"train/{k}": fields.get(RENAMED.get(k, k)) for k in STEP_FIELDS}
                 values.update({"train/phase": phase_index, "train/phase_step": fields["step"]})
             else:
                 eval_set = fields["set"]

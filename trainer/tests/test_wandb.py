@@ -152,8 +152,10 @@ def test_every_step_is_logged_with_a_global_step_across_phases(run):
         (5, 2, 2),
     ]
     for row, event in zip(logged, steps, strict=True):
-        for key in ("loss", "lr", "grad_norm", "tokens_per_s", "completion_tokens", "pipe_wait_s", "step_time_s"):
+        for key in ("loss", "lr", "grad_norm", "completion_tokens", "pipe_wait_s", "step_time_s"):
             assert row[f"train/{key}"] == pytest.approx(event[key], rel=1e-12), key
+        # The run's rate (every rank's positions), not the rank's own share.
+        assert row["train/tokens_per_s"] == pytest.approx(event["run_tokens_per_s"], rel=1e-12)
 
 
 def test_every_eval_is_logged_per_set(run):
@@ -336,3 +338,13 @@ def test_a_resumed_run_counts_on_and_a_preempted_one_is_marked_preempting(tmp_pa
         "mark_preempting",
         ("finish", 75),
     ]
+
+
+def test_with_several_ranks_the_logged_tokens_per_s_is_the_runs_not_rank_0s_share(tmp_path):
+    events = EventWriter(io.StringIO())
+    tracker = Tracker(parse_config({**BASE, "wandb": {"enabled": True}}).wandb, events, tmp_path, tmp_path)
+    tracker._run = run = RecordingRun()
+    events.add_listener(tracker._on_event)
+    events.emit("step", phase="phase1_linking", step=1, loss=1.0, tokens_per_s=1000.0, run_tokens_per_s=4000.0)
+    tracker.close()
+    assert run.calls[0][1]["train/tokens_per_s"] == 4000.0
