@@ -8,11 +8,11 @@ the frozen weights 2); with it ~6. So the plan is: no checkpointing when a micro
 least MIN_TOKENS_UNCHECKPOINTED tokens fits, else checkpointing with the largest micro-batch that
 fits. Only divisors of the step's rows are considered, so every micro-batch has the same shape.
 
-The activation estimate counts what a Qwen2 decoder layer keeps for backward per token under
-bf16 autocast with LoRA (docs/train.md has the table): two RMSNorms (fp32 input + output), the
-attention inputs, q/k/v and output (flash/flex keep no seq x seq scores), the SwiGLU's gate, up,
-activation and product, and per LoRA target the dropout mask and dropped input. It is a model,
-not a measurement: `SAFETY` leaves room for what it misses (allocator rounding, workspaces).
+The activation estimate counts what a Qwen2 decoder layer keeps for backward per token with
+frozen bf16 weights, fp32 LoRA adapters and bf16 autocast (docs/train.md has the sum):
+test_memory_plan.py holds it to the tensors autograd really saves, measured on the CPU, outside
+the attention kernel, whose share (q, k, v and output for a flash-style kernel) is counted apart.
+`SAFETY` leaves room for what it misses (allocator rounding, workspaces, the head's chunk).
 """
 
 from __future__ import annotations
@@ -61,19 +61,26 @@ class MemoryPlan:
         )
 
 
+def attention_bytes_per_token(shape: ModelShape, itemsize: int) -> int:
+    """What a flash-style kernel (varlen, flex) keeps: q, k, v and the output (its log-sum-exp is a
+    float a head, left out). It keeps no seq x seq scores."""
+    kv = shape.hidden * shape.kv_heads // shape.heads
+    return itemsize * (2 * shape.hidden + 2 * kv)
+
+
 def layer_bytes_per_token(shape: ModelShape, lora_targets: tuple[str, ...], lora_dropout: float, itemsize: int) -> int:
-    """Bytes one decoder layer keeps for backward per token, without checkpointing."""
+    """Bytes one decoder layer keeps for backward per token, without checkpointing: the frozen
+    projections keep nothing of their inputs (no weight gradient), but each LoRA target keeps its own
+    copy of its input in the compute dtype (peft casts it to the fp32 adapter's dtype, autocast back)
+    and, with dropout, a one-byte mask of it."""
     h, i = shape.hidden, shape.intermediate
-    kv = h * shape.kv_heads // shape.heads
-    norms = 2 * (4 * h + itemsize * h)  # fp32 input and the normalised output, twice
-    attention = itemsize * (h + h + 2 * kv + h)  # normed input, q, k and v, attention output
-    mlp = itemsize * 4 * i  # gate, up, activation, their product
-    dropout = 0
-    if lora_dropout > 0:  # peft drops the input of each target separately: a mask and a copy
-        for target in lora_targets:
-            width = i if target == "down_proj" else h
-            dropout += (1 + itemsize) * width
-    return norms + attention + mlp + dropout
+    norms = 2 * 4 * h  # the two RMSNorms keep their fp32 inputs
+    mlp = itemsize * 3 * i  # gate (the activation's input), its activation and up (the product's inputs)
+    lora = 0
+    for target in lora_targets:
+        width = i if target == "down_proj" else h
+        lora += (itemsize + (1 if lora_dropout > 0 else 0)) * width
+    return norms + attention_bytes_per_token(shape, itemsize) + mlp + lora
 
 
 def plan_micro_batch(
