@@ -4,7 +4,9 @@
 # the TRL + PEFT baseline at that run's settings, for each preset in DIR/bench.json. Writes
 # bench.json, <preset>.json (our run's summary, the baseline's result or why either failed) and
 # gpu-check.log into $OUT (default: DIR/results); `npm run bench:train -- --results <that folder>`
-# prints the table. Wheels in .whl/ (bench/README.md says which) are installed first.
+# prints the table. Wheels in .whl/ (bench/README.md says which) are installed first. VARIANTS
+# (variants split by ';', each a space-separated list of worker config keys, e.g.
+# VARIANTS='compile=true; attention=flex') runs ours again per variant, beside the default.
 #   bash bench/gpu-check.sh DIR
 set -uo pipefail
 bundle=${1:?usage: bash bench/gpu-check.sh DIR (a --record-frames folder)}
@@ -29,11 +31,23 @@ for preset in $presets; do
   echo "== $preset: ours" >>"$log"
   "$python" bench/replay_frames.py --frames "$bundle/frames.bin" --preset "$preset" --device "$device" \
     --tokenizer "$bundle/tokenizer" --run-dir "$run" >>"$log" 2>&1
+  variants=()
+  IFS=';' read -ra specs <<<"${VARIANTS:-}"
+  for spec in "${specs[@]}"; do
+    [ -n "${spec// /}" ] || continue
+    variant=$(mktemp -d)/run
+    sets=()
+    for pair in $spec; do sets+=(--set "$pair"); done
+    echo "== $preset: ours with $spec" >>"$log"
+    "$python" bench/replay_frames.py --frames "$bundle/frames.bin" --preset "$preset" --device "$device" \
+      --tokenizer "$bundle/tokenizer" --run-dir "$variant" "${sets[@]}" >>"$log" 2>&1
+    variants+=("$spec=>$variant")
+  done
   echo "== $preset: baseline" >>"$log"
   "$python" bench/train_baseline.py --like-run "$run" --preset "$preset" --prep "$(setting prep)" \
     --tokenizer "$bundle/tokenizer" --semantic-vocab fixtures/semantic_vocab.json --device "$device" \
     --warmup "$(setting warmup)" --steps "$(setting steps)" >"$run.baseline" 2>>"$log"
-  "$python" - "$run" "$out/$preset.json" "$log" <<'PY'
+  "$python" - "$run" "$out/$preset.json" "$log" "${variants[@]}" <<'PY'
 import json, sys
 from pathlib import Path
 run, out, log = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
@@ -51,6 +65,12 @@ if text and text[-1].startswith("{"):
     result["baseline"] = json.loads(text[-1])
 else:
     result["baseline_error"] = last()
+result["variants"] = []
+for entry in sys.argv[4:]:
+    spec, _, folder = entry.partition("=>")
+    summary = Path(folder) / "train_run_summary.json"
+    found = {"summary": json.loads(summary.read_text())} if summary.exists() else {"error": last()}
+    result["variants"].append({"set": spec.strip(), **found})
 out.write_text(json.dumps(result))
 PY
 done

@@ -35,7 +35,25 @@ def options() -> argparse.Namespace:
     parser.add_argument("--device", required=True, help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--tokenizer", required=True, type=Path, help="the recorded run's tokenizer folder, copied")
     parser.add_argument("--run-dir", required=True, type=Path, help="where the worker writes the run (must not exist)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a worker config key (trainer/PROTOCOL.md), e.g. compile=true or attention=flex; repeatable",
+    )
     return parser.parse_args()
+
+
+def setting(pair: str) -> tuple[str, object]:
+    """KEY=VALUE with VALUE read as JSON where it parses (true, 4, 0.5), else as a string (flex)."""
+    key, _, value = pair.partition("=")
+    if not key or not _:
+        sys.exit(f"replay: --set expects KEY=VALUE, got {pair!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
 
 
 def frames(path: Path, args: argparse.Namespace) -> list[bytes]:
@@ -56,6 +74,7 @@ def frames(path: Path, args: argparse.Namespace) -> list[bytes]:
                     out_dir=run_dir,
                     staging_dir=run_dir,
                 )
+                hello["config"].update(setting(pair) for pair in args.set)
                 # The params the checkpoints record, as a resume would compare them.
                 params = hello["config"].get("params") or {}
                 params.update(base_model=base_model, tiny_model=False, device=args.device)

@@ -81,6 +81,8 @@ Options:
                       tokenizer and the settings, into DIR for bench/gpu-check.sh on a GPU machine
                       without Node (bench/README.md, "On a GPU machine without Node")
   --results DIR       instead of timing: print the table of what bench/gpu-check.sh wrote in DIR
+  --set KEY=VALUE     a train.yaml parameter for our runs, e.g. compile=true or attention=flex
+                      (repeatable; the stack column says what ran)
   --help              this text
 `;
 
@@ -100,6 +102,7 @@ function options() {
         keep: { type: 'boolean', default: false },
         'record-frames': { type: 'string' },
         results: { type: 'string' },
+        set: { type: 'string', multiple: true, default: [] },
         help: { type: 'boolean', default: false },
       },
     });
@@ -310,7 +313,7 @@ async function runOurs(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<string> {
   const outDir = mkdtempSync(path.join(os.tmpdir(), `animind-bench-train-${name}-`));
-  const params = ourParams(name, settings, rows, outDir);
+  const params = { ...ourParams(name, settings, rows, outDir), ...extraParams() };
   await run(
     `our run (preset ${name})`,
     process.execPath,
@@ -324,6 +327,17 @@ async function runOurs(
     env,
   );
   return outDir;
+}
+
+/** --set key=value: train.yaml parameters for our runs (compile=true, attention=flex, ...). */
+function extraParams(): Record<string, string> {
+  return Object.fromEntries(
+    args.set.map((pair) => {
+      const at = pair.indexOf('=');
+      if (at < 1) throw new Error(`--set: expected key=value, got '${pair}'`);
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+  );
 }
 
 const readJson = <T>(file: string) => JSON.parse(readFileSync(file, 'utf8')) as T;
@@ -353,7 +367,13 @@ function measureOurs(name: string, preset: Preset, summary: RunSummary, settings
   const peak = peakFlops(performance.gpu_name);
   return {
     run: `${name} ours`,
-    stack: `animind (${performance.attention}, ${performance.loss} loss${performance.compile ? ', compiled' : ''})`,
+    stack: `animind (${[
+      performance.attention,
+      `${performance.loss} loss`,
+      `micro-batch ${performance.micro_batch_rows ?? 'as sent'}`,
+      ...(performance.gradient_checkpointing ? ['checkpointing'] : []),
+      ...(performance.compile ? ['compiled'] : []),
+    ].join(', ')})`,
     tokensPerS,
     mfu: peak && (tokensPerS * flopsPerToken(n, nTrainable, preset, settings.context)) / (peak * world),
     peakBytes: performance.peak_memory_bytes,
@@ -531,6 +551,7 @@ function printResults(dir: string, probe: Probe) {
       baseline?: BaselineResult;
       error?: string;
       baseline_error?: string;
+      variants?: { set: string; summary?: RunSummary; error?: string }[];
     }>(path.join(dir, `${name}.json`));
     if (!found.summary) {
       results.push({ run: `${name} ours`, stack: `failed: ${(found.error ?? 'no summary').slice(0, 120)}` });
@@ -539,6 +560,13 @@ function printResults(dir: string, probe: Probe) {
     const runtime = found.summary.runtime;
     machine = `${runtime.world_size} x ${runtime.gpu_name ?? runtime.device}`;
     results.push(measureOurs(name, preset, found.summary, settings));
+    // gpu-check.sh's VARIANTS: our run again with other settings, beside the default one.
+    for (const variant of found.variants ?? [])
+      results.push(
+        variant.summary
+          ? measureOurs(name, preset, variant.summary, settings)
+          : { run: `${name} ours`, stack: `failed (${variant.set}): ${(variant.error ?? '').slice(0, 100)}` },
+      );
     results.push(
       found.baseline
         ? measureBaseline(name, preset, found.summary, found.baseline, settings)
