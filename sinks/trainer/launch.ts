@@ -99,8 +99,9 @@ export function startWorkers(
 /**
  * A worker's environment: the supervisor's, with torch.distributed's for its rank when there are
  * several (a lone worker started under torchrun or srun must not join their process group), and
- * PyTorch's CUDA allocator set to grow its segments in place unless the user set it: training and
- * eval micro-batches differ in shape, and fixed-size segments fragment into gigabytes of unusable holes.
+ * PyTorch's CUDA allocator set to grow its segments in place unless the user set it: padding-free
+ * micro-batches and eval batches differ in length, and fixed-size segments fragment into gigabytes
+ * of unusable holes.
  */
 export function workerEnv(
   inherited: NodeJS.ProcessEnv,

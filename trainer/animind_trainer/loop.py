@@ -61,7 +61,7 @@ class Trainer:
         speed = prepared.speed
         self.head_loss = speed.head_loss if speed else self.config.head_loss
         self.micro_batch_rows = speed.micro_batch_rows if speed else None  # None: as the feeder sent them
-        self.fixed_seq_len = speed.fixed_seq_len if speed else None
+        self.padding_free = speed.padding_free if speed else False
         self._ddp = None
         if self.ranks.several:
             from .distributed import wrap
@@ -202,7 +202,7 @@ class Trainer:
         self._step_rows.append(batch)
         if batch.ends_step:
             rows, self._step_rows = self._step_rows, []
-            for micro in regroup(rows, self.micro_batch_rows, self.fixed_seq_len):
+            for micro in regroup(rows, self.micro_batch_rows, self.padding_free):
                 self._train_micro_batch(micro, phase)
 
     def _train_micro_batch(self, batch: Batch, phase: Phase) -> None:

@@ -17,7 +17,7 @@ import torch
 from .config import TrainConfig
 from .lora import TrainableModel, enable_checkpointing
 from .memory_plan import MemoryPlan, ModelShape, fixed_costs, plan_micro_batch
-from .packed_attention import resolve_attention, use_attention
+from .packed_attention import FLEX, VARLEN, resolve_attention, use_attention
 from .protocol import EventWriter
 from .ranks import Ranks
 from .runtime import Runtime
@@ -31,9 +31,9 @@ class Speed:
     micro_batch_rows: int | None
     gradient_checkpointing: bool
     compile: bool
-    # Every regrouped micro-batch padded to this many positions (fixed shapes on a GPU: no
-    # allocator fragmentation, no recompilation); None: as long as its longest row.
-    fixed_seq_len: int | None
+    # Regrouped micro-batches as one row of their examples end to end, padding left out
+    # (micro_batches.py): where the attention follows examples, not rows (varlen, flex).
+    padding_free: bool
     plan: MemoryPlan | None = None
 
 
@@ -76,7 +76,7 @@ def configure_speed(
         micro_batch_rows=rows,
         gradient_checkpointing=bool(checkpointing),
         compile=config.compile,
-        fixed_seq_len=config.max_seq_len if runtime.device.type == "cuda" else None,
+        padding_free=attention in (VARLEN, FLEX),
         plan=plan,
     )
     events.log(

@@ -53,8 +53,8 @@ def _trainer(tmp_path, speed: Speed | None) -> Trainer:
     return Trainer(prepared, EventWriter(io.StringIO()), Checkpoints(tmp_path, 1000, 1, manifest))
 
 
-def _speed(rows: int, fixed_seq_len: int | None) -> Speed:
-    return Speed("sdpa", "chunked", rows, False, False, fixed_seq_len)
+def _speed(rows: int, padding_free: bool) -> Speed:
+    return Speed("sdpa", "chunked", rows, False, False, padding_free)
 
 
 def _train_two_steps(trainer: Trainer) -> list[dict[str, torch.Tensor]]:
@@ -71,11 +71,11 @@ def _train_two_steps(trainer: Trainer) -> list[dict[str, torch.Tensor]]:
     return seen
 
 
-@pytest.mark.parametrize(("rows", "fixed_seq_len"), [(2, None), (3, None), (1, 48)])
-def test_regrouped_steps_train_like_the_feeders_micro_batches(tmp_path, rows, fixed_seq_len):
+@pytest.mark.parametrize(("rows", "padding_free"), [(2, False), (3, False), (1, True), (3, True)])
+def test_regrouped_steps_train_like_the_feeders_micro_batches(tmp_path, rows, padding_free):
     as_sent = _trainer(tmp_path / "sent", None)
     sent_gradients = _train_two_steps(as_sent)
-    regrouped = _trainer(tmp_path / "regrouped", _speed(rows, fixed_seq_len))
+    regrouped = _trainer(tmp_path / "regrouped", _speed(rows, padding_free))
     regrouped_gradients = _train_two_steps(regrouped)
 
     # fp32 on the CPU: sums over the same tokens in another order agree to ~1e-7.
@@ -85,16 +85,31 @@ def test_regrouped_steps_train_like_the_feeders_micro_batches(tmp_path, rows, fi
             torch.testing.assert_close(ours[name], theirs[name], rtol=1e-4, atol=1e-6)
 
 
-def test_regrouping_keeps_the_rows_in_order_pads_them_as_a_run_of_their_own_and_ends_the_step_once():
-    groups = regroup(_step(), rows=2, fixed_len=40)
-    assert [g.input_ids.shape for g in groups] == [(2, 40), (1, 40)]
+def test_regrouping_keeps_the_rows_in_order_and_ends_the_step_once():
+    sent = _step()
+    groups = regroup(sent, rows=2)
+    assert [g.input_ids.shape for g in groups] == [(2, SEQ_LEN), (1, SEQ_LEN)]
     assert [g.ends_step for g in groups] == [False, True]
     assert all(g.step_completion_tokens == STEP_TOKENS for g in groups)
-    first, rest = groups[0], torch.cat([g.labels for g in groups])
-    assert torch.equal(first.input_ids[0, :SEQ_LEN], _step()[0].input_ids[0])
-    assert (rest[:, SEQ_LEN:] == IGNORE_INDEX).all()
-    assert first.position_ids[0, SEQ_LEN:].tolist() == list(range(8))
-    assert sum(int((g.labels != IGNORE_INDEX).sum()) for g in groups) == STEP_TOKENS
+    assert torch.equal(torch.cat([g.input_ids for g in groups]), torch.cat([b.input_ids for b in sent]))
+
+
+def test_padding_free_micro_batches_hold_their_rows_examples_end_to_end_and_no_padding_but_the_last_run():
+    sent = _step()
+    (group,) = regroup(sent, rows=3, padding_free=True)
+    examples = sum(real_tokens(b.labels, b.position_ids) for b in sent)
+    padding = sum(b.input_ids.numel() for b in sent) - examples
+    assert padding > 0  # the feeder's rows end in padding runs
+    width = -(-examples // 16) * 16
+    assert width > examples  # so the row ends in a padding run
+    assert group.input_ids.shape == (1, width)  # the examples, rounded up to a multiple of 16
+    assert real_tokens(group.labels, group.position_ids) == examples
+    # Each example whole and in order: its positions count from 0; then one padding run.
+    starts = (group.position_ids[0] == 0).nonzero().squeeze(1).tolist()
+    assert len(starts) == 5 + 1  # the feeder's five examples, and the run that pads to the multiple
+    assert group.position_ids[0, examples:].tolist() == list(range(width - examples))
+    assert (group.labels[0, examples:] == IGNORE_INDEX).all()
+    assert int((group.labels != IGNORE_INDEX).sum()) == STEP_TOKENS
 
 
 def test_real_tokens_count_every_labelled_example_and_no_padding():
