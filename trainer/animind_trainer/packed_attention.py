@@ -164,11 +164,25 @@ def varlen_attention_forward(
     k = key.transpose(1, 2).reshape(rows * seq_len, kv_heads, key.shape[-1])
     v = value.transpose(1, 2).reshape(rows * seq_len, kv_heads, value.shape[-1])
     cu, longest = packed_layout.cu_seqlens, packed_layout.max_seqlen
-    # The same cu tensor for q and k: cuDNN's varlen backend only takes causal attention that way.
-    out = varlen_attn(
-        q, k, v, cu, cu, longest, longest, scale=scaling, window_size=(-1, 0), enable_gqa=heads != kv_heads
-    )
+    out = _varlen(q, k, v, cu, longest, scaling)
     return out.view(rows, seq_len, heads, value.shape[-1]), None
+
+
+def _varlen(q, k, v, cu_seqlens, max_seqlen: int, scale: float | None, kernel=None) -> torch.Tensor:
+    """Causal attention within each example; (tokens, heads, dim) in and out."""
+    # The same cu tensor for q and k: cuDNN's varlen backend only takes causal attention that way.
+    return (kernel or varlen_attn)(
+        q,
+        k,
+        v,
+        cu_seqlens,
+        cu_seqlens,
+        max_seqlen,
+        max_seqlen,
+        scale=scale,
+        window_size=(-1, 0),
+        enable_gqa=q.shape[1] != k.shape[1],
+    )
 
 
 _compiled_flex = None
@@ -229,6 +243,20 @@ def _varlen_unavailable(device: torch.device, dtype: torch.dtype) -> str | None:
         return f"it needs an sm80+ GPU (Ampere or newer), this one is sm{major}{minor}"
     if dtype not in (torch.bfloat16, torch.float16):
         return f"it needs bf16 or fp16 precision, not {str(dtype).removeprefix('torch.')}: use flex or sdpa"
+    return varlen_fails(device, dtype)
+
+
+def varlen_fails(device: torch.device, dtype: torch.dtype, kernel=None) -> str | None:
+    """Why the varlen kernel fails on a small GQA case the way training calls it (forward and
+    backward), or None: a PyTorch build can have the function and still lack a kernel for this GPU,
+    or take other arguments (the API is young)."""
+    q = torch.randn(24, 2, 64, device=device, dtype=dtype, requires_grad=True)
+    kv = torch.randn(24, 1, 64, device=device, dtype=dtype, requires_grad=True)
+    cu = torch.tensor([0, 10, 24], dtype=torch.int32, device=device)
+    try:
+        _varlen(q, kv, kv, cu, 14, 0.125, kernel).sum().backward()
+    except Exception as exc:  # any failure means: not here
+        return f"its kernel failed a probe ({type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0]})"
     return None
 
 

@@ -25,6 +25,7 @@ from animind_trainer.packed_attention import (
     packed_layout,
     resolve_attention,
     use_attention,
+    varlen_fails,
 )
 
 VOCAB = 300
@@ -153,3 +154,16 @@ def test_attention_choice_on_the_cpu():
         resolve_attention("flex", CPU, torch.float32)
     with pytest.raises(WorkerError, match="needs a CUDA GPU"):
         resolve_attention("varlen", CPU, torch.bfloat16)
+
+
+def test_auto_takes_varlen_only_if_its_kernel_passes_a_probe_here():
+    """A PyTorch build can have varlen_attn and still lack a kernel for the GPU, or take other
+    arguments: `auto` then falls back to flex rather than failing the first step."""
+    assert varlen_fails(CPU, torch.float32, reference_varlen_attn) is None
+
+    def without_window_size(q, k, v, cu_seq_q, cu_seq_k, max_q, max_k, *, scale=None, enable_gqa=False):
+        raise AssertionError("never reached: the call is refused for its keyword first")
+
+    reason = varlen_fails(CPU, torch.float32, without_window_size)
+    assert reason.startswith("its kernel failed a probe (TypeError: ")
+    assert "window_size" in reason
