@@ -7,28 +7,17 @@ its own and then averaging those means would weigh the lone token of a small mic
 much as all the tokens of a big one; the loop instead divides each micro-batch's summed loss by
 the step's completion-token count, which the frames carry as stepCompletionTokens."""
 
-import io
-
 import pytest
 import torch
+from trainers import CPU, VOCAB, tiny_trainable, tiny_trainer
 
 from animind_trainer.batch import Batch, decode_batch
-from animind_trainer.checkpoints import Checkpoints
-from animind_trainer.config import DEFAULT_TARGET_MODULES, LoraSettings, parse_config
 from animind_trainer.errors import WorkerError
 from animind_trainer.loop import Trainer
-from animind_trainer.lora import make_trainable
 from animind_trainer.loss import completion_loss_sum
-from animind_trainer.model_loading import build_tiny_model
-from animind_trainer.outputs import ModelManifest
-from animind_trainer.protocol import EventWriter
-from animind_trainer.runtime import Runtime
-from animind_trainer.startup import Prepared
 from frames import batch, example_row, pack, padding_batch
 
-VOCAB, NEW, SEQ_LEN = 400, [390, 391, 392, 393], 32
-LORA = LoraSettings(True, 4, 8, 0.0, DEFAULT_TARGET_MODULES)
-CPU = Runtime(torch.device("cpu"), "fp32", None, None)
+SEQ_LEN = 32
 
 # One completion token in the first micro-batch, 32 in the second (two packed rows).
 SMALL = pack([example_row([5, 390, 6], [391])], SEQ_LEN, 0)
@@ -41,24 +30,12 @@ BIG = pack(
 STEP_TOKENS = 1 + 32
 
 
-def _trainable():
-    torch.manual_seed(0)
-    return make_trainable(build_tiny_model(VOCAB), LORA, NEW, False)
-
-
 def _decode(rows, ends_step: bool, step_tokens: int) -> Batch:
     return decode_batch(batch(rows, ends_step, step_tokens)[5:], "BATCH", VOCAB)
 
 
 def _trainer(tmp_path) -> Trainer:
-    # No clipping: the optimizer must see the accumulated gradient itself.
-    config = parse_config(
-        {"base_model": "tiny", "out_dir": str(tmp_path), "max_seq_len": SEQ_LEN, "max_grad_norm": 0.0}
-    )
-    trainable = _trainable()
-    manifest = ModelManifest("tiny", True, VOCAB, VOCAB, VOCAB, True, False)
-    prepared = Prepared(config, CPU, None, trainable, manifest, NEW, {})
-    return Trainer(prepared, EventWriter(io.StringIO()), Checkpoints(tmp_path, 1000, 1, manifest))
+    return tiny_trainer(tmp_path, SEQ_LEN)
 
 
 def _gradients(trainable) -> dict[str, torch.Tensor]:
@@ -66,7 +43,7 @@ def _gradients(trainable) -> dict[str, torch.Tensor]:
 
 
 def _gradient_of(loss_of_model) -> dict[str, torch.Tensor]:
-    trainable = _trainable()
+    trainable = tiny_trainable()
     loss_of_model(trainable.causal_lm).backward()
     return _gradients(trainable)
 
@@ -121,7 +98,7 @@ def test_an_optimizer_step_applies_the_token_mean_gradient_of_its_micro_batches(
     assert _differing(seen[0], _gradient_of(one_batch_mean)) == []
     # The step's reported loss is that same mean.
     with torch.no_grad():
-        expected_loss = float(one_batch_mean(_trainable().causal_lm))
+        expected_loss = float(one_batch_mean(tiny_trainable().causal_lm))
     assert trainer.phase.losses[0] == pytest.approx(expected_loss, rel=1e-5)
 
 

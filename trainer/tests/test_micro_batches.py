@@ -3,28 +3,17 @@ float rounding: the step's loss and gradient are sums over its completion tokens
 their count, however the rows were grouped and padded (LoRA dropout off: with it on, the
 grouping also decides which masks are drawn)."""
 
-import io
-
 import pytest
 import torch
+from trainers import VOCAB, tiny_trainer
 
 from animind_trainer.batch import IGNORE_INDEX, decode_batch
-from animind_trainer.checkpoints import Checkpoints
-from animind_trainer.config import DEFAULT_TARGET_MODULES, LoraSettings, parse_config
 from animind_trainer.loop import Trainer
-from animind_trainer.lora import make_trainable
 from animind_trainer.micro_batches import real_tokens, regroup
-from animind_trainer.model_loading import build_tiny_model
-from animind_trainer.outputs import ModelManifest
-from animind_trainer.protocol import EventWriter
-from animind_trainer.runtime import Runtime
 from animind_trainer.speed import Speed
-from animind_trainer.startup import Prepared
 from frames import batch, example_row, pack
 
-VOCAB, NEW, SEQ_LEN = 400, [390, 391, 392, 393], 32
-LORA = LoraSettings(True, 4, 8, 0.0, DEFAULT_TARGET_MODULES)
-CPU = Runtime(torch.device("cpu"), "fp32", None, None)
+SEQ_LEN = 32
 
 ONE_ROW = pack([example_row([5, 390, 6], [391])], SEQ_LEN, 0)
 TWO_ROWS = pack(
@@ -45,12 +34,7 @@ def _step(step_tokens=STEP_TOKENS):
 
 
 def _trainer(tmp_path, speed: Speed | None) -> Trainer:
-    config = parse_config({"base_model": "tiny", "out_dir": str(tmp_path), "max_seq_len": 64, "max_grad_norm": 0.0})
-    torch.manual_seed(0)
-    trainable = make_trainable(build_tiny_model(VOCAB), LORA, NEW, False)
-    manifest = ModelManifest("tiny", True, VOCAB, VOCAB, VOCAB, True, False)
-    prepared = Prepared(config, CPU, None, trainable, manifest, NEW, {}, speed=speed)
-    return Trainer(prepared, EventWriter(io.StringIO()), Checkpoints(tmp_path, 1000, 1, manifest))
+    return tiny_trainer(tmp_path, 64, speed)
 
 
 def _speed(rows: int, padding_free: bool) -> Speed:
