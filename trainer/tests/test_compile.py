@@ -38,13 +38,14 @@ def _loss_and_gradients(compile_layers: bool):
     loss, _ = completion_loss_sum(trainable.causal_lm, micro, CPU, speed.head_loss)
     loss.backward()
     gradients = {n: p.grad for n, p in trainable.model.named_parameters() if p.requires_grad}
-    return float(loss), gradients, speed, events.getvalue()
+    return float(loss), gradients, speed, events.getvalue(), trainable.causal_lm.get_decoder().layers
 
 
 def test_compiled_layers_give_the_eager_layers_loss_and_gradients():
-    eager_loss, eager_gradients, _, _ = _loss_and_gradients(False)
-    loss, gradients, speed, log = _loss_and_gradients(True)
+    eager_loss, eager_gradients, *_ = _loss_and_gradients(False)
+    loss, gradients, speed, log, layers = _loss_and_gradients(True)
     assert speed.compile and "compiled layers" in log
+    assert all(layer._compiled_call_impl is not None for layer in layers)
     # fp32: inductor fuses and reorders the same arithmetic.
     assert abs(loss - eager_loss) <= 1e-5 * abs(eager_loss)
     for name, gradient in eager_gradients.items():
